@@ -1,0 +1,70 @@
+"""Admin tools about the gateway itself (native, so they prove the whole path end to end)."""
+
+from __future__ import annotations
+
+from fastmcp import FastMCP
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel
+
+from gateway import __version__
+from gateway.components import ComponentRegistry
+from gateway.metrics import GatewayMetrics
+
+
+class ComponentInfo(BaseModel):
+    status: str
+    detail: str = ""
+
+
+class Counts(BaseModel):
+    tools: int
+    tool_calls: dict[str, int]
+    sessions: dict[str, int]
+
+
+class GatewayInfo(BaseModel):
+    name: str
+    version: str
+    transports: list[str]
+    uptime_s: float
+    status: str
+    components: dict[str, ComponentInfo]
+    counts: Counts
+
+
+def add_admin_tools(
+    server: FastMCP,
+    transports: list[str],
+    metrics: GatewayMetrics,
+    components: ComponentRegistry,
+) -> None:
+    @server.tool(
+        name="gateway_info",
+        annotations=ToolAnnotations(
+            title="Gateway info",
+            read_only_hint=True,
+            idempotent_hint=False,
+            open_world_hint=False,
+        ),
+    )
+    async def gateway_info() -> GatewayInfo:
+        """Describe this Archon gateway: version, transports served, component health, and
+        counts of tools, tool calls (by outcome) and sessions (by transport) since start."""
+        snapshot = components.snapshot()
+        tools = await server.list_tools()
+        return GatewayInfo(
+            name=server.name,
+            version=__version__,
+            transports=transports,
+            uptime_s=round(metrics.uptime(), 3),
+            status=components.overall(snapshot),
+            components={
+                name: ComponentInfo(status=item.status, detail=item.detail)
+                for name, item in snapshot.items()
+            },
+            counts=Counts(
+                tools=len(tools),
+                tool_calls=metrics.tool_call_totals(),
+                sessions=metrics.session_totals(),
+            ),
+        )

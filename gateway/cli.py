@@ -1,0 +1,94 @@
+"""`archon-gateway` command line: the edge where settings are read and errors become exit codes.
+
+Exit codes: 0 clean stop; 1 runtime failure (e.g. the port is taken); 2 invalid settings or
+usage.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+from cyclopts import App, Parameter
+
+from gateway import __version__
+from gateway.errors import GatewayError, SettingsInvalid
+from gateway.settings import LogLevel, Transport, load_settings, unknown_env_settings
+
+log = logging.getLogger("gateway")
+
+app = App(
+    name="archon-gateway",
+    help="One MCP front door for AI assistants: native tools and proxied stdio upstreams.",
+    version=__version__,
+)
+
+
+@app.command
+def serve(
+    *,
+    transport: Annotated[Transport | None, Parameter(help="stdio, http, or both at once")] = None,
+    host: Annotated[str | None, Parameter(help="HTTP bind address [default: 127.0.0.1]")] = None,
+    port: Annotated[int | None, Parameter(help="HTTP port, 0 for any free one [default: 8787]")] = None,
+    config: Annotated[Path | None, Parameter(help="TOML config file [default: ./archon.toml]")] = None,
+    log_level: Annotated[LogLevel | None, Parameter(help="[default: info]")] = None,
+) -> None:
+    """Serve MCP. stdio by default (what Claude Desktop and Cursor launch)."""
+    try:
+        settings = load_settings(
+            config,
+            {"transport": transport, "host": host, "port": port, "log_level": log_level},
+        )
+    except SettingsInvalid as exc:
+        _fail(str(exc), 2)
+
+    # Imported after settings are valid: a bad flag should not pay for the server's imports.
+    import anyio
+
+    from gateway.app import build_gateway
+    from gateway.logs import configure_logging
+    from gateway.serve import bind_listener, serve as serve_gateway
+
+    configure_logging(settings.log_level, settings.log_file)
+    for name in unknown_env_settings():
+        log.warning("ignoring %s: no such setting", name)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"invalid setting 'data_dir' (ARCHON_DATA_DIR): cannot create {exc.filename}", 2)
+    try:
+        listener = bind_listener(settings.host, settings.port) if settings.serves_http else None
+        gateway = build_gateway(settings)
+        anyio.run(
+            lambda: serve_gateway(
+                gateway,
+                stdio=settings.serves_stdio,
+                listener=listener,
+                mcp_path=settings.http_path,
+                shutdown_grace=settings.shutdown_grace,
+                max_message_bytes=settings.max_message_bytes,
+            )
+        )
+    except GatewayError as exc:
+        _fail(str(exc), 1)
+
+
+@app.command
+def version() -> None:
+    """Print the gateway version."""
+    print(__version__)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    print(f"archon-gateway: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        # Ctrl-C before the gateway installed its own handler: stop quietly.
+        raise SystemExit(130) from None

@@ -1,0 +1,45 @@
+"""The one error tree of the gateway.
+
+Foreign exceptions (pydantic, OSError, httpx, MCP SDK) are translated into these at the
+boundary where they happen, so callers and users see one vocabulary. Every message is a
+single line that says what went wrong and, where it can, what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+
+class SettingsInvalid(GatewayError):
+    """The configuration (env, config file or flags) cannot be used; the process exits 2."""
+
+
+class ListenFailed(GatewayError):
+    """The HTTP front door could not bind its address (port in use, bad host, no permission)."""
+
+
+class ManifestInvalid(GatewayError):
+    """An upstream manifest failed validation (file, field and reason are in the message)."""
+
+
+class UpstreamUnavailable(GatewayError):
+    """An upstream is not running, crashed, or is restarting."""
+
+
+class ToolTimeout(GatewayError):
+    """A tool call ran past its time limit and was cancelled."""
+
+    def __init__(self, tool: str, seconds: float) -> None:
+        super().__init__(f"{tool} timed out after {seconds:g} s")
+        self.tool = tool
+        self.seconds = seconds
+
+
+class AuthRejected(GatewayError):
+    """Credentials were missing or wrong."""
+
+
+class CircuitOpen(GatewayError):
+    """A breaker is open; calls fail fast until it half-opens."""

@@ -1,0 +1,1 @@
+"""FastMCP middleware: everything a tool call passes through, native or proxied alike."""

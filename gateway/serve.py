@@ -1,0 +1,178 @@
+"""Serving a gateway over stdio, streamable HTTP, or both, from one process and one task group.
+
+Both transports share the one FastMCP instance, so metrics, sessions to upstreams and every
+other piece of state are shared. The gateway, not uvicorn, owns SIGINT/SIGTERM: the first
+signal (or stdin EOF on the stdio transport) starts a graceful stop bounded by
+`shutdown_grace`; a second signal stops at once.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import anyio
+import uvicorn
+from anyio.abc import TaskStatus
+from fastmcp import FastMCP
+from fastmcp.server.context import reset_transport, set_transport
+
+from gateway.errors import GatewayError, ListenFailed
+from gateway.http import build_http_app
+from gateway.stdio import stdio_streams
+
+log = logging.getLogger(__name__)
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """Bind the HTTP address before anything else starts, so a taken port fails fast."""
+    where = f"{host}:{port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise ListenFailed(f"cannot listen on {where}: unknown host ({exc.strerror})") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ListenFailed(
+                f"cannot listen on {where}: the port is already in use "
+                "(is another gateway running? choose one with --port or ARCHON_PORT)"
+            ) from None
+        raise ListenFailed(f"cannot listen on {where}: {exc.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def http_url(listener: socket.socket, path: str) -> str:
+    host, port = listener.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}{path}"
+
+
+async def serve(
+    server: FastMCP,
+    *,
+    stdio: bool,
+    listener: socket.socket | None,
+    mcp_path: str = "/mcp",
+    shutdown_grace: float = 1.0,
+    max_message_bytes: int = 32 * 1024 * 1024,
+    handle_signals: bool = True,
+) -> None:
+    """Serve until a signal, stdin EOF (stdio) or the HTTP server stopping ends it."""
+    if not stdio and listener is None:
+        raise GatewayError("nothing to serve: enable stdio, HTTP, or both")
+    stop = anyio.Event()
+    # Entered once here so both transports share one lifespan (it is ref-counted inside).
+    async with server._lifespan_manager(), anyio.create_task_group() as tg:
+        watcher = anyio.CancelScope()
+        if handle_signals:
+            tg.start_soon(_watch_signals, watcher, stop, tg.cancel_scope)
+        http: _EmbeddedUvicorn | None = None
+        if listener is not None:
+            app = build_http_app(server, mcp_path)
+            config = uvicorn.Config(
+                app,
+                log_config=None,
+                lifespan="on",
+                ws="none",
+                server_header=False,
+                timeout_graceful_shutdown=max(1, round(shutdown_grace)),
+            )
+            http = await tg.start(_run_http, config, listener, stop)
+            log.info("serving MCP over streamable HTTP at %s", http_url(listener, mcp_path))
+        stdio_scope = anyio.CancelScope()
+        if stdio:
+            tg.start_soon(_run_stdio, server, max_message_bytes, stdio_scope, stop)
+            log.info("serving MCP over stdio")
+        await stop.wait()
+        log.info("shutting down")
+        stdio_scope.cancel()
+        if http is not None:
+            http.should_exit = True
+        watcher.cancel()
+        # Whatever is still running after the grace period is cancelled.
+        tg.cancel_scope.deadline = anyio.current_time() + shutdown_grace + 0.5
+    log.info("stopped")
+
+
+async def _watch_signals(
+    scope: anyio.CancelScope, stop: anyio.Event, everything: anyio.CancelScope
+) -> None:
+    with scope, anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if stop.is_set():
+                log.warning("second %s: stopping now", signal.Signals(signum).name)
+                everything.cancel()
+                return
+            log.info("received %s", signal.Signals(signum).name)
+            stop.set()
+
+
+async def _run_stdio(
+    server: FastMCP, max_message_bytes: int, scope: anyio.CancelScope, stop: anyio.Event
+) -> None:
+    token = set_transport("stdio")
+    try:
+        with scope:
+            async with stdio_streams(max_message_bytes) as (read_stream, write_stream):
+                low_level = server._mcp_server
+                await low_level.run(
+                    read_stream, write_stream, low_level.create_initialization_options()
+                )
+        if not scope.cancel_called:
+            log.info("stdin closed by the client")
+    finally:
+        reset_transport(token)
+        stop.set()
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn that leaves signals to the gateway and reports when it is listening."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._on_started()
+
+
+async def _run_http(
+    config: uvicorn.Config,
+    listener: socket.socket,
+    stop: anyio.Event,
+    *,
+    task_status: TaskStatus[_EmbeddedUvicorn] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    http: _EmbeddedUvicorn | None = None
+
+    def started() -> None:
+        assert http is not None
+        task_status.started(http)
+
+    http = _EmbeddedUvicorn(config, started)
+    try:
+        await http.serve(sockets=[listener])
+    except SystemExit:
+        # uvicorn exits the process when the app's startup fails; report it instead.
+        raise GatewayError("the HTTP front door failed to start (see the log above)") from None
+    finally:
+        stop.set()

@@ -1,0 +1,148 @@
+"""Settings, read only at the edge (the CLI) and passed inward as plain values.
+
+Precedence, highest first: command-line flags, `ARCHON_*` environment variables, the TOML
+config file (`--config PATH`, else `archon.toml` in the working directory), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from gateway.errors import SettingsInvalid
+
+ENV_PREFIX = "ARCHON_"
+DEFAULT_CONFIG_NAME = "archon.toml"
+
+Transport = Literal["stdio", "http", "both"]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("archon-gateway", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Everything the gateway can be told. Field names are the TOML keys; env names add
+    the `ARCHON_` prefix (`port` -> `ARCHON_PORT`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        validate_default=True,
+        frozen=True,
+    )
+
+    transport: Transport = Field(
+        "stdio", description="stdio (launched by a desktop client), http, or both at once"
+    )
+    host: str = Field("127.0.0.1", min_length=1, description="HTTP bind address")
+    port: int = Field(8787, ge=0, le=65535, description="HTTP port; 0 picks a free one")
+    http_path: str = Field("/mcp", pattern=r"^/[A-Za-z0-9._~/-]*$", description="MCP endpoint")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="where the gateway writes its store, vectors and upstream logs",
+    )
+    log_level: LogLevel = "info"
+    log_file: Path | None = Field(None, description="log to this file instead of stderr")
+    shutdown_grace: float = Field(
+        1.0, gt=0, le=60, description="seconds open HTTP streams get to finish on shutdown"
+    )
+    max_message_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024,
+        description="largest JSON-RPC message accepted from a stdio client",
+    )
+
+    @field_validator("transport", "log_level", mode="before")
+    @classmethod
+    def _lowercase(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def serves_stdio(self) -> bool:
+        return self.transport in ("stdio", "both")
+
+    @property
+    def serves_http(self) -> bool:
+        return self.transport in ("http", "both")
+
+    @property
+    def transports(self) -> list[str]:
+        return [name for name, on in (("stdio", self.serves_stdio), ("http", self.serves_http)) if on]
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise SettingsInvalid(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsInvalid(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise SettingsInvalid(f"config file {path} cannot be read: {exc.strerror}") from None
+
+
+def _describe(error: Mapping[str, Any], config_path: Path | None) -> str:
+    field = ".".join(str(part) for part in error["loc"]) or "settings"
+    if error["type"] == "extra_forbidden":
+        where = f" in {config_path}" if config_path else ""
+        known = ", ".join(sorted(Settings.model_fields))
+        return f"unknown setting '{field}'{where}; known settings: {known}"
+    env_name = ENV_PREFIX + field.upper()
+    return f"invalid setting '{field}' ({env_name}) = {error['input']!r}: {error['msg']}"
+
+
+def load_settings(
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Build Settings from flags (`overrides`, None values ignored), env and config file.
+
+    Raises SettingsInvalid with a one-line message naming the field and what it accepts.
+    """
+    config_path = config_file
+    if config_path is None:
+        candidate = (cwd or Path.cwd()) / DEFAULT_CONFIG_NAME
+        config_path = candidate if candidate.is_file() else None
+    file_values = _read_config_file(config_path) if config_path else {}
+    flag_values = {key: value for key, value in (overrides or {}).items() if value is not None}
+
+    class _Configured(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, InitSettingsSource(settings_cls, file_values))
+
+    try:
+        return _Configured(**flag_values)
+    except ValidationError as exc:
+        message = "; ".join(_describe(error, config_path) for error in exc.errors())
+        raise SettingsInvalid(message) from None
+
+
+def unknown_env_settings(environ: Mapping[str, str] | None = None) -> list[str]:
+    """`ARCHON_*` variables that match no setting: most often a typo worth a warning."""
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    env = os.environ if environ is None else environ
+    return sorted(name for name in env if name.startswith(ENV_PREFIX) and name not in known)

@@ -1,0 +1,197 @@
+"""The stdio transport: newline-delimited JSON-RPC on the process's stdin and stdout.
+
+Why not the MCP SDK's `stdio_server`: it reads stdin in a worker thread that cannot be
+cancelled (a SIGTERM waits for the client's next line) and silently drops malformed lines.
+Here reads wait on the descriptor itself, so shutdown is immediate, and every line that is
+not a valid JSON-RPC message is answered with a JSON-RPC error (parse error or invalid
+request), as the spec asks, while the session goes on.
+
+While serving, fd 0 points at /dev/null and fd 1 at stderr, so stray `print`s or child
+processes cannot corrupt the protocol; both are restored on exit.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import select
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import mcp_types as mt
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.shared.message import SessionMessage
+from pydantic import ValidationError
+
+log = logging.getLogger(__name__)
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+_READ_SIZE = 64 * 1024
+# A write of at most PIPE_BUF bytes to a pipe that polls writable never blocks.
+_WRITE_CHUNK = getattr(select, "PIPE_BUF", 512)
+
+ReadStream = MemoryObjectReceiveStream[SessionMessage | Exception]
+WriteStream = MemoryObjectSendStream[SessionMessage]
+
+
+@asynccontextmanager
+async def stdio_streams(
+    max_message_bytes: int, stdin_fd: int = 0, stdout_fd: int = 1
+) -> AsyncIterator[tuple[ReadStream, WriteStream]]:
+    """Yield (read, write) streams for an MCP server; the read side ends at stdin EOF."""
+    in_fd, restore_stdin = _claim(stdin_fd, os.open(os.devnull, os.O_RDONLY))
+    sys.stdout.flush()
+    out_fd, restore_stdout = _claim(stdout_fd, os.dup(2))
+    read_send, read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+    write_send, write_recv = anyio.create_memory_object_stream[SessionMessage](0)
+    try:
+        async with anyio.create_task_group() as tg:
+            reader = _LineReader(in_fd, max_message_bytes, read_send, write_send.clone())
+            reader_scope = anyio.CancelScope()
+            tg.start_soon(reader.run, reader_scope)
+            tg.start_soon(_write_messages, out_fd, write_recv)
+            try:
+                yield read_recv, write_send
+            finally:
+                # The server is done: stop reading, let the writer drain what is queued.
+                reader_scope.cancel()
+                await write_send.aclose()
+    finally:
+        sys.stdout.flush()
+        restore_stdout()
+        restore_stdin()
+
+
+def _claim(fd: int, diversion: int) -> tuple[int, Callable[[], None]]:
+    """Move `fd` to a private descriptor and point `fd` itself at `diversion`."""
+    private = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.dup2(diversion, fd)
+    os.close(diversion)
+
+    def restore() -> None:
+        os.dup2(private, fd)
+        os.close(private)
+
+    return private, restore
+
+
+class _LineReader:
+    def __init__(
+        self,
+        fd: int,
+        max_bytes: int,
+        messages: MemoryObjectSendStream[SessionMessage | Exception],
+        replies: WriteStream,
+    ) -> None:
+        self._fd = fd
+        self._max_bytes = max_bytes
+        self._messages = messages
+        self._replies = replies
+        self._pollable = True
+
+    async def run(self, scope: anyio.CancelScope) -> None:
+        with scope:
+            async with self._messages, self._replies:
+                await self._read_until_eof()
+        log.debug("stdin closed")
+
+    async def _read_until_eof(self) -> None:
+        buffer = bytearray()
+        discarding = False  # inside a line that is already too long
+        while chunk := await self._read_chunk():
+            start = 0
+            while (newline := chunk.find(b"\n", start)) != -1:
+                if discarding:
+                    discarding = False
+                    await self._reply_error(None, INVALID_REQUEST, self._too_large())
+                else:
+                    buffer += chunk[start:newline]
+                    await self._handle_line(bytes(buffer))
+                buffer.clear()
+                start = newline + 1
+            if not discarding:
+                buffer += chunk[start:]
+                if len(buffer) > self._max_bytes:
+                    # Drop it now so a runaway line cannot eat memory; answer at its end.
+                    buffer.clear()
+                    discarding = True
+        if buffer and not discarding:
+            await self._handle_line(bytes(buffer))
+
+    def _too_large(self) -> str:
+        return f"Invalid Request: message exceeds the {self._max_bytes} byte limit"
+
+    async def _read_chunk(self) -> bytes:
+        if self._pollable:
+            try:
+                await anyio.wait_readable(self._fd)
+            except OSError:
+                # Regular files and /dev/null cannot be polled; reading them never blocks.
+                self._pollable = False
+        return os.read(self._fd, _READ_SIZE)
+
+    async def _handle_line(self, line: bytes) -> None:
+        if not line.strip():
+            return
+        try:
+            message = mt.jsonrpc_message_adapter.validate_json(line, by_name=False)
+        except ValidationError as exc:
+            request_id, code, text = _classify_invalid(line, exc)
+            log.warning("rejected stdin line: %s", text)
+            await self._reply_error(request_id, code, text)
+            return
+        await self._messages.send(SessionMessage(message))
+
+    async def _reply_error(self, request_id: str | int | None, code: int, text: str) -> None:
+        error = mt.JSONRPCError(
+            jsonrpc="2.0", id=request_id, error=mt.ErrorData(code=code, message=text)
+        )
+        await self._replies.send(SessionMessage(error))
+
+
+def _classify_invalid(line: bytes, exc: ValidationError) -> tuple[str | int | None, int, str]:
+    """Parse error when the line is not JSON at all; invalid request when it is JSON but not
+    a JSON-RPC message. The request id is echoed back when it can be recovered."""
+    try:
+        document: Any = json.loads(line)
+    except ValueError as parse_exc:
+        return None, PARSE_ERROR, f"Parse error: line is not valid JSON ({parse_exc})"
+    request_id = document.get("id") if isinstance(document, dict) else None
+    if isinstance(request_id, bool) or not isinstance(request_id, str | int):
+        request_id = None
+    if not isinstance(document, dict):
+        reason = "expected a JSON object (batches are not supported)"
+    elif document.get("jsonrpc") != "2.0":
+        reason = 'missing "jsonrpc": "2.0"'
+    elif "method" not in document and "result" not in document and "error" not in document:
+        reason = 'expected "method" (request or notification), "result" or "error"'
+    else:
+        first = exc.errors()[0]
+        reason = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return request_id, INVALID_REQUEST, f"Invalid Request: {reason}"
+
+
+async def _write_messages(fd: int, messages: MemoryObjectReceiveStream[SessionMessage]) -> None:
+    pollable = True
+    async with messages:
+        async for item in messages:
+            payload = item.message.model_dump_json(by_alias=True, exclude_unset=True)
+            data = memoryview((payload + "\n").encode())
+            try:
+                while data:
+                    if pollable:
+                        try:
+                            await anyio.wait_writable(fd)
+                        except OSError:
+                            pollable = False
+                    written = os.write(fd, data[: _WRITE_CHUNK if pollable else len(data)])
+                    data = data[written:]
+            except BrokenPipeError:
+                # The client stopped reading; keep draining so the server never blocks.
+                log.debug("stdout closed by the client; dropping a reply")
