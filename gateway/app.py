@@ -47,7 +47,9 @@ def build_gateway(settings: Settings) -> FastMCP:
 
 
 def _transport_probe(name: str, served: list[str]) -> Callable[[], ComponentStatus]:
-    status = ComponentStatus("ok") if name in served else ComponentStatus(
-        "disabled", f"not served (use --transport {name} or both)"
+    status = (
+        ComponentStatus("ok")
+        if name in served
+        else ComponentStatus("disabled", f"not served (use --transport {name} or both)")
     )
     return lambda: status

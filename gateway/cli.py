@@ -31,8 +31,12 @@ def serve(
     *,
     transport: Annotated[Transport | None, Parameter(help="stdio, http, or both at once")] = None,
     host: Annotated[str | None, Parameter(help="HTTP bind address [default: 127.0.0.1]")] = None,
-    port: Annotated[int | None, Parameter(help="HTTP port, 0 for any free one [default: 8787]")] = None,
-    config: Annotated[Path | None, Parameter(help="TOML config file [default: ./archon.toml]")] = None,
+    port: Annotated[
+        int | None, Parameter(help="HTTP port, 0 for any free one [default: 8787]")
+    ] = None,
+    config: Annotated[
+        Path | None, Parameter(help="TOML config file [default: ./archon.toml]")
+    ] = None,
     log_level: Annotated[LogLevel | None, Parameter(help="[default: info]")] = None,
 ) -> None:
     """Serve MCP. stdio by default (what Claude Desktop and Cursor launch)."""
@@ -49,7 +53,8 @@ def serve(
 
     from gateway.app import build_gateway
     from gateway.logs import configure_logging
-    from gateway.serve import bind_listener, serve as serve_gateway
+    from gateway.serve import bind_listener
+    from gateway.serve import serve as serve_gateway
 
     configure_logging(settings.log_level, settings.log_file)
     for name in unknown_env_settings():

@@ -19,9 +19,11 @@ class ComponentStatus:
     detail: str = ""
 
     def as_dict(self) -> dict[str, str]:
-        return {"status": self.status, "detail": self.detail} if self.detail else {
-            "status": self.status
-        }
+        return (
+            {"status": self.status, "detail": self.detail}
+            if self.detail
+            else {"status": self.status}
+        )
 
 
 Probe = Callable[[], ComponentStatus]

@@ -16,7 +16,9 @@ from gateway.components import ComponentRegistry
 from gateway.metrics import GatewayMetrics
 
 
-def add_http_routes(server: FastMCP, metrics: GatewayMetrics, components: ComponentRegistry) -> None:
+def add_http_routes(
+    server: FastMCP, metrics: GatewayMetrics, components: ComponentRegistry
+) -> None:
     @server.custom_route("/health", methods=["GET"], include_in_schema=False)
     async def health(request: Request) -> Response:
         snapshot = components.snapshot()

@@ -81,7 +81,9 @@ class Settings(BaseSettings):
 
     @property
     def transports(self) -> list[str]:
-        return [name for name, on in (("stdio", self.serves_stdio), ("http", self.serves_http)) if on]
+        return [
+            name for name, on in (("stdio", self.serves_stdio), ("http", self.serves_http)) if on
+        ]
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:

@@ -37,4 +37,5 @@ async def _unknown_tool_message(context: MiddlewareContext[mt.CallToolRequestPar
     if close:
         return f"{message} Did you mean {', '.join(repr(c) for c in close)}?"
     shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
-    return f"{message} This gateway has {len(names)} tools: {shown} (see tools/list)."
+    noun = "tool" if len(names) == 1 else "tools"
+    return f"{message} This gateway has {len(names)} {noun}: {shown} (see tools/list)."

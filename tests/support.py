@@ -1,0 +1,97 @@
+"""Helpers for tests that run the real `archon-gateway` command as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import Process
+from anyio.streams.buffered import BufferedByteReceiveStream
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def gateway_command() -> str:
+    """The console script installed next to this interpreter (the project's own venv)."""
+    beside = Path(sys.executable).with_name("archon-gateway")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("archon-gateway")
+    assert found, "archon-gateway is not installed; run `pip install -e .[dev]`"
+    return found
+
+
+INITIALIZE = {
+    "protocolVersion": "2025-06-18",
+    "capabilities": {},
+    "clientInfo": {"name": "archon-tests", "version": "0"},
+}
+
+
+@dataclass
+class RawStdioPeer:
+    """Speaks newline-delimited JSON-RPC to a gateway process byte for byte, so tests can
+    send what a real client library never would (garbage, oversized lines)."""
+
+    process: Process
+    _reader: BufferedByteReceiveStream = field(init=False)
+    _next_id: int = field(init=False, default=100)
+
+    def __post_init__(self) -> None:
+        assert self.process.stdout is not None
+        self._reader = BufferedByteReceiveStream(self.process.stdout)
+
+    async def send_raw(self, data: bytes) -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.send(data)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.send_raw(json.dumps(message).encode() + b"\n")
+
+    async def receive(self) -> dict[str, Any]:
+        line = await self._reader.receive_until(b"\n", 64 * 1024 * 1024)
+        decoded: dict[str, Any] = json.loads(line)
+        return decoded
+
+    async def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        self._next_id += 1
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": self._next_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        await self.send(message)
+        reply = await self.receive()
+        assert reply.get("id") == self._next_id, reply
+        return reply
+
+    async def initialize(self) -> dict[str, Any]:
+        reply = await self.request("initialize", INITIALIZE)
+        await self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return reply
+
+
+async def wait_for_text(path: Path, pattern: str, within: float = 20) -> re.Match[str]:
+    """Poll a log file (bounded) until `pattern` appears in it."""
+    with anyio.fail_after(within):
+        while True:
+            found = re.search(pattern, await anyio.Path(path).read_text(errors="replace"))
+            if found:
+                return found
+            await anyio.sleep(0.05)
+
+
+URL_PATTERN = r"serving MCP over streamable HTTP at (http://\S+)"
+
+
+def tool_call_samples(metrics_text: str) -> dict[tuple[str, str], float]:
+    """`archon_tool_calls_total` from Prometheus text, keyed by (tool, outcome)."""
+    return {
+        (sample.labels["tool"], sample.labels["outcome"]): sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        for sample in family.samples
+        if sample.name == "archon_tool_calls_total"
+    }
