@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-from cyclopts import App, Parameter
+from cyclopts import App, CycloptsError, Parameter
 
 from gateway import __version__
 from gateway.errors import GatewayError, SettingsInvalid
@@ -63,6 +63,11 @@ def serve(
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         _fail(f"invalid setting 'data_dir' (ARCHON_DATA_DIR): cannot create {exc.filename}", 2)
+    if settings.serves_http and settings.host in ("0.0.0.0", "::"):
+        log.warning(
+            "HTTP listens on every interface (%s): anyone who can reach it can call tools",
+            settings.host,
+        )
     try:
         listener = bind_listener(settings.host, settings.port) if settings.serves_http else None
         gateway = build_gateway(settings)
@@ -76,8 +81,8 @@ def serve(
                 max_message_bytes=settings.max_message_bytes,
             )
         )
-    except GatewayError as exc:
-        _fail(str(exc), 1)
+    except* GatewayError as failures:
+        _fail("; ".join(str(exc) for exc in _leaves(failures)), 1)
 
 
 @app.command
@@ -86,14 +91,24 @@ def version() -> None:
     print(__version__)
 
 
+def _leaves(group: BaseExceptionGroup[GatewayError]) -> list[GatewayError]:
+    """The errors inside a (possibly nested) exception group from the task groups."""
+    found: list[GatewayError] = []
+    for exc in group.exceptions:
+        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found
+
+
 def _fail(message: str, code: int) -> NoReturn:
     print(f"archon-gateway: error: {message}", file=sys.stderr)
     raise SystemExit(code)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     try:
-        app()
+        app(argv, exit_on_error=False, print_error=False)
+    except CycloptsError as exc:
+        _fail(f"{exc} (see archon-gateway --help)", 2)
     except KeyboardInterrupt:
         # Ctrl-C before the gateway installed its own handler: stop quietly.
         raise SystemExit(130) from None

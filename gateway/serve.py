@@ -20,6 +20,7 @@ import uvicorn
 from anyio.abc import TaskStatus
 from fastmcp import FastMCP
 from fastmcp.server.context import reset_transport, set_transport
+from sse_starlette.sse import AppStatus
 
 from gateway.errors import GatewayError, ListenFailed
 from gateway.http import build_http_app
@@ -74,6 +75,7 @@ async def serve(
     if not stdio and listener is None:
         raise GatewayError("nothing to serve: enable stdio, HTTP, or both")
     stop = anyio.Event()
+    AppStatus.should_exit = False  # process-global; a previous serve() in this process set it
     # Entered once here so both transports share one lifespan (it is ref-counted inside).
     async with server._lifespan_manager(), anyio.create_task_group() as tg:
         watcher = anyio.CancelScope()
@@ -100,11 +102,21 @@ async def serve(
         log.info("shutting down")
         stdio_scope.cancel()
         if http is not None:
+            # Open SSE streams (a session's GET stream) end only when sse-starlette is told;
+            # it would otherwise hold shutdown until uvicorn's graceful timeout cancels it.
+            AppStatus.should_exit = True
             http.should_exit = True
+            logging.getLogger("uvicorn.error").addFilter(_drop_cut_stream_errors)
         watcher.cancel()
         # Whatever is still running after the grace period is cancelled.
         tg.cancel_scope.deadline = anyio.current_time() + shutdown_grace + 0.5
+    logging.getLogger("uvicorn.error").removeFilter(_drop_cut_stream_errors)
     log.info("stopped")
+
+
+def _drop_cut_stream_errors(record: logging.LogRecord) -> bool:
+    """During shutdown, SSE streams are cut on purpose; uvicorn would log each as an error."""
+    return record.getMessage() != "ASGI callable returned without completing response."
 
 
 async def _watch_signals(

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from mcp import Client, ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
 
 from tests.support import URL_PATTERN, gateway_command, tool_call_samples, wait_for_text
 
@@ -137,3 +138,32 @@ async def test_port_already_in_use_fails_fast_with_a_clear_message(
         "(is another gateway running? choose one with --port or ARCHON_PORT)"
     ]
     assert done.stdout == b""
+
+
+async def test_sigterm_with_an_open_http_session_stream_stops_cleanly(
+    gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    stderr_path = tmp_path / "stderr.log"
+    with anyio.fail_after(60), stderr_path.open("wb") as stderr:
+        process = await anyio.open_process(
+            [gateway_command(), "serve", "--transport", "http", "--port", "0"],
+            stdin=subprocess.DEVNULL,
+            stderr=stderr,
+            env=gateway_env,
+            cwd=tmp_path,
+        )
+        async with process:
+            url = (await wait_for_text(stderr_path, URL_PATTERN)).group(1)
+            # A legacy (initialize-based) session keeps a GET event stream open.
+            async with (
+                streamable_http_client(url, terminate_on_close=False) as (read, write),
+                ClientSession(read, write) as session,
+            ):
+                await session.initialize()
+                await wait_for_text(stderr_path, r"Created new transport with session ID")
+                process.send_signal(signal.SIGTERM)
+                assert await process.wait() == 0
+    stderr_text = stderr_path.read_text()
+    assert "Traceback" not in stderr_text
+    assert " ERROR " not in stderr_text
+    assert "stopped" in stderr_text
