@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import signal
 import socket
 from collections.abc import Callable, Iterator
@@ -98,6 +99,11 @@ async def serve(
         if stdio:
             tg.start_soon(_run_stdio, server, max_message_bytes, stdio_scope, stop)
             log.info("serving MCP over stdio")
+            if os.isatty(0):
+                log.info(
+                    "stdin is a terminal: an MCP client normally launches this command; "
+                    "for HTTP clients run `archon-gateway serve --transport http`"
+                )
         await stop.wait()
         log.info("shutting down")
         stdio_scope.cancel()

@@ -118,22 +118,27 @@ async def test_malformed_lines_get_json_rpc_errors_and_the_session_keeps_working
             assert "gateway_info" in [tool["name"] for tool in tools["result"]["tools"]]
 
 
-async def test_oversized_line_is_rejected_without_ending_the_session(
+async def test_oversized_lines_are_answered_with_their_id_and_the_session_continues(
     gateway_env: dict[str, str], tmp_path: Path
 ) -> None:
     env = {**gateway_env, "ARCHON_MAX_MESSAGE_BYTES": "4096"}
+    big = "x" * 200_000
+    small_but_over = "y" * 5_000  # arrives in one read: still over the limit
     with anyio.fail_after(30):
         async with raw_gateway(env, tmp_path) as (peer, _):
             await peer.initialize()
-            padding = "x" * 200_000
-            await peer.send_raw(
-                b'{"jsonrpc":"2.0","id":7,"method":"ping","params":{"_meta":{"pad":"'
-                + padding.encode()
-                + b'"}}}\n'
+            # Python SDKs write the id first; the TypeScript SDK writes it last.
+            id_first = f'{{"jsonrpc":"2.0","id":7,"method":"ping","params":{{"pad":"{big}"}}}}'
+            id_last = (
+                f'{{"method":"ping","params":{{"id":1,"pad":"{big}"}},"jsonrpc":"2.0","id":"t-8"}}'
             )
-            too_large = await peer.receive()
-            assert too_large["error"]["code"] == -32600
-            assert "exceeds the 4096 byte limit" in too_large["error"]["message"]
+            no_id = f'{{"method":"ping","params":{{"pad":"{small_but_over}"}}}}'
+            for line, expected_id in ((id_first, 7), (id_last, "t-8"), (no_id, None)):
+                await peer.send_raw(line.encode() + b"\n")
+                too_large = await peer.receive()
+                assert too_large["id"] == expected_id
+                assert too_large["error"]["code"] == -32600
+                assert "exceeds the 4096 byte limit" in too_large["error"]["message"]
             pong = await peer.request("ping")
             assert pong["result"] == {}
 
