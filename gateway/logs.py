@@ -6,7 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
-_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
 # Libraries that install their own handlers; we route them through ours instead.
 _ADOPTED_LOGGERS = ("fastmcp", "mcp", "uvicorn", "uvicorn.error", "uvicorn.access")
 

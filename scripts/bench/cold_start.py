@@ -1,9 +1,13 @@
 #!/usr/bin/env python
-"""Cold start: time from spawning the gateway to its answer to the first `initialize`,
-and time from SIGTERM to exit, against a bare FastMCP server started the same way.
+"""Cold start and shutdown of the gateway against a bare FastMCP server started the same way.
 
-Both servers are launched as `python -c <import + run>` so the comparison is the server,
-not the launcher. Runs alternate between the two to spread machine noise evenly.
+Measured for each server, alternating runs to spread machine noise evenly:
+- stdio: spawn -> first `initialize` answered; SIGTERM -> process exited.
+- http:  spawn -> first `initialize` answered over streamable HTTP; SIGTERM -> exited while a
+         client session holds its event stream open.
+
+Both servers are launched as `python -c <import + run>`, so the comparison is the server,
+not the launcher.
 
     python scripts/bench/cold_start.py [--runs 10]
 """
@@ -15,14 +19,21 @@ import json
 import os
 import platform
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-GATEWAY = "from gateway.cli import main; import sys; sys.argv = ['archon-gateway', 'serve']; main()"
+import anyio
+import httpx
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+GATEWAY = "import sys; from gateway.cli import main; main(['serve', *sys.argv[1:]])"
 BARE = """
+import sys
 from fastmcp import FastMCP
 server = FastMCP("bare")
 
@@ -30,7 +41,10 @@ server = FastMCP("bare")
 def hello() -> str:
     return "hi"
 
-server.run(show_banner=False)
+if sys.argv[1:]:
+    server.run(transport="http", host="127.0.0.1", port=int(sys.argv[-1]), show_banner=False)
+else:
+    server.run(show_banner=False)
 """
 INITIALIZE = {
     "jsonrpc": "2.0",
@@ -44,16 +58,31 @@ INITIALIZE = {
 }
 
 
-def one_run(code: str, env: dict[str, str]) -> tuple[float, float]:
-    """Seconds to the initialize reply, and seconds from SIGTERM to exit."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-c", code],
+def spawn(code: str, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env=env,
     )
+
+
+def stop(process: subprocess.Popen[bytes]) -> float:
+    sent = time.perf_counter()
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return float("inf")
+    return time.perf_counter() - sent
+
+
+def stdio_run(code: str, env: dict[str, str]) -> tuple[float, float]:
+    started = time.perf_counter()
+    process = spawn(code, env)
     assert process.stdin is not None
     assert process.stdout is not None
     process.stdin.write(json.dumps(INITIALIZE).encode() + b"\n")
@@ -61,15 +90,39 @@ def one_run(code: str, env: dict[str, str]) -> tuple[float, float]:
     reply = json.loads(process.stdout.readline())
     answered = time.perf_counter() - started
     assert "result" in reply, reply
-    stop_sent = time.perf_counter()
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        return answered, float("inf")
-    return answered, time.perf_counter() - stop_sent
+    return answered, stop(process)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def http_run(code: str, env: dict[str, str], gateway_args: bool) -> tuple[float, float]:
+    port = free_port()
+    args = ("--transport", "http", "--port", str(port)) if gateway_args else (str(port),)
+    started = time.perf_counter()
+    process = spawn(code, env, *args)
+    url = f"http://127.0.0.1:{port}/mcp"
+    with anyio.fail_after(30):
+        while True:  # bounded by fail_after: wait until the port accepts
+            try:
+                async with httpx.AsyncClient() as probe:
+                    await probe.get(f"http://127.0.0.1:{port}/")
+                break
+            except httpx.TransportError:
+                await anyio.sleep(0.005)
+        async with (
+            streamable_http_client(url, terminate_on_close=False) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            answered = time.perf_counter() - started
+            await anyio.sleep(0.2)  # let the client open its GET event stream
+            stopped = await anyio.to_thread.run_sync(stop, process)
+    return answered, stopped
 
 
 def summary(values: list[float]) -> str:
@@ -83,38 +136,36 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
 
-    data_dir = tempfile.mkdtemp(prefix="archon-bench-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHON_")}
-    env["ARCHON_DATA_DIR"] = data_dir
-    one_run(BARE, env)  # warm the OS file cache for both, not measured
-    one_run(GATEWAY, env)
+    env["ARCHON_DATA_DIR"] = tempfile.mkdtemp(prefix="archon-bench-")
+    stdio_run(BARE, env)  # warm the OS file cache for both, not measured
+    stdio_run(GATEWAY, env)
 
-    results: dict[str, tuple[list[float], list[float]]] = {"gateway": ([], []), "bare": ([], [])}
+    names = ("gateway", "bare")
+    rows: dict[str, list[tuple[float, float]]] = {}
     for _ in range(args.runs):
-        for name, code in (("gateway", GATEWAY), ("bare", BARE)):
-            start, stop = one_run(code, env)
-            results[name][0].append(start)
-            results[name][1].append(stop)
+        for name, code in zip(names, (GATEWAY, BARE), strict=True):
+            rows.setdefault(f"stdio {name}", []).append(stdio_run(code, env))
+            http = anyio.run(http_run, code, env, name == "gateway")
+            rows.setdefault(f"http  {name}", []).append(http)
 
     print(
         f"machine: nproc={os.cpu_count()} python={platform.python_version()} "
         f"{platform.system()} {platform.machine()}  runs={args.runs}"
     )
-    for name, (starts, stops) in results.items():
-        print(f"{name:8s} spawn -> initialize answered: {summary(starts)}")
-        print(f"{name:8s} SIGTERM -> exited:             {summary(stops)}")
-    gateway_start = statistics.median(results["gateway"][0])
-    bare_start = statistics.median(results["bare"][0])
-    gateway_stop = statistics.median(results["gateway"][1])
-    bare_stop = statistics.median(results["bare"][1])
-    print(
-        f"ratio gateway/bare, cold start (median): {gateway_start / bare_start:.2f}x "
-        f"(goal: gateway < 1000 ms; measured {gateway_start * 1000:.0f} ms)"
-    )
-    print(
-        f"ratio gateway/bare, shutdown (median):   {gateway_stop / bare_stop:.2f}x "
-        f"(goal: gateway < 2000 ms; measured {gateway_stop * 1000:.0f} ms)"
-    )
+    medians: dict[str, tuple[float, float]] = {}
+    for row, values in rows.items():
+        starts, stops = [v[0] for v in values], [v[1] for v in values]
+        medians[row] = (statistics.median(starts), statistics.median(stops))
+        print(f"{row:14s} spawn -> initialize answered: {summary(starts)}")
+        print(f"{row:14s} SIGTERM -> exited:             {summary(stops)}")
+    for transport in ("stdio", "http "):
+        gateway, bare = medians[f"{transport} gateway"], medians[f"{transport} bare"]
+        print(
+            f"ratio gateway/bare {transport.strip():5s}: cold start {gateway[0] / bare[0]:.2f}x "
+            f"({gateway[0] * 1000:.0f} ms, goal < 1000 ms), "
+            f"shutdown {gateway[1] / bare[1]:.2f}x ({gateway[1] * 1000:.0f} ms, goal < 2000 ms)"
+        )
 
 
 if __name__ == "__main__":
