@@ -25,7 +25,8 @@ from sse_starlette.sse import AppStatus
 
 from gateway.errors import GatewayError, ListenFailed
 from gateway.http import build_http_app
-from gateway.stdio import stdio_streams
+from gateway.middleware.drain import InFlightCalls
+from gateway.stdio import StdioChannel, stdio_streams
 
 log = logging.getLogger(__name__)
 
@@ -71,58 +72,78 @@ async def serve(
     shutdown_grace: float = 1.0,
     max_message_bytes: int = 32 * 1024 * 1024,
     handle_signals: bool = True,
+    stop: anyio.Event | None = None,
+    stdio_fds: tuple[int, int] = (0, 1),
 ) -> None:
-    """Serve until a signal, stdin EOF (stdio) or the HTTP server stopping ends it."""
+    """Serve until a signal, stdin EOF (stdio), the HTTP server stopping, or `stop` is set
+    (for hosts that embed the gateway) ends it.
+
+    Stopping: tool calls in flight end with a "shutting down" error and new ones are
+    refused; then stdin is closed (replies drain) and HTTP stops accepting; whatever still
+    runs after `shutdown_grace` is cancelled.
+    """
     if not stdio and listener is None:
         raise GatewayError("nothing to serve: enable stdio, HTTP, or both")
-    stop = anyio.Event()
+    stop = stop or anyio.Event()
+    in_flight = InFlightCalls()
+    server.middleware.insert(0, in_flight)  # outermost: it sees every call first
     AppStatus.should_exit = False  # process-global; a previous serve() in this process set it
-    # Entered once here so both transports share one lifespan (it is ref-counted inside).
-    async with server._lifespan_manager(), anyio.create_task_group() as tg:
-        watcher = anyio.CancelScope()
-        if handle_signals:
-            tg.start_soon(_watch_signals, watcher, stop, tg.cancel_scope)
-        http: _EmbeddedUvicorn | None = None
-        if listener is not None:
-            app = build_http_app(server, mcp_path)
-            config = uvicorn.Config(
-                app,
-                log_config=None,
-                lifespan="on",
-                ws="none",
-                server_header=False,
-                timeout_graceful_shutdown=max(1, round(shutdown_grace)),
-            )
-            http = await tg.start(_run_http, config, listener, stop)
-            log.info("serving MCP over streamable HTTP at %s", http_url(listener, mcp_path))
-        stdio_scope = anyio.CancelScope()
-        if stdio:
-            tg.start_soon(_run_stdio, server, max_message_bytes, stdio_scope, stop)
-            log.info("serving MCP over stdio")
-            if os.isatty(0):
-                log.info(
-                    "stdin is a terminal: an MCP client normally launches this command; "
-                    "for HTTP clients run `archon-gateway serve --transport http`"
+    try:
+        # Entered once here so both transports share one lifespan (it is ref-counted inside).
+        async with server._lifespan_manager(), anyio.create_task_group() as tg:
+            watcher = anyio.CancelScope()
+            if handle_signals:
+                tg.start_soon(_watch_signals, watcher, stop, tg.cancel_scope)
+            http: _EmbeddedUvicorn | None = None
+            if listener is not None:
+                http = await tg.start(
+                    _run_http, _uvicorn_config(server, mcp_path, shutdown_grace), listener, stop
                 )
-        await stop.wait()
-        log.info("shutting down")
-        stdio_scope.cancel()
-        if http is not None:
-            # Open SSE streams (a session's GET stream) end only when sse-starlette is told;
-            # it would otherwise hold shutdown until uvicorn's graceful timeout cancels it.
-            AppStatus.should_exit = True
-            http.should_exit = True
-            logging.getLogger("uvicorn.error").addFilter(_drop_cut_stream_errors)
-        watcher.cancel()
-        # Whatever is still running after the grace period is cancelled.
-        tg.cancel_scope.deadline = anyio.current_time() + shutdown_grace + 0.5
-    logging.getLogger("uvicorn.error").removeFilter(_drop_cut_stream_errors)
+                log.info("serving MCP over streamable HTTP at %s", http_url(listener, mcp_path))
+            channel: StdioChannel | None = None
+            if stdio:
+                if os.isatty(stdio_fds[0]):
+                    log.info(
+                        "stdin is a terminal: an MCP client normally launches this command; "
+                        "for HTTP clients run `archon-gateway serve --transport http`"
+                    )
+                channel = await tg.start(_run_stdio, server, max_message_bytes, stdio_fds, stop)
+                log.info("serving MCP over stdio")
+            await stop.wait()
+            log.info("shutting down")
+            # Whatever is still running after the grace period is cancelled.
+            tg.cancel_scope.deadline = anyio.current_time() + shutdown_grace + 0.5
+            await in_flight.drain(within=shutdown_grace / 2)
+            if channel is not None:
+                channel.close_input()
+            if http is not None:
+                # Open SSE streams (a session's GET stream) end only when sse-starlette is
+                # told; they would otherwise hold shutdown until uvicorn's timeout cuts them.
+                AppStatus.should_exit = True
+                http.should_exit = True
+                logging.getLogger("uvicorn.error").addFilter(_drop_cut_stream_errors)
+            watcher.cancel()
+    finally:
+        server.middleware.remove(in_flight)
+        logging.getLogger("uvicorn.error").removeFilter(_drop_cut_stream_errors)
     log.info("stopped")
 
 
 def _drop_cut_stream_errors(record: logging.LogRecord) -> bool:
     """During shutdown, SSE streams are cut on purpose; uvicorn would log each as an error."""
     return record.getMessage() != "ASGI callable returned without completing response."
+
+
+def _uvicorn_config(server: FastMCP, mcp_path: str, shutdown_grace: float) -> uvicorn.Config:
+    return uvicorn.Config(
+        build_http_app(server, mcp_path),
+        log_config=None,
+        lifespan="on",
+        ws="none",
+        server_header=False,
+        # uvicorn annotates this as int but awaits it with asyncio.wait_for (floats ok).
+        timeout_graceful_shutdown=shutdown_grace,  # type: ignore[arg-type]
+    )
 
 
 async def _watch_signals(
@@ -139,17 +160,22 @@ async def _watch_signals(
 
 
 async def _run_stdio(
-    server: FastMCP, max_message_bytes: int, scope: anyio.CancelScope, stop: anyio.Event
+    server: FastMCP,
+    max_message_bytes: int,
+    fds: tuple[int, int],
+    stop: anyio.Event,
+    *,
+    task_status: TaskStatus[StdioChannel] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     token = set_transport("stdio")
     try:
-        with scope:
-            async with stdio_streams(max_message_bytes) as (read_stream, write_stream):
-                low_level = server._mcp_server
-                await low_level.run(
-                    read_stream, write_stream, low_level.create_initialization_options()
-                )
-        if not scope.cancel_called:
+        async with stdio_streams(max_message_bytes, *fds) as channel:
+            task_status.started(channel)
+            low_level = server._mcp_server
+            await low_level.run(
+                channel.read, channel.write, low_level.create_initialization_options()
+            )
+        if not stop.is_set():
             log.info("stdin closed by the client")
     finally:
         reset_transport(token)

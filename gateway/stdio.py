@@ -21,6 +21,7 @@ import select
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -41,11 +42,23 @@ ReadStream = MemoryObjectReceiveStream[SessionMessage | Exception]
 WriteStream = MemoryObjectSendStream[SessionMessage]
 
 
+@dataclass
+class StdioChannel:
+    """Streams for an MCP server: `read` ends at stdin EOF or after `close_input()`."""
+
+    read: ReadStream
+    write: WriteStream
+    _reader_scope: anyio.CancelScope
+
+    def close_input(self) -> None:
+        """Stop reading, as if stdin had closed: the server finishes and replies drain."""
+        self._reader_scope.cancel()
+
+
 @asynccontextmanager
 async def stdio_streams(
     max_message_bytes: int, stdin_fd: int = 0, stdout_fd: int = 1
-) -> AsyncIterator[tuple[ReadStream, WriteStream]]:
-    """Yield (read, write) streams for an MCP server; the read side ends at stdin EOF."""
+) -> AsyncIterator[StdioChannel]:
     in_fd, restore_stdin = _claim(stdin_fd, os.open(os.devnull, os.O_RDONLY))
     sys.stdout.flush()
     out_fd, restore_stdout = _claim(stdout_fd, os.dup(2))
@@ -58,7 +71,7 @@ async def stdio_streams(
             tg.start_soon(reader.run, reader_scope)
             tg.start_soon(_write_messages, out_fd, write_recv)
             try:
-                yield read_recv, write_send
+                yield StdioChannel(read_recv, write_send, reader_scope)
             finally:
                 # The server is done: stop reading, let the writer drain what is queued.
                 reader_scope.cancel()

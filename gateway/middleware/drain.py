@@ -1,0 +1,51 @@
+"""Graceful shutdown for tool calls: the ones in flight end with a clear error instead of a
+cut connection, and new ones are refused while the gateway stops."""
+
+from __future__ import annotations
+
+import anyio
+import mcp_types as mt
+from fastmcp.exceptions import ToolError
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools import ToolResult
+
+
+class InFlightCalls(Middleware):
+    def __init__(self) -> None:
+        self._scopes: set[anyio.CancelScope] = set()
+        self._draining = False
+        self._idle = anyio.Event()
+
+    @property
+    def count(self) -> int:
+        return len(self._scopes)
+
+    async def on_call_tool(
+        self,
+        context: MiddlewareContext[mt.CallToolRequestParams],
+        call_next: CallNext[mt.CallToolRequestParams, ToolResult],
+    ) -> ToolResult:
+        tool = context.message.name
+        if self._draining:
+            raise ToolError(f"{tool} was not started: the gateway is shutting down")
+        scope = anyio.CancelScope()
+        self._scopes.add(scope)
+        try:
+            with scope:
+                return await call_next(context)
+            # Only our own scope's cancellation lands here; any other propagates.
+            raise ToolError(f"{tool} was stopped: the gateway is shutting down")
+        finally:
+            self._scopes.discard(scope)
+            if self._draining and not self._scopes:
+                self._idle.set()
+
+    async def drain(self, within: float) -> None:
+        """Refuse new calls, stop those in flight, and wait (bounded) for their replies."""
+        self._draining = True
+        if not self._scopes:
+            return
+        for scope in list(self._scopes):
+            scope.cancel()
+        with anyio.move_on_after(within):
+            await self._idle.wait()

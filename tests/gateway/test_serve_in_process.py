@@ -1,0 +1,124 @@
+"""`serve()` embedded in a host process: stopping never waits on calls that are in flight."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client
+
+from gateway.app import build_gateway
+from gateway.errors import GatewayError
+from gateway.serve import bind_listener, http_url, serve
+from gateway.settings import Settings
+from tests.support import INITIALIZE
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_stop_ends_a_call_in_flight_with_a_clear_error_and_serve_returns(
+    tmp_path: Path,
+) -> None:
+    server = build_gateway(Settings(transport="http", data_dir=tmp_path))
+    call_started = anyio.Event()
+
+    @server.tool
+    async def wait_forever() -> str:
+        call_started.set()
+        await anyio.sleep_forever()
+        return "unreachable"
+
+    listener = bind_listener("127.0.0.1", 0)
+    url = http_url(listener, "/mcp")
+    stop = anyio.Event()
+    replies: list[str] = []
+
+    async def call_that_never_returns() -> None:
+        async with Client(url) as client:
+            result = await client.call_tool("wait_forever", {})
+            assert result.is_error
+            replies.append(result.content[0].text)  # type: ignore[union-attr]
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(
+                lambda: serve(
+                    server,
+                    stdio=False,
+                    listener=listener,
+                    shutdown_grace=0.2,
+                    handle_signals=False,
+                    stop=stop,
+                )
+            )
+            tg.start_soon(call_that_never_returns)
+            await call_started.wait()
+            stop.set()
+    assert replies == ["wait_forever was stopped: the gateway is shutting down"]
+
+
+async def test_serving_nothing_is_refused() -> None:
+    server = build_gateway(Settings(transport="http"))
+    with pytest.raises(GatewayError, match="nothing to serve"):
+        await serve(server, stdio=False, listener=None)
+
+
+async def test_stop_answers_a_stdio_call_in_flight_before_the_process_would_exit(
+    tmp_path: Path,
+) -> None:
+    server = build_gateway(Settings(data_dir=tmp_path))
+    call_started = anyio.Event()
+
+    @server.tool
+    async def wait_forever() -> str:
+        call_started.set()
+        await anyio.sleep_forever()
+        return "unreachable"
+
+    client_to_gateway_r, client_to_gateway_w = os.pipe()
+    gateway_to_client_r, gateway_to_client_w = os.pipe()
+    stop = anyio.Event()
+    to_gateway = anyio.wrap_file(os.fdopen(client_to_gateway_w, "wb", buffering=0))
+    from_gateway = anyio.wrap_file(os.fdopen(gateway_to_client_r, "rb"))
+
+    async def send(message: dict[str, object]) -> None:
+        await to_gateway.write(json.dumps(message).encode() + b"\n")
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(
+                lambda: serve(
+                    server,
+                    stdio=True,
+                    listener=None,
+                    handle_signals=False,
+                    stop=stop,
+                    stdio_fds=(client_to_gateway_r, gateway_to_client_w),
+                )
+            )
+            await send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INITIALIZE})
+            assert json.loads(await from_gateway.readline())["id"] == 1
+            await send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            await send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 2,
+                    "method": "tools/call",
+                    "params": {"name": "wait_forever", "arguments": {}},
+                }
+            )
+            await call_started.wait()
+            stop.set()
+            reply = json.loads(await from_gateway.readline())
+    assert reply["id"] == 2
+    assert reply["result"]["isError"] is True
+    assert reply["result"]["content"][0]["text"] == (
+        "wait_forever was stopped: the gateway is shutting down"
+    )
+    for fd in (client_to_gateway_r, gateway_to_client_w):
+        os.close(fd)
+    await to_gateway.aclose()
+    await from_gateway.aclose()
