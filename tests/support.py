@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,32 @@ def gateway_command() -> str:
     assert found, "archon-gateway is not installed; run `pip install -e .[dev]`"
     return found
 
+
+@asynccontextmanager
+async def running_gateway(
+    env: dict[str, str], cwd: Path, *args: str, stdin: int = subprocess.PIPE
+) -> AsyncIterator[tuple[Process, Path]]:
+    """`archon-gateway serve ARGS` as a real process; yields it and its stderr log file.
+    Killed on exit if the test did not stop it."""
+    stderr_path = cwd / "gateway.stderr"
+    with stderr_path.open("wb") as stderr:
+        process = await anyio.open_process(
+            [gateway_command(), "serve", *args],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+            cwd=cwd,
+        )
+        async with process:
+            try:
+                yield process, stderr_path
+            finally:
+                if process.returncode is None:
+                    process.kill()
+
+
+HTTP_ONLY = ("--transport", "http", "--port", "0")
 
 INITIALIZE = {
     "protocolVersion": "2025-06-18",

@@ -14,7 +14,14 @@ from mcp import Client, ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.support import URL_PATTERN, gateway_command, tool_call_samples, wait_for_text
+from tests.support import (
+    HTTP_ONLY,
+    URL_PATTERN,
+    gateway_command,
+    running_gateway,
+    tool_call_samples,
+    wait_for_text,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -76,17 +83,11 @@ async def test_both_transports_share_one_gateway_and_its_counters(
 async def test_http_only_gateway_answers_plain_routes_and_rejects_unknown_ones(
     gateway_env: dict[str, str], tmp_path: Path
 ) -> None:
-    stderr_path = tmp_path / "stderr.log"
-    with anyio.fail_after(60), stderr_path.open("wb") as stderr:
-        process = await anyio.open_process(
-            [gateway_command(), "serve", "--transport", "http", "--port", "0"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=gateway_env,
-            cwd=tmp_path,
-        )
-        async with process:
+    with anyio.fail_after(60):
+        async with running_gateway(gateway_env, tmp_path, *HTTP_ONLY, stdin=subprocess.DEVNULL) as (
+            process,
+            stderr_path,
+        ):
             try:
                 url = (await wait_for_text(stderr_path, URL_PATTERN)).group(1)
                 base = url.removesuffix("/mcp")
@@ -143,16 +144,11 @@ async def test_port_already_in_use_fails_fast_with_a_clear_message(
 async def test_sigterm_with_an_open_http_session_stream_stops_cleanly(
     gateway_env: dict[str, str], tmp_path: Path
 ) -> None:
-    stderr_path = tmp_path / "stderr.log"
-    with anyio.fail_after(60), stderr_path.open("wb") as stderr:
-        process = await anyio.open_process(
-            [gateway_command(), "serve", "--transport", "http", "--port", "0"],
-            stdin=subprocess.DEVNULL,
-            stderr=stderr,
-            env=gateway_env,
-            cwd=tmp_path,
-        )
-        async with process:
+    with anyio.fail_after(60):
+        async with running_gateway(gateway_env, tmp_path, *HTTP_ONLY, stdin=subprocess.DEVNULL) as (
+            process,
+            stderr_path,
+        ):
             url = (await wait_for_text(stderr_path, URL_PATTERN)).group(1)
             # A legacy (initialize-based) session keeps a GET event stream open.
             async with (

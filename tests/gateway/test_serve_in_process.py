@@ -8,6 +8,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from fastmcp import FastMCP
 from mcp import Client
 
 from gateway.app import build_gateway
@@ -19,10 +20,8 @@ from tests.support import INITIALIZE
 pytestmark = pytest.mark.anyio
 
 
-async def test_stop_ends_a_call_in_flight_with_a_clear_error_and_serve_returns(
-    tmp_path: Path,
-) -> None:
-    server = build_gateway(Settings(transport="http", data_dir=tmp_path))
+def add_wait_forever_tool(server: FastMCP) -> anyio.Event:
+    """A tool that never finishes by itself; the event is set once a call is running."""
     call_started = anyio.Event()
 
     @server.tool
@@ -30,6 +29,15 @@ async def test_stop_ends_a_call_in_flight_with_a_clear_error_and_serve_returns(
         call_started.set()
         await anyio.sleep_forever()
         return "unreachable"
+
+    return call_started
+
+
+async def test_stop_ends_a_call_in_flight_with_a_clear_error_and_serve_returns(
+    tmp_path: Path,
+) -> None:
+    server = build_gateway(Settings(transport="http", data_dir=tmp_path))
+    call_started = add_wait_forever_tool(server)
 
     listener = bind_listener("127.0.0.1", 0)
     url = http_url(listener, "/mcp")
@@ -70,13 +78,7 @@ async def test_stop_answers_a_stdio_call_in_flight_before_the_process_would_exit
     tmp_path: Path,
 ) -> None:
     server = build_gateway(Settings(data_dir=tmp_path))
-    call_started = anyio.Event()
-
-    @server.tool
-    async def wait_forever() -> str:
-        call_started.set()
-        await anyio.sleep_forever()
-        return "unreachable"
+    call_started = add_wait_forever_tool(server)
 
     client_to_gateway_r, client_to_gateway_w = os.pipe()
     gateway_to_client_r, gateway_to_client_w = os.pipe()

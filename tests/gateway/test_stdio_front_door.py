@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from tests.support import RawStdioPeer, gateway_command
+from tests.support import RawStdioPeer, gateway_command, running_gateway
 
 pytestmark = pytest.mark.anyio
 
@@ -22,22 +21,8 @@ pytestmark = pytest.mark.anyio
 async def raw_gateway(
     env: dict[str, str], cwd: Path, *args: str
 ) -> AsyncIterator[tuple[RawStdioPeer, Path]]:
-    stderr_path = cwd / "gateway.stderr"
-    with stderr_path.open("wb") as stderr:
-        process = await anyio.open_process(
-            [gateway_command(), "serve", *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=env,
-            cwd=cwd,
-        )
-        async with process:
-            try:
-                yield RawStdioPeer(process), stderr_path
-            finally:
-                if process.returncode is None:
-                    process.kill()
+    async with running_gateway(env, cwd, *args) as (process, stderr_path):
+        yield RawStdioPeer(process), stderr_path
 
 
 async def test_official_stdio_client_initializes_lists_and_calls_gateway_info(
