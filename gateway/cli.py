@@ -40,6 +40,9 @@ def serve(
     log_level: Annotated[LogLevel | None, Parameter(help="[default: info]")] = None,
 ) -> None:
     """Serve MCP. stdio by default (what Claude Desktop and Cursor launch)."""
+    from gateway.stdio import reserve_standard_fds
+
+    closed_fds = reserve_standard_fds()
     try:
         settings = load_settings(
             config,
@@ -56,6 +59,12 @@ def serve(
     from gateway.serve import bind_listener
     from gateway.serve import serve as serve_gateway
 
+    if settings.serves_stdio and {0, 1} & set(closed_fds):
+        _fail(
+            "the stdio transport needs an open stdin and stdout, but "
+            f"fd {min({0, 1} & set(closed_fds))} is closed; for a service use --transport http",
+            2,
+        )
     configure_logging(settings.log_level, settings.log_file)
     for name in unknown_env_settings():
         log.warning("ignoring %s: no such setting", name)

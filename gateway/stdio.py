@@ -30,6 +30,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
+from gateway.errors import GatewayError
+
 log = logging.getLogger(__name__)
 
 PARSE_ERROR = -32700
@@ -40,6 +42,26 @@ _WRITE_CHUNK = getattr(select, "PIPE_BUF", 512)
 
 ReadStream = MemoryObjectReceiveStream[SessionMessage | Exception]
 WriteStream = MemoryObjectSendStream[SessionMessage]
+
+
+def reserve_standard_fds() -> list[int]:
+    """Point closed standard descriptors (0, 1, 2) at /dev/null and return which were closed.
+
+    Must run before anything else opens a file: a closed fd 1 would otherwise be reused by the
+    next socket or event-loop handle, and stdout writes (or our stdio claim) would hit it.
+    """
+    closed = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.append(fd)
+    for fd in closed:
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:  # lowest free descriptor: normally lands on fd itself
+            os.dup2(null, fd)
+            os.close(null)
+    return closed
 
 
 @dataclass
@@ -59,8 +81,9 @@ class StdioChannel:
 async def stdio_streams(
     max_message_bytes: int, stdin_fd: int = 0, stdout_fd: int = 1
 ) -> AsyncIterator[StdioChannel]:
+    """Serve newline-delimited JSON-RPC on `stdin_fd`/`stdout_fd` until EOF or close_input()."""
     in_fd, restore_stdin = _claim(stdin_fd, os.open(os.devnull, os.O_RDONLY))
-    sys.stdout.flush()
+    _flush_sys_stdout()
     out_fd, restore_stdout = _claim(stdout_fd, os.dup(2))
     read_send, read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_send, write_recv = anyio.create_memory_object_stream[SessionMessage](0)
@@ -77,14 +100,27 @@ async def stdio_streams(
                 reader_scope.cancel()
                 await write_send.aclose()
     finally:
-        sys.stdout.flush()
+        _flush_sys_stdout()
         restore_stdout()
         restore_stdin()
 
 
+def _flush_sys_stdout() -> None:
+    # Text a stray print left in Python's buffer must not reach the wire later.
+    if sys.stdout is not None:
+        sys.stdout.flush()
+
+
 def _claim(fd: int, diversion: int) -> tuple[int, Callable[[], None]]:
     """Move `fd` to a private descriptor and point `fd` itself at `diversion`."""
-    private = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    try:
+        private = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    except OSError as exc:
+        os.close(diversion)
+        raise GatewayError(
+            f"the stdio transport needs an open stdin and stdout, but fd {fd} is not "
+            f"usable ({exc.strerror}); for a service run `--transport http`"
+        ) from None
     os.dup2(diversion, fd)
     os.close(diversion)
 

@@ -77,3 +77,21 @@ async def test_data_dir_is_created_at_start(gateway_env: dict[str, str], tmp_pat
     with anyio.fail_after(30):
         await anyio.run_process([gateway_command(), "serve"], env=env, cwd=tmp_path)
     assert data_dir.is_dir()
+
+
+@pytest.mark.parametrize(("redirect", "fd"), [("0<&-", 0), (">&-", 1)])
+async def test_stdio_with_a_closed_standard_stream_fails_with_a_clear_message(
+    gateway_env: dict[str, str], tmp_path: Path, redirect: str, fd: int
+) -> None:
+    with anyio.fail_after(30):
+        done = await anyio.run_process(
+            ["sh", "-c", f'exec "{gateway_command()}" serve {redirect}'],
+            env=gateway_env,
+            cwd=tmp_path,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert done.stderr.decode().strip() == (
+        "archon-gateway: error: the stdio transport needs an open stdin and stdout, "
+        f"but fd {fd} is closed; for a service use --transport http"
+    )
