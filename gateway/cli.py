@@ -7,6 +7,7 @@ usage.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -40,9 +41,7 @@ def serve(
     log_level: Annotated[LogLevel | None, Parameter(help="[default: info]")] = None,
 ) -> None:
     """Serve MCP. stdio by default (what Claude Desktop and Cursor launch)."""
-    from gateway.stdio import reserve_standard_fds
-
-    closed_fds = reserve_standard_fds()
+    closed_fds = _reserve_standard_fds()
     try:
         settings = load_settings(
             config,
@@ -59,10 +58,10 @@ def serve(
     from gateway.serve import bind_listener
     from gateway.serve import serve as serve_gateway
 
-    if settings.serves_stdio and {0, 1} & set(closed_fds):
+    if settings.serves_stdio and (missing := [fd for fd in closed_fds if fd in (0, 1)]):
         _fail(
-            "the stdio transport needs an open stdin and stdout, but "
-            f"fd {min({0, 1} & set(closed_fds))} is closed; for a service use --transport http",
+            f"the stdio transport needs an open stdin and stdout, but fd {missing[0]} is "
+            "closed; for a service use --transport http",
             2,
         )
     configure_logging(settings.log_level, settings.log_file)
@@ -98,6 +97,26 @@ def serve(
 def version() -> None:
     """Print the gateway version."""
     print(__version__)
+
+
+def _reserve_standard_fds() -> list[int]:
+    """Point closed standard descriptors (0, 1, 2) at /dev/null and return which were closed.
+
+    Must run before anything else opens a file: a closed fd 1 would otherwise be reused by the
+    next socket or event-loop handle, and stdout writes (or our stdio claim) would hit it.
+    """
+    closed = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.append(fd)
+    for fd in closed:
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:  # lowest free descriptor: normally lands on fd itself
+            os.dup2(null, fd)
+            os.close(null)
+    return closed
 
 
 def _leaves(group: BaseExceptionGroup[GatewayError]) -> list[GatewayError]:

@@ -44,26 +44,6 @@ ReadStream = MemoryObjectReceiveStream[SessionMessage | Exception]
 WriteStream = MemoryObjectSendStream[SessionMessage]
 
 
-def reserve_standard_fds() -> list[int]:
-    """Point closed standard descriptors (0, 1, 2) at /dev/null and return which were closed.
-
-    Must run before anything else opens a file: a closed fd 1 would otherwise be reused by the
-    next socket or event-loop handle, and stdout writes (or our stdio claim) would hit it.
-    """
-    closed = []
-    for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            closed.append(fd)
-    for fd in closed:
-        null = os.open(os.devnull, os.O_RDWR)
-        if null != fd:  # lowest free descriptor: normally lands on fd itself
-            os.dup2(null, fd)
-            os.close(null)
-    return closed
-
-
 @dataclass
 class StdioChannel:
     """Streams for an MCP server: `read` ends at stdin EOF or after `close_input()`."""
