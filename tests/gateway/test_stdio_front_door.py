@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -177,3 +178,32 @@ async def test_nothing_but_json_rpc_reaches_stdout_even_with_debug_logging(
             assert rest == b""  # every byte was a reply the peer parsed as JSON
             assert await peer.process.wait() == 0
     assert "DEBUG" in path.read_text()
+
+
+async def test_many_concurrent_requests_on_stdio_are_all_answered(
+    gateway_env: dict[str, str], tmp_path: Path
+) -> None:
+    with anyio.fail_after(60):
+        async with raw_gateway(gateway_env, tmp_path) as (peer, _):
+            await peer.initialize()
+            ids = set(range(1000, 1100))
+            await peer.send_raw(
+                b"".join(
+                    json.dumps(
+                        {
+                            "jsonrpc": "2.0",
+                            "id": request_id,
+                            "method": "tools/call",
+                            "params": {"name": "gateway_info", "arguments": {}},
+                        }
+                    ).encode()
+                    + b"\n"
+                    for request_id in ids
+                )
+            )
+            answered = set()
+            for _ in ids:
+                reply = await peer.receive()
+                assert reply["result"]["isError"] is False
+                answered.add(reply["id"])
+            assert answered == ids
