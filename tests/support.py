@@ -53,7 +53,16 @@ async def running_gateway(
                     process.kill()
 
 
-HTTP_ONLY = ("--transport", "http", "--port", "0")
+@asynccontextmanager
+async def running_http_gateway(
+    env: dict[str, str], cwd: Path
+) -> AsyncIterator[tuple[Process, str, Path]]:
+    """An HTTP-only gateway on a free port; yields the process, its MCP URL and stderr log."""
+    args = ("--transport", "http", "--port", "0")
+    async with running_gateway(env, cwd, *args, stdin=subprocess.DEVNULL) as (process, stderr):
+        url = (await wait_for_text(stderr, URL_PATTERN)).group(1)
+        yield process, url, stderr
+
 
 INITIALIZE = {
     "protocolVersion": "2025-06-18",

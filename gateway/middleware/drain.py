@@ -16,10 +16,6 @@ class InFlightCalls(Middleware):
         self._draining = False
         self._idle = anyio.Event()
 
-    @property
-    def count(self) -> int:
-        return len(self._scopes)
-
     async def on_call_tool(
         self,
         context: MiddlewareContext[mt.CallToolRequestParams],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
 from pathlib import Path
 
 import anyio
@@ -15,10 +14,9 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.support import (
-    HTTP_ONLY,
     URL_PATTERN,
     gateway_command,
-    running_gateway,
+    running_http_gateway,
     tool_call_samples,
     wait_for_text,
 )
@@ -84,12 +82,8 @@ async def test_http_only_gateway_answers_plain_routes_and_rejects_unknown_ones(
     gateway_env: dict[str, str], tmp_path: Path
 ) -> None:
     with anyio.fail_after(60):
-        async with running_gateway(gateway_env, tmp_path, *HTTP_ONLY, stdin=subprocess.DEVNULL) as (
-            process,
-            stderr_path,
-        ):
+        async with running_http_gateway(gateway_env, tmp_path) as (process, url, stderr_path):
             try:
-                url = (await wait_for_text(stderr_path, URL_PATTERN)).group(1)
                 base = url.removesuffix("/mcp")
                 async with httpx.AsyncClient(base_url=base) as web:
                     missing = await web.get("/nope")
@@ -145,20 +139,16 @@ async def test_sigterm_with_an_open_http_session_stream_stops_cleanly(
     gateway_env: dict[str, str], tmp_path: Path
 ) -> None:
     with anyio.fail_after(60):
-        async with running_gateway(gateway_env, tmp_path, *HTTP_ONLY, stdin=subprocess.DEVNULL) as (
-            process,
-            stderr_path,
+        # A legacy (initialize-based) session keeps a GET event stream open.
+        async with (
+            running_http_gateway(gateway_env, tmp_path) as (process, url, stderr_path),
+            streamable_http_client(url, terminate_on_close=False) as (read, write),
+            ClientSession(read, write) as session,
         ):
-            url = (await wait_for_text(stderr_path, URL_PATTERN)).group(1)
-            # A legacy (initialize-based) session keeps a GET event stream open.
-            async with (
-                streamable_http_client(url, terminate_on_close=False) as (read, write),
-                ClientSession(read, write) as session,
-            ):
-                await session.initialize()
-                await wait_for_text(stderr_path, r"Created new transport with session ID")
-                process.send_signal(signal.SIGTERM)
-                assert await process.wait() == 0
+            await session.initialize()
+            await wait_for_text(stderr_path, r"Created new transport with session ID")
+            process.send_signal(signal.SIGTERM)
+            assert await process.wait() == 0
     stderr_text = stderr_path.read_text()
     assert "Traceback" not in stderr_text
     assert " ERROR " not in stderr_text
