@@ -43,3 +43,16 @@ class AuthRejected(GatewayError):
 
 class CircuitOpen(GatewayError):
     """A breaker is open; calls fail fast until it half-opens."""
+
+
+class InputRejected(GatewayError):
+    """A tool's input cannot be used (too large, unsupported language, unknown rule); the
+    message names the argument and what it accepts."""
+
+
+class ToolFailed(GatewayError):
+    """A helper a tool depends on (a subprocess, a parser) failed or ran past its limit."""
+
+
+class WorkflowFailed(GatewayError):
+    """The workflow coordinator ran the workflow and reported it failed or cancelled."""
