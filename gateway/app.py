@@ -19,6 +19,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.middleware.errors import ErrorTranslationMiddleware
 from gateway.middleware.metrics import MetricsMiddleware
 from gateway.settings import Settings
+from tools.codegen import add_codegen_tools
 
 SERVER_NAME = "archon"
 INSTRUCTIONS = (
@@ -43,6 +44,11 @@ def build_gateway(settings: Settings) -> FastMCP:
     )
     add_admin_tools(server, settings.transports, metrics, components)
     add_http_routes(server, metrics, components)
+    add_codegen_tools(
+        server,
+        max_input_bytes=settings.codegen_max_input_bytes,
+        ruff_timeout=settings.codegen_ruff_timeout,
+    )
     return server
 
 

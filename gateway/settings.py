@@ -66,6 +66,21 @@ class Settings(BaseSettings):
         description="largest JSON-RPC message accepted from a stdio client",
     )
 
+    codegen_max_input_bytes: int = Field(
+        1_000_000, ge=1024, description="largest source the code_* tools accept, in bytes"
+    )
+    codegen_ruff_timeout: float = Field(
+        10.0, gt=0, le=300, description="seconds one ruff run may take in the code_* tools"
+    )
+    workflow_coordinator_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s]+$",
+        description="base URL of the workflow coordinator (orchestrate_pattern_workflow)",
+    )
+    workflow_timeout: float = Field(
+        600.0, gt=0, description="seconds one orchestrate_pattern_workflow call may take"
+    )
+
     @field_validator("transport", "log_level", mode="before")
     @classmethod
     def _lowercase(cls, value: Any) -> Any:

@@ -18,6 +18,7 @@ from tools.codegen.analyze import analyze
 from tools.codegen.models import Analysis, Correction, MixinAdvice, NodeKind, ValidationReport
 from tools.codegen.rules import RuleSet
 from tools.codegen.validate import MAX_INPUT_BYTES, require_python, validate
+from tools.errors import tool_errors
 
 __all__ = ["MAX_INPUT_BYTES", "add_codegen_tools"]
 
@@ -74,15 +75,16 @@ def add_codegen_tools(
         ONEX node conventions (Node<Name><Kind> class, node_<name>_<kind>.py file, the kind's
         async entry method, no bare except, typed signatures). Returns findings (rule,
         severity, message, line, column, fixable), `valid` (no errors) and a 0-100 score."""
-        require_python(code, language, max_input_bytes)
-        report, _ = await validate(
-            code,
-            rule_set(rules, ignore),
-            filename=filename,
-            node_kind=node_kind,
-            ruff_timeout=ruff_timeout,
-        )
-        return report
+        with tool_errors():
+            require_python(code, language, max_input_bytes)
+            report, _ = await validate(
+                code,
+                rule_set(rules, ignore),
+                filename=filename,
+                node_kind=node_kind,
+                ruff_timeout=ruff_timeout,
+            )
+            return report
 
     @server.tool(
         name="code_correct",
@@ -104,14 +106,15 @@ def add_codegen_tools(
         the result again changes nothing."""
         from tools.codegen.correct import correct
 
-        require_python(code, language, max_input_bytes)
-        return await correct(
-            code,
-            rule_set(rules, ignore),
-            filename=filename,
-            node_kind=node_kind,
-            ruff_timeout=ruff_timeout,
-        )
+        with tool_errors():
+            require_python(code, language, max_input_bytes)
+            return await correct(
+                code,
+                rule_set(rules, ignore),
+                filename=filename,
+                node_kind=node_kind,
+                ruff_timeout=ruff_timeout,
+            )
 
     @server.tool(
         name="code_analyze",
@@ -124,7 +127,8 @@ def add_codegen_tools(
         functions (parameters, return type, complexity), imports, third-party and stdlib
         dependencies, Mixin bases, traits (network, database, events, pure, ...) and a guess
         at its ONEX node kind. Syntax errors are reported, not raised."""
-        require_python(code, language, max_input_bytes)
+        with tool_errors():
+            require_python(code, language, max_input_bytes)
         return await anyio.to_thread.run_sync(analyze, code, filename)
 
     @server.tool(
@@ -144,10 +148,11 @@ def add_codegen_tools(
         are ruled out with why, and incompatible pairs are flagged."""
         from tools.codegen.mixins import recommend
 
-        if not (code or description):
-            raise InputRejected("give code, description, or both")
-        if code:
-            require_python(code, "python", max_input_bytes)
-        if description and len(description.encode()) > max_input_bytes:
-            raise InputRejected(f"description: over the {max_input_bytes}-byte limit")
+        with tool_errors():
+            if not (code or description):
+                raise InputRejected("give code, description, or both")
+            if code:
+                require_python(code, "python", max_input_bytes)
+            if description and len(description.encode()) > max_input_bytes:
+                raise InputRejected(f"description: over the {max_input_bytes}-byte limit")
         return await anyio.to_thread.run_sync(recommend, code, description, node_kind)

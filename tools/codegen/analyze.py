@@ -78,7 +78,9 @@ def traits_of(tree: ast.Module, imports: list[ImportInfo]) -> list[str]:
     roots = {i.module.split(".", 1)[0] for i in imports if not i.module.startswith(".")}
     traits = {trait for trait, mods in TRAIT_MODULES.items() if roots & set(mods)}
     calls = {
-        dotted(node.func).rsplit(".", 1)[-1] for node in ast.walk(tree) if isinstance(node, ast.Call)
+        dotted(node.func).rsplit(".", 1)[-1]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
     }
     traits |= {trait for trait, names in TRAIT_CALLS.items() if calls & set(names)}
     if any(isinstance(node, ast.Await) for node in ast.walk(tree)):
@@ -122,7 +124,7 @@ def analyze(code: str, filename: str | None = None, node_kind: NodeKind | None =
     functions = [_function_info(node) for node in tree.body if isinstance(node, FunctionNode)]
     imports = _imports(tree)
     absolute = {i.module.split(".", 1)[0] for i in imports if not i.module.startswith(".")}
-    stdlib = sorted(absolute & sys.stdlib_module_names)
+    stdlib = sorted(absolute & sys.stdlib_module_names - {"__future__"})
     nodes = node_classes(tree, node_kind)
     kind = node_kind or next((k for _, k in nodes if k), None)
     all_functions = [f for c in classes for f in c.methods] + functions

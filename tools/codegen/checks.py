@@ -83,9 +83,7 @@ def complexity(function: FunctionNode) -> int:
             score += len(node.values) - 1
         elif isinstance(node, ast.comprehension):
             score += 1 + len(node.ifs)
-        elif isinstance(node, ast.match_case):
-            score += 1
-        elif isinstance(node, ast.Assert):
+        elif isinstance(node, ast.match_case | ast.Assert):
             score += 1
     return score
 
@@ -169,7 +167,8 @@ def returns_nothing(function: FunctionNode) -> bool:
         if isinstance(node, ast.Yield | ast.YieldFrom):
             return False
         if isinstance(node, ast.Return) and node.value is not None:
-            if not (isinstance(node.value, ast.Constant) and node.value.value is None):
+            returns_none = isinstance(node.value, ast.Constant) and node.value.value is None
+            if not returns_none:
                 return False
     return True
 
@@ -235,20 +234,19 @@ def check(
     filename: str | None = None,
     node_kind: NodeKind | None = None,
 ) -> CheckResult:
+    base_name = PurePosixPath(filename.replace("\\", "/")).name if filename else None
+    kind = node_kind or (kind_from_file_name(base_name) if base_name else None)
     parsed = parse(code, filename or "<code>")
     if isinstance(parsed, Finding):
-        return CheckResult(None, [parsed], Fixes(), node_kind)
+        return CheckResult(None, [parsed], Fixes(), kind)
     tree = parsed
     checker = _Checker(code, rules)
-    base_name = PurePosixPath(filename.replace("\\", "/")).name if filename else None
-    file_kind = kind_from_file_name(base_name) if base_name else None
-    kind = node_kind or file_kind
     bound = bound_names(tree)
 
     nodes = node_classes(tree, kind)
     if not nodes and kind is not None:
-        checker.add("ONEX009", f"no ONEX node class found; expected a Node<Name>{KINDS[kind].suffix}"
-                    " class", None)
+        expected = f"Node<Name>{KINDS[kind].suffix}"
+        checker.add("ONEX009", f"no ONEX node class found; expected a {expected} class", None)
     for cls, cls_kind in nodes:
         kind = kind or cls_kind
         _check_node_class(checker, cls, cls_kind, base_name, bound)
@@ -340,14 +338,13 @@ def _check_function(checker: _Checker, function: FunctionNode, is_method: bool) 
     if untyped:
         names = ", ".join(untyped)
         noun = "parameter" if len(untyped) == 1 else "parameters"
-        checker.add(
-            "ONEX006", f"{function.name}: {noun} {names} without type annotation", function
-        )
+        checker.add("ONEX006", f"{function.name}: {noun} {names} without type annotation", function)
     if function.returns is None:
         fixable = returns_nothing(function)
         advice = "add `-> None`" if fixable else "add the return type"
-        checker.add("ONEX005", f"{function.name} has no return annotation; {advice}", function,
-                    fixable)
+        checker.add(
+            "ONEX005", f"{function.name} has no return annotation; {advice}", function, fixable
+        )
         if fixable and checker.rules.enabled("ONEX005"):
             checker.fixes.return_none.add((function.lineno, function.name))
     score = complexity(function)

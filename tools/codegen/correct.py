@@ -14,10 +14,10 @@ from collections import Counter
 
 import anyio.to_thread
 
-from tools.codegen.checks import Fixes, check
+from tools.codegen.checks import CheckResult, Fixes, check
 from tools.codegen.models import Correction, Finding, NodeKind
-from tools.codegen.rules import KNOWN_IMPORTS, RuleSet
 from tools.codegen.ruff import ruff_fix
+from tools.codegen.rules import KNOWN_IMPORTS, RuleSet
 from tools.codegen.validate import ruff_file_name, validate
 
 MAX_PASSES = 3
@@ -136,15 +136,12 @@ async def correct(
             return _unchanged(code, before.findings, "a codemod produced code that does not parse")
         fixed = await ruff_fix(modded, rules, name, ruff_timeout)
         if not _parses(fixed):
-            return _unchanged(code, before.findings, "ruff's fixes produced code that does not parse")
+            reason = "ruff's fixes produced code that does not parse"
+            return _unchanged(code, before.findings, reason)
         if fixed == current:
             break
         current = fixed
-        fixes = (
-            await anyio.to_thread.run_sync(
-                lambda: check(current, rules, filename=filename, node_kind=node_kind)
-            )
-        ).fixes
+        fixes = (await anyio.to_thread.run_sync(_check, current, rules, filename, node_kind)).fixes
     after, _ = await validate(
         current, rules, filename=filename, node_kind=node_kind, ruff_timeout=ruff_timeout
     )
@@ -158,6 +155,10 @@ async def correct(
         fixed=fixed_rules,
         remaining=after.findings,
     )
+
+
+def _check(code: str, rules: RuleSet, filename: str | None, kind: NodeKind | None) -> CheckResult:
+    return check(code, rules, filename=filename, node_kind=kind)
 
 
 def _unchanged(code: str, findings: list[Finding], reason: str) -> Correction:

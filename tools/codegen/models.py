@@ -32,7 +32,7 @@ class Correction(BaseModel):
     changed: bool
     fixed: list[str] = Field(description="rule ids with fewer findings after correction")
     remaining: list[Finding] = Field(description="findings on the corrected code")
-    reason: str | None = Field(None, description="why the original was returned unchanged")
+    reason: str | None = Field(default=None, description="why the original was returned unchanged")
 
 
 class ImportInfo(BaseModel):
@@ -61,7 +61,7 @@ class ClassInfo(BaseModel):
 class Analysis(BaseModel):
     parses: bool
     syntax_error: str | None = None
-    docstring: str | None = Field(None, description="first line of the module docstring")
+    docstring: str | None = Field(default=None, description="first line of the module docstring")
     lines: int
     node_kind: NodeKind | None = Field(description="best guess at the module's ONEX node kind")
     node_class: str | None = Field(description="the ONEX node class, when there is one")

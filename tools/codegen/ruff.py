@@ -6,24 +6,26 @@ Always `--isolated` (no config file from the gateway's working directory leaks i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
 from typing import Any
 
 import anyio
+from anyio.abc import ByteReceiveStream
 
 from gateway.errors import InputRejected, ToolFailed
 from tools.codegen.models import Finding, Severity
 from tools.codegen.rules import RuleSet
 
-_ERROR_PREFIXES = ("E9", "F63", "F7", "F82", "F811", "B")
+_ERROR_PREFIXES = ("E9", "F63", "F7", "F82", "F811")
 _INFO_PREFIXES = ("I", "W", "UP")
 
 
 @functools.cache
 def ruff_binary() -> str:
-    from ruff import find_ruff_bin  # the `ruff` package ships its binary
+    from ruff import find_ruff_bin  # type: ignore[import-untyped]  # ships the binary
 
     try:
         return str(find_ruff_bin())
@@ -51,22 +53,44 @@ def _common_args(rules: RuleSet, filename: str) -> list[str]:
     return args
 
 
-async def _run(args: list[str], code: str, timeout: float) -> bytes:
+async def _exec(command: list[str], data: bytes) -> tuple[int, bytes, bytes]:
+    """Run `command` with `data` on stdin; (exit code, stdout, stderr). The process is
+    killed if this is cancelled. A command that exits without reading stdin is fine."""
+    chunks: tuple[list[bytes], list[bytes]] = ([], [])
+
+    async def drain(stream: ByteReceiveStream | None, into: list[bytes]) -> None:
+        if stream is not None:
+            async for chunk in stream:
+                into.append(chunk)
+
+    async with await anyio.open_process(command) as process, anyio.create_task_group() as group:
+        group.start_soon(drain, process.stdout, chunks[0])
+        group.start_soon(drain, process.stderr, chunks[1])
+        if process.stdin is not None:
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await process.stdin.send(data)
+            await process.stdin.aclose()
+        code = await process.wait()
+    return code, b"".join(chunks[0]), b"".join(chunks[1])
+
+
+async def _run(args: list[str], code: str, time_limit: float) -> bytes:
     command = [ruff_binary(), *args]
     try:
-        with anyio.fail_after(timeout):
-            result = await anyio.run_process(command, input=code.encode(), check=False)
+        with anyio.fail_after(time_limit):
+            returncode, stdout, stderr = await _exec(command, code.encode())
     except TimeoutError:
-        raise ToolFailed(f"ruff did not finish within {timeout:g} s") from None
+        raise ToolFailed(f"ruff did not finish within {time_limit:g} s") from None
     except OSError as exc:
         raise ToolFailed(f"ruff could not be started: {exc.strerror or exc}") from None
-    if result.returncode != 0:
-        first = result.stderr.decode(errors="replace").strip().splitlines()
-        detail = re.sub(r"^(error|ruff failed): ", "", first[0]) if first else "no output"
-        if "select" in detail or "ignore" in detail or "rule" in detail.lower():
+    if returncode != 0:
+        lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()]
+        detail = "; ".join(line for line in lines if line) or "no output"
+        detail = re.sub(r"(?i)\b(error|ruff failed):\s*", "", detail)
+        if "selector" in detail or "rule" in detail.lower():
             raise InputRejected(f"rules: ruff refused the rule selection: {detail}")
-        raise ToolFailed(f"ruff failed (exit {result.returncode}): {detail}")
-    return result.stdout
+        raise ToolFailed(f"ruff failed (exit {returncode}): {detail}")
+    return stdout
 
 
 def _severity(code: str) -> Severity:
@@ -97,11 +121,13 @@ def findings_from_json(payload: list[dict[str, Any]]) -> list[Finding]:
     return findings
 
 
-async def ruff_findings(code: str, rules: RuleSet, filename: str, timeout: float) -> list[Finding]:
+async def ruff_findings(
+    code: str, rules: RuleSet, filename: str, time_limit: float
+) -> list[Finding]:
     if not rules.ruff_select():
         return []
     args = [*_common_args(rules, filename), "--output-format", "json", "-"]
-    out = await _run(args, code, timeout)
+    out = await _run(args, code, time_limit)
     try:
         payload = json.loads(out or b"[]")
     except json.JSONDecodeError:
@@ -109,9 +135,9 @@ async def ruff_findings(code: str, rules: RuleSet, filename: str, timeout: float
     return findings_from_json(payload)
 
 
-async def ruff_fix(code: str, rules: RuleSet, filename: str, timeout: float) -> str:
+async def ruff_fix(code: str, rules: RuleSet, filename: str, time_limit: float) -> str:
     """The code with ruff's safe fixes applied (import sorting included when selected)."""
     if not rules.ruff_select():
         return code
     args = [*_common_args(rules, filename), "--fix", "--quiet", "-"]
-    return (await _run(args, code, timeout)).decode()
+    return (await _run(args, code, time_limit)).decode()

@@ -8,11 +8,11 @@ from pathlib import PurePosixPath
 import anyio
 import anyio.to_thread
 
-from gateway.errors import InputRejected
+from gateway.errors import GatewayError, InputRejected
 from tools.codegen.checks import CheckResult, check
 from tools.codegen.models import Finding, NodeKind, ValidationReport
-from tools.codegen.rules import RuleSet
 from tools.codegen.ruff import ruff_findings
+from tools.codegen.rules import RuleSet
 
 PENALTY = {"error": 10.0, "warning": 3.0, "info": 1.0}
 MAX_INPUT_BYTES = 1_000_000
@@ -73,14 +73,20 @@ async def validate(
         nonlocal ruff
         ruff = await ruff_findings(code, rules, ruff_file_name(filename), ruff_timeout)
 
-    async with anyio.create_task_group() as group:
-        group.start_soon(run_checks)
-        group.start_soon(run_ruff)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(run_checks)
+            group.start_soon(run_ruff)
+    except ExceptionGroup as group:
+        for exc in group.exceptions:
+            if isinstance(exc, GatewayError):
+                raise exc from None
+        raise
     assert checked is not None
     findings = checked.findings if checked.tree is None else merge(checked, ruff)
     report = ValidationReport(
         valid=not any(f.severity == "error" for f in findings),
-        score=score(findings),
+        score=score(findings) if checked.tree is not None else 0.0,
         node_kind=checked.node_kind,
         findings=findings,
     )
