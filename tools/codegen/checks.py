@@ -32,8 +32,11 @@ class Fixes:
 
     renames: dict[str, str] = field(default_factory=dict)
     missing_imports: list[str] = field(default_factory=list)
-    return_none: set[tuple[int, str]] = field(default_factory=set)  # (def line, name)
+    return_none: set[int] = field(default_factory=set)  # functions, numbered in source order
     bare_except: bool = False
+
+    def any(self) -> bool:
+        return bool(self.renames or self.missing_imports or self.return_none or self.bare_except)
 
 
 @dataclass
@@ -258,12 +261,16 @@ def check(
         for item in parent.body
         if isinstance(item, FunctionNode)
     }
+    functions = sorted(
+        (node for node in ast.walk(tree) if isinstance(node, FunctionNode)),
+        key=lambda node: (node.lineno, node.col_offset),
+    )
+    for ordinal, function in enumerate(functions):
+        _check_function(checker, function, ordinal, id(function) in methods)
     for node in ast.walk(tree):
         if isinstance(node, ast.ExceptHandler) and node.type is None:
             checker.add("ONEX004", "bare `except:`; catch `Exception` (or narrower)", node, True)
             checker.fixes.bare_except = checker.rules.enabled("ONEX004")
-        elif isinstance(node, FunctionNode):
-            _check_function(checker, node, id(node) in methods)
 
     _check_missing_imports(checker, tree, bound)
     checker.findings.sort(key=lambda f: (f.line, f.column))
@@ -324,7 +331,9 @@ def _check_node_class(
             )
 
 
-def _check_function(checker: _Checker, function: FunctionNode, is_method: bool) -> None:
+def _check_function(
+    checker: _Checker, function: FunctionNode, ordinal: int, is_method: bool
+) -> None:
     positional = [*function.args.posonlyargs, *function.args.args]
     decorators = {dotted(d).rsplit(".", 1)[-1] for d in function.decorator_list}
     if is_method and positional and "staticmethod" not in decorators:
@@ -346,7 +355,7 @@ def _check_function(checker: _Checker, function: FunctionNode, is_method: bool) 
             "ONEX005", f"{function.name} has no return annotation; {advice}", function, fixable
         )
         if fixable and checker.rules.enabled("ONEX005"):
-            checker.fixes.return_none.add((function.lineno, function.name))
+            checker.fixes.return_none.add(ordinal)
     score = complexity(function)
     if score > checker.rules.max_complexity:
         checker.add(

@@ -11,36 +11,36 @@ from __future__ import annotations
 import ast
 import difflib
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 
 from tools.codegen.checks import CheckResult, Fixes, check
 from tools.codegen.models import Correction, Finding, NodeKind
 from tools.codegen.ruff import ruff_fix
-from tools.codegen.rules import KNOWN_IMPORTS, RuleSet
+from tools.codegen.rules import KNOWN_IMPORTS, OWN_PREFIXES, RuleSet
 from tools.codegen.validate import ruff_file_name, validate
+
+if TYPE_CHECKING:
+    import libcst as cst
 
 MAX_PASSES = 3
 
 
 def apply_codemods(code: str, fixes: Fixes) -> str:
     """Apply the fixes the checks decided on; returns `code` itself when there are none."""
-    if not (fixes.renames or fixes.missing_imports or fixes.return_none or fixes.bare_except):
+    if not fixes.any():
         return code
     import libcst as cst
-    from libcst.codemod import CodemodContext
-    from libcst.codemod.visitors import AddImportsVisitor
-    from libcst.metadata import MetadataWrapper, PositionProvider, ScopeProvider
+    from libcst.metadata import MetadataWrapper, ScopeProvider
 
-    wrapper = MetadataWrapper(cst.parse_module(code))
-    positions = wrapper.resolve(PositionProvider)
-    scopes = wrapper.resolve(ScopeProvider)
-    module = wrapper.module
+    module = cst.parse_module(code)
     rename_nodes: dict[cst.CSTNode, str] = {}
-    global_scope = scopes.get(module)
-    if fixes.renames and global_scope is not None:
+    if fixes.renames:
+        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+        global_scope = wrapper.resolve(ScopeProvider).get(module)
         for old, new in fixes.renames.items():
-            for assignment in global_scope[old]:
+            for assignment in global_scope[old] if global_scope is not None else ():
                 node = getattr(assignment, "node", None)
                 if isinstance(node, cst.ClassDef):
                     rename_nodes[node.name] = new
@@ -48,6 +48,11 @@ def apply_codemods(code: str, fixes: Fixes) -> str:
                     rename_nodes[access.node] = new
 
     class Fixer(cst.CSTTransformer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.functions = 0
+            self.ordinal: dict[cst.FunctionDef, int] = {}
+
         def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.Name:
             new = rename_nodes.get(original)
             return updated.with_changes(value=new) if new else updated
@@ -58,8 +63,8 @@ def apply_codemods(code: str, fixes: Fixes) -> str:
             # String annotations and `__all__` entries naming a renamed class.
             value = original.evaluated_value
             if isinstance(value, str) and value in fixes.renames:
-                quote = original.prefix + original.quote
-                return updated.with_changes(value=f"{quote}{fixes.renames[value]}{original.quote}")
+                start = original.prefix + original.quote
+                return updated.with_changes(value=f"{start}{fixes.renames[value]}{original.quote}")
             return updated
 
         def leave_ExceptHandler(
@@ -71,22 +76,72 @@ def apply_codemods(code: str, fixes: Fixes) -> str:
                 type=cst.Name("Exception"), whitespace_after_except=cst.SimpleWhitespace(" ")
             )
 
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+            # Pre-order, like the checks' numbering of functions in source order.
+            self.ordinal[node] = self.functions
+            self.functions += 1
+
         def leave_FunctionDef(
             self, original: cst.FunctionDef, updated: cst.FunctionDef
         ) -> cst.FunctionDef:
-            line = positions[original.name].start.line
-            if updated.returns is None and (line, original.name.value) in fixes.return_none:
+            if updated.returns is None and self.ordinal[original] in fixes.return_none:
                 return updated.with_changes(returns=cst.Annotation(cst.Name("None")))
             return updated
 
     result = module.visit(Fixer())
     if fixes.missing_imports:
-        context = CodemodContext()
-        for name in fixes.missing_imports:
-            source, attr = KNOWN_IMPORTS[name]
-            AddImportsVisitor.add_needed_import(context, source, attr)
-        result = AddImportsVisitor(context).transform_module(result)
+        result = _add_imports(result, fixes.missing_imports)
     return result.code
+
+
+def _add_imports(module: cst.Module, names: list[str]) -> cst.Module:
+    """Insert imports after the docstring and `from __future__` imports (ruff's isort pass,
+    when selected, then merges and orders them)."""
+    import libcst as cst
+
+    lines = []
+    for name in names:
+        source, attr = KNOWN_IMPORTS[name]
+        lines.append(f"from {source} import {attr}\n" if attr else f"import {source}\n")
+    new = [cst.parse_statement(line) for line in sorted(set(lines))]
+    body = list(module.body)
+    index = 0
+    if body and _is_docstring(body[0]):
+        index = 1
+    while index < len(body) and _is_future_import(body[index]):
+        index += 1
+    if index < len(body):
+        # The following statement's blank lines and comments move above the new imports.
+        following = body[index]
+        assert isinstance(following, cst.SimpleStatementLine | cst.BaseCompoundStatement)
+        new[0] = new[0].with_changes(leading_lines=following.leading_lines)
+        body[index] = following.with_changes(leading_lines=())
+    elif index > 0:
+        new[0] = new[0].with_changes(leading_lines=(cst.EmptyLine(),))
+    return module.with_changes(body=[*body[:index], *new, *body[index:]])
+
+
+def _is_docstring(statement: cst.CSTNode) -> bool:
+    import libcst as cst
+
+    return (
+        isinstance(statement, cst.SimpleStatementLine)
+        and len(statement.body) == 1
+        and isinstance(statement.body[0], cst.Expr)
+        and isinstance(statement.body[0].value, cst.SimpleString | cst.ConcatenatedString)
+    )
+
+
+def _is_future_import(statement: cst.CSTNode) -> bool:
+    import libcst as cst
+
+    return (
+        isinstance(statement, cst.SimpleStatementLine)
+        and len(statement.body) == 1
+        and isinstance(statement.body[0], cst.ImportFrom)
+        and isinstance(statement.body[0].module, cst.Name)
+        and statement.body[0].module.value == "__future__"
+    )
 
 
 def _parses(code: str) -> bool:
@@ -129,12 +184,15 @@ async def correct(
             remaining=before.findings,
             reason="the code does not parse, so nothing was changed; fix the syntax error first",
         )
-    current, fixes = code, checked.fixes
+    current, fixes, findings = code, checked.fixes, before.findings
     for _ in range(MAX_PASSES):
         modded = await anyio.to_thread.run_sync(apply_codemods, current, fixes)
         if not _parses(modded):
             return _unchanged(code, before.findings, "a codemod produced code that does not parse")
-        fixed = await ruff_fix(modded, rules, name, ruff_timeout)
+        ruff_has_work = modded != current or any(
+            f.fixable and not f.rule.startswith(OWN_PREFIXES) for f in findings
+        )
+        fixed = await ruff_fix(modded, rules, name, ruff_timeout) if ruff_has_work else modded
         if not _parses(fixed):
             reason = "ruff's fixes produced code that does not parse"
             return _unchanged(code, before.findings, reason)
@@ -142,9 +200,15 @@ async def correct(
             break
         current = fixed
         fixes = (await anyio.to_thread.run_sync(_check, current, rules, filename, node_kind)).fixes
-    after, _ = await validate(
-        current, rules, filename=filename, node_kind=node_kind, ruff_timeout=ruff_timeout
-    )
+        if not fixes.any():
+            break  # ruff's own --fix already runs to a fixpoint
+        findings = []
+    if current == code:
+        after = before
+    else:
+        after, _ = await validate(
+            current, rules, filename=filename, node_kind=node_kind, ruff_timeout=ruff_timeout
+        )
     counts_before = Counter(f.rule for f in before.findings)
     counts_after = Counter(f.rule for f in after.findings)
     fixed_rules = sorted(rule for rule, n in counts_before.items() if counts_after[rule] < n)
