@@ -95,7 +95,7 @@ def _upstream_pool(
         if found.problems
         else ComponentStatus("ok", f"{len(found.manifests)} loaded")
     )
-    components.register("manifests", lambda: manifests_status)
+    components.register("manifests", lambda: manifests_status, critical=False)
     pool = UpstreamPool(
         found.manifests,
         gateway_env=environ,
@@ -103,5 +103,5 @@ def _upstream_pool(
         default_timeout=settings.tool_timeout,
     )
     for name, upstream in pool.upstreams.items():
-        components.register(f"upstream:{name}", upstream.status)
+        components.register(f"upstream:{name}", upstream.status, critical=False)
     return pool

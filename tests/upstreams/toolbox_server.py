@@ -60,5 +60,12 @@ def environment() -> dict[str, str]:
     return dict(os.environ)
 
 
+@server.tool
+def request_meta(ctx: Context) -> dict[str, object]:
+    """The `_meta` block of this very request, as the upstream received it."""
+    request = ctx.request_context
+    return dict(request.meta or {}) if request is not None else {}
+
+
 if __name__ == "__main__":
     server.run(show_banner=False, log_level="WARNING")
