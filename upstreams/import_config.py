@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from gateway.errors import ManifestInvalid
-from upstreams.manifest import Manifest, parse_manifest
+from upstreams.manifest import Manifest, describe_validation_error, parse_manifest
 
 
 @dataclass(frozen=True)
@@ -71,9 +71,7 @@ def manifest_from_entry(server: str, entry: Any, source: Path) -> Manifest:
     try:
         return parse_manifest(source, values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise ManifestInvalid(f"field '{field}': {first['msg']}") from None
+        raise ManifestInvalid(describe_validation_error(exc)) from None
 
 
 def import_config(path: Path, into: Path, *, overwrite: bool = False) -> list[ImportOutcome]:

@@ -141,7 +141,7 @@ def load_manifest_file(path: Path) -> Manifest | ManifestProblem:
     try:
         return parse_manifest(path, data)
     except ValidationError as exc:
-        return ManifestProblem(path, _describe(exc))
+        return ManifestProblem(path, describe_validation_error(exc))
 
 
 def load_manifests(directories: Iterable[Path]) -> ManifestSet:
@@ -161,7 +161,7 @@ def load_manifests(directories: Iterable[Path]) -> ManifestSet:
     return ManifestSet(sorted(by_name.values(), key=lambda m: m.name), problems)
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         field = ".".join(str(part) for part in error["loc"]) or "manifest"
