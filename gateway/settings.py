@@ -66,6 +66,17 @@ class Settings(BaseSettings):
         description="largest JSON-RPC message accepted from a stdio client",
     )
 
+    tool_timeout: float = Field(
+        60.0, gt=0, description="seconds a tool call may run unless its manifest says otherwise"
+    )
+    enable_external_gateway: bool = Field(
+        True, description="start the stdio upstreams in the manifests (off: native tools only)"
+    )
+    manifests_dir: Path | None = Field(
+        None,
+        description="use only the manifests in this folder (default: the shipped ones plus "
+        "<data_dir>/manifests)",
+    )
     codegen_max_input_bytes: int = Field(
         1_000_000, ge=1024, description="largest source the code_* tools accept, in bytes"
     )

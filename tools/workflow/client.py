@@ -10,17 +10,18 @@ RunStatus: {"status": "queued"|"running"|"succeeded"|"failed"|"cancelled",
             "progress": number|null, "total": number|null, "message": str|null,
             "result": any, "error": str|null}
 
-Every request passes the breaker; 5xx answers, connection failures and request timeouts
-raise UpstreamUnavailable (which the breaker counts), 4xx answers raise InputRejected
-(which it does not). Polling backs off from `poll_min` to `poll_max` seconds and survives
-a few failed polls in a row, since the run keeps going on the coordinator.
+Every request passes the backend's breaker; 5xx answers, connection failures and request
+timeouts raise UpstreamUnavailable (which the breaker counts); 4xx answers are answers
+(the coordinator is up) and become InputRejected or WorkflowFailed outside the guard.
+Polling backs off from `poll_min` to `poll_max` seconds and survives a few failed polls in
+a row, since the run keeps going on the coordinator.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 from urllib.parse import quote
 
 import anyio
@@ -28,16 +29,11 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from gateway.errors import InputRejected, UpstreamUnavailable, WorkflowFailed
+from gateway.resilience import CircuitBreaker, http_errors, raise_for_unavailable
 
 RunState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 NAME = "workflow coordinator"
-
-
-class Breaker(Protocol):
-    """What the client needs from a circuit breaker: a guard around each request."""
-
-    def guard(self) -> AbstractAsyncContextManager[Any]: ...
 
 
 class RunStatus(BaseModel):
@@ -58,7 +54,7 @@ class CoordinatorClient:
     def __init__(
         self,
         http: httpx.AsyncClient,
-        breaker: Breaker,
+        breaker: CircuitBreaker,
         *,
         poll_min: float = 0.1,
         poll_max: float = 2.0,
@@ -75,19 +71,9 @@ class CoordinatorClient:
     async def _request(
         self, method: str, path: str, body: dict[str, Any] | None = None
     ) -> httpx.Response:
-        async with self._breaker.guard():
-            try:
-                response = await self._http.request(method, path, json=body)
-            except httpx.TimeoutException:
-                raise UpstreamUnavailable(f"{NAME} did not answer {method} {path} in time") from None
-            except httpx.HTTPError as exc:
-                reason = type(exc).__name__
-                raise UpstreamUnavailable(f"{NAME} unreachable ({reason} on {method} {path})") from None
-            if response.status_code >= 500:
-                raise UpstreamUnavailable(
-                    f"{NAME} failed: HTTP {response.status_code} on {method} {path}"
-                )
-        return response
+        async with self._breaker.guard(), http_errors(NAME):
+            response = await self._http.request(method, path, json=body)
+            return raise_for_unavailable(response, NAME)
 
     async def start(self, workflow: str, inputs: dict[str, Any]) -> str:
         path = f"/workflows/{quote(workflow, safe='')}/runs"
@@ -114,7 +100,8 @@ class CoordinatorClient:
         try:
             return RunStatus.model_validate(_json(response))
         except ValidationError:
-            raise UpstreamUnavailable(f"{NAME} sent an unreadable status for run {run_id}") from None
+            reason = f"{NAME} sent an unreadable status for run {run_id}"
+            raise UpstreamUnavailable(reason) from None
 
     async def cancel(self, run_id: str) -> None:
         await self._request("POST", f"/runs/{quote(run_id, safe='')}/cancel")
@@ -156,10 +143,9 @@ class CoordinatorClient:
             state = await self.wait(run_id, on_progress)
         except BaseException:
             with anyio.move_on_after(self._cancel_within, shield=True):
-                try:
+                # Best effort: the error that brought us here is the one to report.
+                with contextlib.suppress(Exception):
                     await self.cancel(run_id)
-                except Exception:  # best effort: the original error is what matters
-                    pass
             raise
         if state.status == "failed":
             raise WorkflowFailed(
