@@ -18,7 +18,7 @@ from pathlib import Path
 import anyio
 
 from tools.codegen.correct import correct
-from tools.codegen.ruff import ruff_findings, ruff_fix
+from tools.codegen.ruff import Ruff
 from tools.codegen.rules import RuleSet
 from tools.codegen.validate import validate
 
@@ -26,25 +26,25 @@ ROOT = Path(__file__).resolve().parents[2]
 
 CORPUS = ROOT / "tests" / "codegen" / "corpus"
 RULES = RuleSet()
-LIMIT = 30.0
+RUFF = Ruff(time_limit=30.0)
 
 Job = Callable[[str, str], Awaitable[object]]
 
 
 async def ruff_check_only(code: str, name: str) -> object:
-    return await ruff_findings(code, RULES, name, LIMIT)
+    return await RUFF.findings(code, RULES, name)
 
 
 async def ruff_fix_only(code: str, name: str) -> object:
-    return await ruff_fix(code, RULES, name, LIMIT)
+    return await RUFF.fix(code, RULES, name)
 
 
 async def full_validate(code: str, name: str) -> object:
-    return await validate(code, RULES, filename=name, ruff_timeout=LIMIT)
+    return await validate(code, RULES, filename=name, ruff=RUFF)
 
 
 async def full_correct(code: str, name: str) -> object:
-    return await correct(code, RULES, filename=name, ruff_timeout=LIMIT)
+    return await correct(code, RULES, filename=name, ruff=RUFF)
 
 
 async def throughput(job: Job, files: list[tuple[str, str]], rounds: int, width: int) -> float:

@@ -201,3 +201,17 @@ def test_the_shipped_mixin_catalog_is_complete_and_consistent() -> None:
         assert mixin.avoid or len(mixin.kinds) == 4
     for conflict in shipped.conflict:
         assert {conflict.a, conflict.b} <= ids
+
+
+async def test_a_pure_compute_node_gets_caching_and_dict_lookups_are_not_network(
+    gateway: FastMCP,
+) -> None:
+    code = (CORPUS / "good" / "node_price_calculator_compute.py").read_text()
+    analysis = await call(gateway, "code_analyze", code=code)
+    assert "contract.get(" in code
+    assert analysis["traits"] == ["pure"]
+    advice = await call(gateway, "mixin_recommend", code=code)
+    assert [r["id"] for r in advice["recommendations"]] == ["caching"]
+    assert advice["recommendations"][0]["reasons"] == ["the code has no I/O (a pure computation)"]
+    ruled_out = {line.split(":")[0] for line in advice["not_recommended"]}
+    assert {"MixinRetry", "MixinEventBus", "MixinTransaction"} <= ruled_out

@@ -16,6 +16,7 @@ from pydantic import Field
 from gateway.errors import InputRejected
 from tools.codegen.analyze import analyze
 from tools.codegen.models import Analysis, Correction, MixinAdvice, NodeKind, ValidationReport
+from tools.codegen.ruff import Ruff
 from tools.codegen.rules import RuleSet
 from tools.codegen.validate import MAX_INPUT_BYTES, require_python, validate
 from tools.errors import tool_errors
@@ -56,6 +57,8 @@ def add_codegen_tools(
     ruff_timeout: float = 10.0,
     max_complexity: int = 10,
 ) -> None:
+    ruff = Ruff(time_limit=ruff_timeout)
+
     def rule_set(rules: list[str] | None, ignore: list[str] | None) -> RuleSet:
         return RuleSet.build(rules, ignore, max_complexity=max_complexity)
 
@@ -82,7 +85,7 @@ def add_codegen_tools(
                 rule_set(rules, ignore),
                 filename=filename,
                 node_kind=node_kind,
-                ruff_timeout=ruff_timeout,
+                ruff=ruff,
             )
             return report
 
@@ -113,7 +116,7 @@ def add_codegen_tools(
                 rule_set(rules, ignore),
                 filename=filename,
                 node_kind=node_kind,
-                ruff_timeout=ruff_timeout,
+                ruff=ruff,
             )
 
     @server.tool(

@@ -36,12 +36,20 @@ TRAIT_MODULES: dict[str, tuple[str, ...]] = {
     "hashing": ("hashlib", "hmac"),
     "retry": ("tenacity", "backoff"),
 }
-TRAIT_CALLS: dict[str, tuple[str, ...]] = {
-    "events": ("publish", "emit", "send_event", "produce", "send_and_wait", "subscribe"),
-    "database": ("execute", "fetch", "fetchrow", "commit", "rollback", "begin"),
-    "network": ("get", "post", "put", "delete", "request", "urlopen"),
-    "filesystem": ("open", "read_text", "write_text", "read_bytes", "write_bytes"),
-    "state": ("transition", "apply_event", "reduce", "dispatch"),
+# (method names, hints one of which the receiver must contain; empty: any receiver).
+# `contract.get(...)` is a dict lookup, `self._client.get(...)` an HTTP request.
+TRAIT_CALLS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "events": (("publish", "emit", "send_event", "produce", "send_and_wait", "subscribe"), ()),
+    "database": (
+        ("execute", "executemany", "fetch", "fetchrow", "fetchval", "fetchall", "commit"),
+        ("conn", "db", "session", "cursor", "pool", "engine", "tx", "transaction"),
+    ),
+    "network": (
+        ("get", "post", "put", "patch", "delete", "request", "stream"),
+        ("client", "session", "http", "api", "requests", "aiohttp"),
+    ),
+    "filesystem": (("open", "read_text", "write_text", "read_bytes", "write_bytes"), ()),
+    "state": (("transition", "apply_event", "dispatch"), ()),
 }
 
 
@@ -77,12 +85,13 @@ def _imports(tree: ast.Module) -> list[ImportInfo]:
 def traits_of(tree: ast.Module, imports: list[ImportInfo]) -> list[str]:
     roots = {i.module.split(".", 1)[0] for i in imports if not i.module.startswith(".")}
     traits = {trait for trait, mods in TRAIT_MODULES.items() if roots & set(mods)}
-    calls = {
-        dotted(node.func).rsplit(".", 1)[-1]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-    }
-    traits |= {trait for trait, names in TRAIT_CALLS.items() if calls & set(names)}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        receiver, _, method = dotted(node.func).lower().rpartition(".")
+        for trait, (methods, hints) in TRAIT_CALLS.items():
+            if method in methods and (not hints or any(hint in receiver for hint in hints)):
+                traits.add(trait)
     if any(isinstance(node, ast.Await) for node in ast.walk(tree)):
         traits.add("async")
     if not traits & {"network", "database", "cache", "events", "filesystem", "vectors", "llm"}:

@@ -17,7 +17,7 @@ import anyio.to_thread
 
 from tools.codegen.checks import CheckResult, Fixes, check
 from tools.codegen.models import Correction, Finding, NodeKind
-from tools.codegen.ruff import ruff_fix
+from tools.codegen.ruff import Ruff
 from tools.codegen.rules import KNOWN_IMPORTS, OWN_PREFIXES, RuleSet
 from tools.codegen.validate import ruff_file_name, validate
 
@@ -169,12 +169,11 @@ async def correct(
     *,
     filename: str | None = None,
     node_kind: NodeKind | None = None,
-    ruff_timeout: float = 10.0,
+    ruff: Ruff | None = None,
 ) -> Correction:
+    ruff = ruff or Ruff()
     name = ruff_file_name(filename)
-    before, checked = await validate(
-        code, rules, filename=filename, node_kind=node_kind, ruff_timeout=ruff_timeout
-    )
+    before, checked = await validate(code, rules, filename=filename, node_kind=node_kind, ruff=ruff)
     if checked.tree is None:
         return Correction(
             code=code,
@@ -192,7 +191,7 @@ async def correct(
         ruff_has_work = modded != current or any(
             f.fixable and not f.rule.startswith(OWN_PREFIXES) for f in findings
         )
-        fixed = await ruff_fix(modded, rules, name, ruff_timeout) if ruff_has_work else modded
+        fixed = await ruff.fix(modded, rules, name) if ruff_has_work else modded
         if not _parses(fixed):
             reason = "ruff's fixes produced code that does not parse"
             return _unchanged(code, before.findings, reason)
@@ -206,9 +205,7 @@ async def correct(
     if current == code:
         after = before
     else:
-        after, _ = await validate(
-            current, rules, filename=filename, node_kind=node_kind, ruff_timeout=ruff_timeout
-        )
+        after, _ = await validate(current, rules, filename=filename, node_kind=node_kind, ruff=ruff)
     counts_before = Counter(f.rule for f in before.findings)
     counts_after = Counter(f.rule for f in after.findings)
     fixed_rules = sorted(rule for rule, n in counts_before.items() if counts_after[rule] < n)

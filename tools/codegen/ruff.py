@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import re
 from typing import Any
 
@@ -74,25 +75,6 @@ async def _exec(command: list[str], data: bytes) -> tuple[int, bytes, bytes]:
     return code, b"".join(chunks[0]), b"".join(chunks[1])
 
 
-async def _run(args: list[str], code: str, time_limit: float) -> bytes:
-    command = [ruff_binary(), *args]
-    try:
-        with anyio.fail_after(time_limit):
-            returncode, stdout, stderr = await _exec(command, code.encode())
-    except TimeoutError:
-        raise ToolFailed(f"ruff did not finish within {time_limit:g} s") from None
-    except OSError as exc:
-        raise ToolFailed(f"ruff could not be started: {exc.strerror or exc}") from None
-    if returncode != 0:
-        lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()]
-        detail = "; ".join(line for line in lines if line) or "no output"
-        detail = re.sub(r"(?i)\b(error|ruff failed):\s*", "", detail)
-        if "selector" in detail or "rule" in detail.lower():
-            raise InputRejected(f"rules: ruff refused the rule selection: {detail}")
-        raise ToolFailed(f"ruff failed (exit {returncode}): {detail}")
-    return stdout
-
-
 def _severity(code: str) -> Severity:
     if code.startswith(_ERROR_PREFIXES):
         return "error"
@@ -121,23 +103,49 @@ def findings_from_json(payload: list[dict[str, Any]]) -> list[Finding]:
     return findings
 
 
-async def ruff_findings(
-    code: str, rules: RuleSet, filename: str, time_limit: float
-) -> list[Finding]:
-    if not rules.ruff_select():
-        return []
-    args = [*_common_args(rules, filename), "--output-format", "json", "-"]
-    out = await _run(args, code, time_limit)
-    try:
-        payload = json.loads(out or b"[]")
-    except json.JSONDecodeError:
-        raise ToolFailed("ruff returned output that is not JSON") from None
-    return findings_from_json(payload)
+class Ruff:
+    """Runs ruff: each run bounded by `time_limit` seconds, at most `processes` at once
+    (a burst of tool calls queues here instead of forking a process each)."""
 
+    def __init__(self, time_limit: float = 10.0, processes: int | None = None) -> None:
+        self.time_limit = time_limit
+        self._limiter = anyio.CapacityLimiter(processes or max(2, os.cpu_count() or 2))
 
-async def ruff_fix(code: str, rules: RuleSet, filename: str, time_limit: float) -> str:
-    """The code with ruff's safe fixes applied (import sorting included when selected)."""
-    if not rules.ruff_select():
-        return code
-    args = [*_common_args(rules, filename), "--fix", "--quiet", "-"]
-    return (await _run(args, code, time_limit)).decode()
+    async def _run(self, args: list[str], code: str) -> bytes:
+        command = [ruff_binary(), *args]
+        async with self._limiter:
+            try:
+                with anyio.fail_after(self.time_limit):
+                    returncode, stdout, stderr = await _exec(command, code.encode())
+            except TimeoutError:
+                raise ToolFailed(f"ruff did not finish within {self.time_limit:g} s") from None
+            except OSError as exc:
+                raise ToolFailed(f"ruff could not be started: {exc.strerror or exc}") from None
+        if returncode != 0:
+            lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()]
+            detail = "; ".join(line for line in lines if line) or "no output"
+            detail = re.sub(r"(?i)\b(error|ruff failed):\s*", "", detail)
+            if "selector" in detail or "rule" in detail.lower():
+                raise InputRejected(f"rules: ruff refused the rule selection: {detail}")
+            raise ToolFailed(f"ruff failed (exit {returncode}): {detail}")
+        return stdout
+
+    async def findings(self, code: str, rules: RuleSet, filename: str) -> list[Finding]:
+        if not rules.ruff_select():
+            return []
+        out = await self._run(
+            [*_common_args(rules, filename), "--output-format", "json", "-"], code
+        )
+        try:
+            payload = json.loads(out or b"[]")
+        except json.JSONDecodeError:
+            raise ToolFailed("ruff returned output that is not JSON") from None
+        return findings_from_json(payload)
+
+    async def fix(self, code: str, rules: RuleSet, filename: str) -> str:
+        """The code with ruff's safe fixes applied (import sorting included when selected)."""
+        if not rules.ruff_select():
+            return code
+        return (
+            await self._run([*_common_args(rules, filename), "--fix", "--quiet", "-"], code)
+        ).decode()

@@ -11,7 +11,7 @@ import anyio.to_thread
 from gateway.errors import GatewayError, InputRejected
 from tools.codegen.checks import CheckResult, check
 from tools.codegen.models import Finding, NodeKind, ValidationReport
-from tools.codegen.ruff import ruff_findings
+from tools.codegen.ruff import Ruff
 from tools.codegen.rules import RuleSet
 
 PENALTY = {"error": 10.0, "warning": 3.0, "info": 1.0}
@@ -58,10 +58,11 @@ async def validate(
     *,
     filename: str | None = None,
     node_kind: NodeKind | None = None,
-    ruff_timeout: float = 10.0,
+    ruff: Ruff | None = None,
 ) -> tuple[ValidationReport, CheckResult]:
+    runner = ruff or Ruff()
     checked: CheckResult | None = None
-    ruff: list[Finding] = []
+    linted: list[Finding] = []
 
     async def run_checks() -> None:
         nonlocal checked
@@ -70,8 +71,8 @@ async def validate(
         )
 
     async def run_ruff() -> None:
-        nonlocal ruff
-        ruff = await ruff_findings(code, rules, ruff_file_name(filename), ruff_timeout)
+        nonlocal linted
+        linted = await runner.findings(code, rules, ruff_file_name(filename))
 
     try:
         async with anyio.create_task_group() as group:
@@ -83,7 +84,7 @@ async def validate(
                 raise exc from None
         raise
     assert checked is not None
-    findings = checked.findings if checked.tree is None else merge(checked, ruff)
+    findings = checked.findings if checked.tree is None else merge(checked, linted)
     report = ValidationReport(
         valid=not any(f.severity == "error" for f in findings),
         score=score(findings) if checked.tree is not None else 0.0,
