@@ -12,10 +12,14 @@ import pytest
 from fastmcp import Client
 
 from gateway.app import build_gateway
+from gateway.components import ComponentRegistry
+from gateway.middleware.errors import ErrorTranslationMiddleware
+from gateway.resilience import CircuitBreaker
 from gateway.server import GatewayServer
 from gateway.settings import Settings
 from tests.support import running_http_gateway
 from tests.workflow.coordinator import Coordinator, free_port, serving
+from tools.workflow import add_workflow_tools
 
 pytestmark = pytest.mark.anyio
 
@@ -201,3 +205,27 @@ async def test_a_gateway_process_runs_a_workflow_for_an_http_client_with_progres
     assert result.structured_content["result"] == {"echo": {"steps": 3, "step_seconds": 0.2}}
     assert seen
     assert seen == sorted(seen)
+
+
+async def test_the_remote_run_is_cancelled_even_when_the_breaker_opens_mid_run(
+    tmp_path: Path,
+) -> None:
+    coordinator = Coordinator()
+    breaker = CircuitBreaker("workflow coordinator", fail_max=1)
+    with anyio.fail_after(30):
+        async with serving(coordinator) as url:
+            server = GatewayServer("t", middleware=[ErrorTranslationMiddleware()])
+            add_workflow_tools(server, ComponentRegistry(), url=url, breaker=breaker)
+            async with Client(server) as client:
+                async with anyio.create_task_group() as group:
+
+                    async def run() -> None:
+                        text = await call_error(client, {"workflow": "hang"})
+                        assert text.startswith("workflow coordinator unavailable (circuit open")
+
+                    group.start_soon(run)
+                    await coordinator.polled.wait()
+                    coordinator.fail_polls = 1_000
+                await coordinator.cancelled.wait()
+    assert breaker.current_state == "open"
+    assert coordinator.cancels == ["run-1"]

@@ -4,7 +4,7 @@ REST mapping (JSON bodies; documented in README.md):
 
     POST   /workflows/{workflow}/runs   {"inputs": {...}}   -> 200/201/202 {"run_id": "..."}
     GET    /runs/{run_id}                                   -> 200 RunStatus
-    POST   /runs/{run_id}/cancel                            -> 200/202 (404/409: already over)
+    POST   /runs/{run_id}/cancel                            -> any (best effort, no breaker)
 
 RunStatus: {"status": "queued"|"running"|"succeeded"|"failed"|"cancelled",
             "progress": number|null, "total": number|null, "message": str|null,
@@ -104,7 +104,9 @@ class CoordinatorClient:
             raise UpstreamUnavailable(reason) from None
 
     async def cancel(self, run_id: str) -> None:
-        await self._request("POST", f"/runs/{quote(run_id, safe='')}/cancel")
+        """Best-effort clean-up, sent even while the breaker is open (and not counted)."""
+        async with http_errors(NAME):
+            await self._http.post(f"/runs/{quote(run_id, safe='')}/cancel")
 
     async def wait(self, run_id: str, on_progress: ProgressCallback | None = None) -> RunStatus:
         """Poll until the run ends; report each change of progress or message."""
