@@ -183,36 +183,47 @@ async def correct(
             remaining=before.findings,
             reason="the code does not parse, so nothing was changed; fix the syntax error first",
         )
-    current, fixes, findings = code, checked.fixes, before.findings
+    current, fixes = code, checked.fixes
+    ruff_work = any(f.fixable and not f.rule.startswith(OWN_PREFIXES) for f in before.findings)
+    settled = False
     for _ in range(MAX_PASSES):
         modded = await anyio.to_thread.run_sync(apply_codemods, current, fixes)
         if not _parses(modded):
             return _unchanged(code, before.findings, "a codemod produced code that does not parse")
-        ruff_has_work = modded != current or any(
-            f.fixable and not f.rule.startswith(OWN_PREFIXES) for f in findings
-        )
-        fixed = await ruff.fix(modded, rules, name) if ruff_has_work else modded
+        if ruff_work or modded != current:
+            fixed, converged = await ruff.fix(modded, rules, name)
+            if not code.startswith(("\n", "\r")):
+                # Removing a file's first import can leave a leading blank line behind.
+                fixed = fixed.lstrip("\r\n")
+        else:
+            fixed, converged = modded, True
         if not _parses(fixed):
             reason = "ruff's fixes produced code that does not parse"
             return _unchanged(code, before.findings, reason)
         if fixed == current:
+            settled = True
             break
         current = fixed
         fixes = (await anyio.to_thread.run_sync(_check, current, rules, filename, node_kind)).fixes
-        if not fixes.any():
-            break  # ruff's own --fix already runs to a fixpoint
-        findings = []
-    if current == code:
+        if converged and not fixes.any():
+            settled = True  # ruff's --fix ran to its fixpoint and no codemod applies
+            break
+        ruff_work = not converged
+    if not settled:
+        reason = f"the corrections did not settle in {MAX_PASSES} passes, so nothing was changed"
+        return _unchanged(code, before.findings, reason)
+    result = current
+    if result == code:
         after = before
     else:
-        after, _ = await validate(current, rules, filename=filename, node_kind=node_kind, ruff=ruff)
+        after, _ = await validate(result, rules, filename=filename, node_kind=node_kind, ruff=ruff)
     counts_before = Counter(f.rule for f in before.findings)
     counts_after = Counter(f.rule for f in after.findings)
     fixed_rules = sorted(rule for rule, n in counts_before.items() if counts_after[rule] < n)
     return Correction(
-        code=current,
-        diff=unified_diff(code, current, name),
-        changed=current != code,
+        code=result,
+        diff=unified_diff(code, result, name),
+        changed=result != code,
         fixed=fixed_rules,
         remaining=after.findings,
     )

@@ -111,7 +111,7 @@ class Ruff:
         self.time_limit = time_limit
         self._limiter = anyio.CapacityLimiter(processes or max(2, os.cpu_count() or 2))
 
-    async def _run(self, args: list[str], code: str) -> bytes:
+    async def _run(self, args: list[str], code: str) -> tuple[bytes, bytes]:
         command = [ruff_binary(), *args]
         async with self._limiter:
             try:
@@ -128,12 +128,12 @@ class Ruff:
             if "selector" in detail or "rule" in detail.lower():
                 raise InputRejected(f"rules: ruff refused the rule selection: {detail}")
             raise ToolFailed(f"ruff failed (exit {returncode}): {detail}")
-        return stdout
+        return stdout, stderr
 
     async def findings(self, code: str, rules: RuleSet, filename: str) -> list[Finding]:
         if not rules.ruff_select():
             return []
-        out = await self._run(
+        out, _ = await self._run(
             [*_common_args(rules, filename), "--output-format", "json", "-"], code
         )
         try:
@@ -142,10 +142,11 @@ class Ruff:
             raise ToolFailed("ruff returned output that is not JSON") from None
         return findings_from_json(payload)
 
-    async def fix(self, code: str, rules: RuleSet, filename: str) -> str:
-        """The code with ruff's safe fixes applied (import sorting included when selected)."""
+    async def fix(self, code: str, rules: RuleSet, filename: str) -> tuple[str, bool]:
+        """The code with ruff's safe fixes applied (import sorting included when selected),
+        and whether ruff reached a fixpoint (it gives up after 100 rounds of fixes)."""
         if not rules.ruff_select():
-            return code
-        return (
-            await self._run([*_common_args(rules, filename), "--fix", "--quiet", "-"], code)
-        ).decode()
+            return code, True
+        args = [*_common_args(rules, filename), "--fix", "--quiet", "-"]
+        out, err = await self._run(args, code)
+        return out.decode(), b"Failed to converge" not in err
