@@ -12,21 +12,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-import httpx
 from fastmcp import Context
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from gateway.components import ComponentRegistry, ComponentStatus, Probe
 from gateway.errors import InputRejected, UpstreamUnavailable, WorkflowFailed
-from gateway.resilience import CircuitBreaker, create_http_client
 from gateway.server import GatewayServer
 from tools.errors import tool_errors
-from tools.workflow.client import NAME, CoordinatorClient, RunStatus
 
-__all__ = ["TOOL_NAME", "CoordinatorClient", "WorkflowResult", "add_workflow_tools"]
+if TYPE_CHECKING:
+    from gateway.resilience import CircuitBreaker
+    from tools.workflow.client import CoordinatorClient, RunStatus
+
+__all__ = ["TOOL_NAME", "WorkflowResult", "add_workflow_tools"]
 
 TOOL_NAME = "orchestrate_pattern_workflow"
 
@@ -47,22 +49,28 @@ def add_workflow_tools(
     request_timeout: float = 30.0,
     poll_max: float = 2.0,
 ) -> None:
-    """Register the tool. Without `url` it is still listed, and says how to configure it."""
-    guard = breaker or CircuitBreaker(NAME, exclude=(InputRejected, WorkflowFailed))
-    components.register("workflow_coordinator", _probe(url, guard), critical=False)
+    """Register the tool. Without `url` it is still listed, and says how to configure it
+    (and httpx is not even imported)."""
     holder: list[CoordinatorClient] = []
+    if url is None:
+        status = ComponentStatus("disabled", "set ARCHON_WORKFLOW_COORDINATOR_URL")
+        components.register("workflow_coordinator", lambda: status, critical=False)
+    else:
+        from gateway.resilience import CircuitBreaker, create_http_client
+        from tools.workflow.client import NAME, CoordinatorClient
 
-    @asynccontextmanager
-    async def lifetime() -> AsyncIterator[None]:
-        assert url is not None
-        async with create_http_client(url, timeout=request_timeout) as http:
-            holder.append(CoordinatorClient(http, guard, poll_max=poll_max))
-            try:
-                yield
-            finally:
-                holder.clear()
+        guard = breaker or CircuitBreaker(NAME, exclude=(InputRejected, WorkflowFailed))
+        components.register("workflow_coordinator", _probe(url, guard), critical=False)
 
-    if url is not None:
+        @asynccontextmanager
+        async def lifetime() -> AsyncIterator[None]:
+            async with create_http_client(url, timeout=request_timeout) as http:
+                holder.append(CoordinatorClient(http, guard, poll_max=poll_max))
+                try:
+                    yield
+                finally:
+                    holder.clear()
+
         server.add_lifetime(lifetime)
 
     @server.tool(
@@ -113,15 +121,15 @@ def add_workflow_tools(
             )
 
 
-def _probe(url: str | None, breaker: CircuitBreaker) -> Probe:
+def _probe(url: str, breaker: CircuitBreaker) -> Probe:
+    host = urlsplit(url).hostname or url
+
     def probe() -> ComponentStatus:
-        if url is None:
-            return ComponentStatus("disabled", "set ARCHON_WORKFLOW_COORDINATOR_URL")
         state = breaker.current_state
         if state == "open":
             return ComponentStatus(
                 "degraded", f"circuit open after failures, retry in {breaker.retry_in():.0f} s"
             )
-        return ComponentStatus("ok" if state == "closed" else "degraded", httpx.URL(url).host)
+        return ComponentStatus("ok" if state == "closed" else "degraded", host)
 
     return probe
