@@ -19,6 +19,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.middleware.errors import ErrorTranslationMiddleware
 from gateway.middleware.metrics import MetricsMiddleware
 from gateway.settings import Settings
+from tools.patterns import add_pattern_tools
 
 SERVER_NAME = "archon"
 INSTRUCTIONS = (
@@ -43,6 +44,16 @@ def build_gateway(settings: Settings) -> FastMCP:
     )
     add_admin_tools(server, settings.transports, metrics, components)
     add_http_routes(server, metrics, components)
+    add_pattern_tools(
+        server,
+        components,
+        data_dir=settings.data_dir / "patterns",
+        qdrant_url=settings.qdrant_url,
+        qdrant_api_key=settings.qdrant_api_key,
+        collection=settings.patterns_collection,
+        batch_size=settings.patterns_batch_size,
+        embed_timeout=settings.patterns_embed_timeout,
+    )
     return server
 
 

@@ -43,3 +43,23 @@ class AuthRejected(GatewayError):
 
 class CircuitOpen(GatewayError):
     """A breaker is open; calls fail fast until it half-opens."""
+
+
+class InvalidArgument(GatewayError):
+    """A tool argument is well-formed but cannot be used (names the argument and why)."""
+
+
+class NotFound(GatewayError):
+    """A named item (a pattern, ...) does not exist."""
+
+
+class VectorStoreUnavailable(GatewayError):
+    """The vector store cannot be opened or reached (in use by another process, server down)."""
+
+
+class IncompatibleVectorStore(GatewayError):
+    """A vector collection was built with another embedding model or dimension."""
+
+
+class EmbeddingFailed(GatewayError):
+    """The embedding model failed, timed out, or returned vectors of the wrong shape."""
