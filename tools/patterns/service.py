@@ -49,6 +49,13 @@ def content_id(name: str, text: str) -> str:
     return str(uuid.uuid5(NAMESPACE, f"content\x00{name}\x00{text}"))
 
 
+def embedding_text(pattern: PatternIn | dict[str, Any]) -> str:
+    """What is embedded: the name (a short description) and the text."""
+    if isinstance(pattern, PatternIn):
+        return f"{pattern.name}\n{pattern.text}"
+    return f"{pattern.get('name', '')}\n{pattern.get('text', '')}"
+
+
 def point_id(pattern_id: str) -> str:
     return str(uuid.uuid5(NAMESPACE, f"pattern\x00{pattern_id}"))
 
@@ -141,7 +148,7 @@ class PatternService:
         if not to_embed:
             return
         try:
-            vectors = await self._embed([item.pattern.text for item in to_embed])
+            vectors = await self._embed([embedding_text(i.pattern) for i in to_embed])
         except EmbeddingFailed as exc:
             if len(to_embed) == 1 or "timed out" in str(exc):
                 for item in to_embed:
@@ -150,7 +157,7 @@ class PatternService:
             # Find out which texts fail: embed the rest one by one.
             for item in to_embed:
                 try:
-                    item.vector = (await self._embed([item.pattern.text]))[0]
+                    item.vector = (await self._embed([embedding_text(item.pattern)]))[0]
                 except EmbeddingFailed as single:
                     item.error = single
             return
@@ -288,17 +295,38 @@ class PatternService:
     ) -> UpdateResult:
         pid = point_id(pattern_id)
         new_vector = None if embedding is None else self.check_vector(embedding, "embedding")
-        if new_vector is None and "text" in changes:
-            new_vector = (await self._embed([changes["text"]]))[0]
-        async with self._write_lock:
-            found = await self.index.retrieve([pid])
-            if not found:
-                raise NotFound(f"no pattern with id {pattern_id!r}")
-            payload = {**found[0].payload, **changes, "updated": _now()}
-            if new_vector is None:
-                await self.index.set_payload(pid, {**changes, "updated": payload["updated"]})
-            else:
-                await self.index.upsert([VectorPoint(pid, new_vector, payload)])
+        reembed = new_vector is None and ("text" in changes or "name" in changes)
+        text = ""
+        for _ in range(3):
+            if reembed:
+                found = await self.index.retrieve([pid])
+                if not found:
+                    raise NotFound(f"no pattern with id {pattern_id!r}")
+                before = found[0].payload
+                text = embedding_text({**before, **changes})
+                new_vector = (await self._embed([text]))[0]
+            async with self._write_lock:
+                found = await self.index.retrieve([pid])
+                if not found:
+                    raise NotFound(f"no pattern with id {pattern_id!r}")
+                if reembed and embedding_text({**found[0].payload, **changes}) != text:
+                    continue  # changed while we embedded: embed the new state
+                return await self._apply_update(pid, found[0].payload, changes, new_vector)
+        raise InvalidArgument(f"pattern {pattern_id!r} keeps changing; try the update again")
+
+    async def _apply_update(
+        self,
+        pid: str,
+        stored: dict[str, Any],
+        changes: dict[str, Any],
+        new_vector: list[float] | None,
+    ) -> UpdateResult:
+        """Write an update; the caller holds the write lock."""
+        payload = {**stored, **changes, "updated": _now()}
+        if new_vector is None:
+            await self.index.set_payload(pid, {**changes, "updated": payload["updated"]})
+        else:
+            await self.index.upsert([VectorPoint(pid, new_vector, payload)])
         return UpdateResult(pattern=PatternOut(**payload), reembedded=new_vector is not None)
 
     async def delete(self, pattern_id: str) -> DeleteResult:
