@@ -3,8 +3,11 @@ a gateway-shaped FastMCP server with the pattern tools on either vector engine."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +20,12 @@ from tools.patterns import PatternTools, add_pattern_tools
 from tools.patterns.embeddings import EmbeddingProvider, MiniLMProvider
 from tools.patterns.index import VectorIndex
 
-# The two engines behind one VectorIndex protocol. "edge" is Qdrant Edge (the Qdrant engine
-# in-process, the default). "client" is the Qdrant-server adapter driven through
-# qdrant-client's own local mode: the same adapter code, minus the HTTP hop (no Qdrant
-# server can be installed here; HTTP failures are tested against real processes).
-ENGINES = ["edge", "client"]
+# The engines behind the one VectorIndex protocol:
+# - "edge": Qdrant Edge, the Qdrant engine in-process (the default);
+# - "server": the Qdrant-server adapter (AsyncQdrantClient over real HTTP) against the
+#   stand-in server process in qdrant_standin.py (no real Qdrant server is installable here);
+# - "client": the same adapter on qdrant-client's local mode (no HTTP hop at all).
+ENGINES = ["edge", "server", "client"]
 
 
 @pytest.fixture(scope="session")
@@ -32,9 +36,41 @@ def provider() -> MiniLMProvider:
     return model
 
 
+@pytest.fixture(scope="session")
+def standin_url() -> Iterator[str]:
+    """One stand-in Qdrant server process for the session (tests use their own collection)."""
+    with standin_server() as url:
+        yield url
+
+
+@contextmanager
+def standin_server(port: int = 0, path: Path | None = None) -> Iterator[str]:
+    """Run qdrant_standin.py as a real process; yields its URL; killed on exit."""
+    command = [sys.executable, "-m", "tests.patterns.qdrant_standin", "--port", str(port)]
+    if path is not None:
+        command += ["--path", str(path)]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, cwd=Path(__file__).parents[2], text=True
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("listening on "), line
+        yield line.split()[-1]
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
 @pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+def engine(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """add_pattern_tools options selecting one engine."""
+    if request.param == "server":
+        url = request.getfixturevalue("standin_url")
+        return {"qdrant_url": url, "collection": f"t{uuid.uuid4().hex[:12]}"}
+    if request.param == "client":
+        return {"open_index": client_local_index}
+    return {}
 
 
 def client_local_index(collection: str = "patterns") -> AbstractAsyncContextManager[VectorIndex]:
@@ -61,14 +97,13 @@ def client_local_index(collection: str = "patterns") -> AbstractAsyncContextMana
 def pattern_server(
     data_dir: Path,
     provider: EmbeddingProvider,
-    engine: str = "edge",
+    engine: dict[str, Any] | None = None,
     **options: Any,
 ) -> tuple[FastMCP, PatternTools]:
     """A FastMCP server shaped like the gateway (same error middleware) with only the
-    pattern tools, on `engine`."""
+    pattern tools, on `engine` (Qdrant Edge under data_dir by default)."""
     server = FastMCP("patterns-test", middleware=[ErrorTranslationMiddleware()])
-    if engine == "client":
-        options.setdefault("open_index", client_local_index)
+    options = {**(engine or {}), **options}
     tools = add_pattern_tools(server, data_dir=data_dir, provider=provider, **options)
     return server, tools
 

@@ -43,14 +43,14 @@ async def index(client: Client, *patterns: dict[str, Any]) -> dict[str, Any]:
 
 
 async def search(client: Client, **arguments: Any) -> list[dict[str, Any]]:
-    results: list[dict[str, Any]] = structured(
-        await client.call_tool("pattern_search", arguments)
-    )["results"]
+    results: list[dict[str, Any]] = structured(await client.call_tool("pattern_search", arguments))[
+        "results"
+    ]
     return results
 
 
 async def test_index_without_embeddings_computes_them_and_get_returns_the_pattern(
-    tmp_path: Path, provider: MiniLMProvider, engine: str
+    tmp_path: Path, provider: MiniLMProvider, engine: dict[str, Any]
 ) -> None:
     server, _ = pattern_server(tmp_path, provider, engine)
     with anyio.fail_after(30):
@@ -81,7 +81,7 @@ async def test_index_without_embeddings_computes_them_and_get_returns_the_patter
 
 
 async def test_reindexing_the_same_pattern_updates_it_in_place_and_keeps_created(
-    tmp_path: Path, provider: MiniLMProvider, engine: str
+    tmp_path: Path, provider: MiniLMProvider, engine: dict[str, Any]
 ) -> None:
     server, _ = pattern_server(tmp_path, provider, engine)
     with anyio.fail_after(30):
@@ -99,7 +99,7 @@ async def test_reindexing_the_same_pattern_updates_it_in_place_and_keeps_created
 
 
 async def test_index_with_embeddings_checks_their_dimension_and_stores_them_as_given(
-    tmp_path: Path, provider: MiniLMProvider, engine: str
+    tmp_path: Path, provider: MiniLMProvider, engine: dict[str, Any]
 ) -> None:
     # A vector of another text, so the test can tell a given vector from a computed one.
     given = (await provider.embed(["database connection pooling"]))[0]
@@ -138,7 +138,7 @@ async def test_index_with_embeddings_checks_their_dimension_and_stores_them_as_g
 
 
 async def test_search_returns_nearest_first_and_filters_on_language_kind_and_tags(
-    tmp_path: Path, provider: MiniLMProvider, engine: str
+    tmp_path: Path, provider: MiniLMProvider, engine: dict[str, Any]
 ) -> None:
     server, _ = pattern_server(tmp_path, provider, engine)
     with anyio.fail_after(30):
@@ -147,7 +147,7 @@ async def test_search_returns_nearest_first_and_filters_on_language_kind_and_tag
             await index(client, {**FETCH, "id": "fetch"})
 
             hits = await search(client, query="order pairs by their second item")
-            assert [hit["id"] for hit in hits][0] == "sort"
+            assert hits[0]["id"] == "sort"
             assert len(hits) == 3
             assert hits == sorted(hits, key=lambda hit: -hit["score"])
             assert set(hits[0]) >= {"id", "name", "score", "language", "kind", "tags", "text"}
@@ -171,7 +171,7 @@ async def test_search_returns_nearest_first_and_filters_on_language_kind_and_tag
 
 
 async def test_search_with_a_threshold_leaves_out_weaker_matches(
-    tmp_path: Path, provider: MiniLMProvider, engine: str
+    tmp_path: Path, provider: MiniLMProvider, engine: dict[str, Any]
 ) -> None:
     server, _ = pattern_server(tmp_path, provider, engine)
     with anyio.fail_after(30):
@@ -189,13 +189,11 @@ async def test_search_with_a_threshold_leaves_out_weaker_matches(
             )
             assert [hit["id"] for hit in kept] == ["sort"]
             assert all(hit["score"] >= cut for hit in kept)
-            assert (
-                await search(client, query="sort a list of tuples", score_threshold=0.9999) == []
-            )
+            assert await search(client, query="sort a list of tuples", score_threshold=0.9999) == []
 
 
 async def test_update_reembeds_a_new_text_and_keeps_the_vector_for_metadata_changes(
-    tmp_path: Path, provider: MiniLMProvider, engine: str
+    tmp_path: Path, provider: MiniLMProvider, engine: dict[str, Any]
 ) -> None:
     server, _ = pattern_server(tmp_path, provider, engine)
     with anyio.fail_after(30):
@@ -240,7 +238,7 @@ async def test_update_reembeds_a_new_text_and_keeps_the_vector_for_metadata_chan
 
 
 async def test_delete_removes_a_pattern_and_reports_whether_it_existed(
-    tmp_path: Path, provider: MiniLMProvider, engine: str
+    tmp_path: Path, provider: MiniLMProvider, engine: dict[str, Any]
 ) -> None:
     server, _ = pattern_server(tmp_path, provider, engine)
     async with Client(server) as client:
@@ -292,9 +290,7 @@ async def test_bad_arguments_get_one_clear_error_naming_the_argument(
             "query is blank: give the text to search for"
         )
         assert "nothing to update" in await fails("pattern_update", {"id": "x"})
-        assert await fails("pattern_update", {"id": "x", "name": "n"}) == (
-            "no pattern with id 'x'"
-        )
+        assert await fails("pattern_update", {"id": "x", "name": "n"}) == ("no pattern with id 'x'")
         assert "patterns" in await fails("pattern_index", {"patterns": []})
         assert "name" in await fails("pattern_index", {"patterns": [{"text": "t"}]})
         duplicate = structured(
@@ -318,8 +314,9 @@ async def test_the_store_survives_a_restart_of_the_server(
     assert (tmp_path / "patterns" / "owner.lock").read_text() == ""
     again, _ = pattern_server(tmp_path, provider)
     async with Client(again) as client:
-        assert structured(await client.call_tool("pattern_get", {"id": "kept"}))["name"] == (
-            SORT["name"]
+        assert (
+            structured(await client.call_tool("pattern_get", {"id": "kept"}))["name"]
+            == (SORT["name"])
         )
 
 
