@@ -220,3 +220,15 @@ async def test_a_killed_qdrant_server_fails_calls_clearly_and_they_recover_when_
                 got = structured(await client.call_tool("pattern_get", {"id": "p0"}))
                 assert got["text"] == "a"
                 assert tools.health().status == "ok"
+
+
+async def test_a_lock_file_left_by_a_dead_process_does_not_block_the_store(
+    tmp_path: Path, provider: MiniLMProvider
+) -> None:
+    lock = tmp_path / "patterns" / "owner.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text("999999\n")  # written, but no process holds the lock any more
+    server, tools = pattern_server(tmp_path, provider)
+    async with Client(server) as client:
+        assert structured(await client.call_tool("pattern_stats", {}))["count"] == 0
+        assert tools.health().status == "ok"

@@ -126,7 +126,8 @@ class PatternTools(LocalProvider):
         super().__init__()
         self._open_index = open_index
         self._provider = provider
-        self._options = {"batch_size": batch_size, "embed_timeout": embed_timeout}
+        self._batch_size = batch_size
+        self._embed_timeout = embed_timeout
         self._where = where
         self._service: PatternService | None = None
         self._stack: AsyncExitStack | None = None
@@ -164,7 +165,12 @@ class PatternTools(LocalProvider):
                 raise
             self._failure = None
             self._stack = stack
-            self._service = PatternService(index, self._provider, **self._options)  # type: ignore[arg-type]
+            self._service = PatternService(
+                index,
+                self._provider,
+                batch_size=self._batch_size,
+                embed_timeout=self._embed_timeout,
+            )
             return self._service
 
     async def aclose(self) -> None:
