@@ -16,9 +16,11 @@ from pydantic import SecretStr
 
 from gateway.app import build_gateway
 from gateway.http import build_http_app
+from gateway.resilience.breaker import CircuitBreaker
 from gateway.settings import Settings
 from tests.patterns.conftest import FailingProvider, error_text, pattern_server, structured
 from tools.patterns.embeddings import MiniLMProvider
+from tools.patterns.mcp import NOT_OUTAGES
 
 pytestmark = pytest.mark.anyio
 
@@ -198,27 +200,46 @@ async def test_an_unreachable_qdrant_server_is_a_clear_error_and_the_gateway_sta
     assert secret not in str(health)
 
 
-async def test_a_killed_qdrant_server_fails_calls_clearly_and_they_recover_when_it_returns(
+async def test_a_killed_qdrant_server_opens_the_breaker_and_calls_recover_when_it_returns(
     tmp_path: Path, provider: MiniLMProvider
 ) -> None:
     from tests.patterns.conftest import standin_server
 
+    now = [1000.0]
+    breaker = CircuitBreaker(
+        "qdrant", fail_max=3, reset_timeout=30, exclude=NOT_OUTAGES, clock=lambda: now[0]
+    )
     port = closed_port()
     store = tmp_path / "qdrant"
+    url = f"http://127.0.0.1:{port}"
     with anyio.fail_after(60):
-        server, tools = pattern_server(tmp_path, provider, qdrant_url=f"http://127.0.0.1:{port}")
+        server, tools = pattern_server(tmp_path, provider, qdrant_url=url, breaker=breaker)
         async with Client(server) as client:
             with standin_server(port, store):
                 indexed = await client.call_tool("pattern_index", {"patterns": patterns("a")})
                 assert structured(indexed)["indexed"] == ["p0"]
-            # The server process has been killed (SIGKILL).
+                # A request error (unknown id) is not an outage: the breaker stays closed.
+                missing = await client.call_tool("pattern_get", {"id": "x"}, raise_on_error=False)
+                assert error_text(missing) == "no pattern with id 'x'"
+                assert breaker.current_state == "closed"
+            # The server process has been killed (SIGKILL): each call says so...
             for _ in range(3):
                 result = await client.call_tool("pattern_get", {"id": "p0"}, raise_on_error=False)
-                assert "is unreachable" in error_text(result)
-            assert tools.health().status in ("down", "degraded")
+                assert error_text(result).startswith(f"the Qdrant server at {url} is unreachable")
+            # ...until the breaker opens; then calls fail fast without trying the network.
+            assert breaker.current_state == "open"
+            result = await client.call_tool("pattern_get", {"id": "p0"}, raise_on_error=False)
+            assert error_text(result) == "qdrant unavailable (circuit open, retry in 30 s)"
+            health = tools.health()
+            assert health.status == "down"
+            assert "circuit open, retry in 30 s" in health.detail
+
             with standin_server(port, store):
+                now[0] += 31  # the reset timeout passes: one trial call goes through
+                assert breaker.current_state == "half_open"
                 got = structured(await client.call_tool("pattern_get", {"id": "p0"}))
                 assert got["text"] == "a"
+                assert breaker.current_state == "closed"
                 assert tools.health().status == "ok"
 
 

@@ -25,7 +25,13 @@ from mcp_types import ToolAnnotations
 from pydantic import Field, SecretStr
 
 from gateway.components import ComponentRegistry, ComponentStatus
-from gateway.errors import GatewayError, InvalidArgument
+from gateway.errors import (
+    GatewayError,
+    IncompatibleVectorStore,
+    InvalidArgument,
+    NotFound,
+)
+from gateway.resilience.breaker import BreakerRegistry
 from tools.patterns.embeddings import EmbeddingProvider, MiniLMProvider
 from tools.patterns.index import VectorIndex
 from tools.patterns.models import (
@@ -47,6 +53,9 @@ from tools.patterns.models import (
 from tools.patterns.qdrant_server import Breaker
 from tools.patterns.service import MAX_TOP_K, PatternService
 
+# Errors that say the request was wrong, not that Qdrant is down: they never trip the breaker.
+NOT_OUTAGES = (InvalidArgument, IncompatibleVectorStore, NotFound)
+
 OpenIndex = Callable[[], AbstractAsyncContextManager[VectorIndex]]
 PatternId = Annotated[str, Field(min_length=1, max_length=256, description="the pattern's id")]
 
@@ -61,6 +70,7 @@ def add_pattern_tools(
     collection: str = "patterns",
     batch_size: int = 64,
     embed_timeout: float = 60.0,
+    breakers: BreakerRegistry | None = None,
     breaker: Breaker | None = None,
     provider: EmbeddingProvider | None = None,
     open_index: OpenIndex | None = None,
@@ -68,9 +78,12 @@ def add_pattern_tools(
     """Register pattern_index/search/get/update/delete/stats on `server`.
 
     The store is a Qdrant Edge shard under `data_dir/<collection>` unless `qdrant_url` is
-    given (then a Qdrant server, through `breaker` if one is given). `provider` and
+    given: then a Qdrant server, every call through the circuit breaker "qdrant" (`breaker`,
+    else the one of that name in `breakers`, else a private one). `provider` and
     `open_index` replace the defaults (tests, other engines).
     """
+    if qdrant_url is not None and breaker is None:
+        breaker = (breakers or BreakerRegistry()).get_or_create("qdrant", exclude=NOT_OUTAGES)
     if open_index is None:
         open_index = _default_opener(data_dir, qdrant_url, qdrant_api_key, collection, breaker)
     tools = PatternTools(
