@@ -324,3 +324,17 @@ def _cosine(a: list[float], b: list[float]) -> float:
     dot = sum(x * y for x, y in zip(a, b, strict=True))
     norm = (sum(x * x for x in a) * sum(y * y for y in b)) ** 0.5
     return dot / norm
+
+
+async def test_the_embedded_store_indexes_the_filter_fields(
+    tmp_path: Path, provider: MiniLMProvider
+) -> None:
+    from tools.patterns.edge import EdgeIndex
+
+    async with EdgeIndex(tmp_path / "store") as store:
+        await store.ensure_collection(provider.model, provider.dimension)
+        assert await store.payload_indexes() == {
+            "language": "Keyword",
+            "kind": "Keyword",
+            "tags": "Keyword",
+        }

@@ -241,6 +241,15 @@ class EdgeIndex:
         shard = self._require()
         return await self._call(shard.count, qe.CountRequest(exact=True))
 
+    async def payload_indexes(self) -> dict[str, str]:
+        """Indexed payload fields and their types (e.g. {"language": "Keyword"})."""
+        shard = self._require()
+        info = await self._call(shard.info)
+        return {
+            name: str(index.data_type).rsplit(".", 1)[-1]
+            for name, index in info.payload_schema.items()
+        }
+
     async def facet(self, key: str, limit: int = 50) -> dict[str, int]:
         import qdrant_edge as qe
 
