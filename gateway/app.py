@@ -7,9 +7,9 @@ plug in here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from fastmcp import FastMCP
+import logging
+import os
+from collections.abc import Callable, Mapping
 
 from gateway import __version__
 from gateway.admin import add_admin_tools
@@ -18,8 +18,15 @@ from gateway.http import add_http_routes
 from gateway.metrics import GatewayMetrics
 from gateway.middleware.errors import ErrorTranslationMiddleware
 from gateway.middleware.metrics import MetricsMiddleware
+from gateway.middleware.timeout import TimeoutMiddleware
+from gateway.server import GatewayServer
 from gateway.settings import Settings
 from tools.patterns import add_pattern_tools
+from upstreams.manifest import builtin_manifests_dir, load_manifests
+from upstreams.pool import UpstreamPool
+from upstreams.provider import UpstreamProvider
+
+log = logging.getLogger(__name__)
 
 SERVER_NAME = "archon"
 INSTRUCTIONS = (
@@ -28,20 +35,27 @@ INSTRUCTIONS = (
 )
 
 
-def build_gateway(settings: Settings) -> FastMCP:
+def build_gateway(settings: Settings, environ: Mapping[str, str] | None = None) -> GatewayServer:
+    """`environ` is what upstreams may inherit from (only names their manifests allow)."""
     metrics = GatewayMetrics()
     components = ComponentRegistry()
     components.register("native_tools", lambda: ComponentStatus("ok"))
     for transport in ("stdio", "http"):
         components.register(transport, _transport_probe(transport, settings.transports))
 
-    server = FastMCP(
+    pool = _upstream_pool(settings, os.environ if environ is None else environ, components)
+    timeouts = TimeoutMiddleware(settings.tool_timeout, pool.timeout_for if pool else _no_limit)
+    server = GatewayServer(
         SERVER_NAME,
         instructions=INSTRUCTIONS,
         version=__version__,
-        # Outermost first: errors are translated after metrics have seen the raw outcome.
-        middleware=[ErrorTranslationMiddleware(), MetricsMiddleware(metrics)],
+        # Outermost first: errors are translated after metrics have seen the raw outcome;
+        # the timeout is innermost so it measures only the tool itself.
+        middleware=[ErrorTranslationMiddleware(), MetricsMiddleware(metrics), timeouts],
     )
+    if pool is not None:
+        server.add_lifetime(pool.running)
+        server.add_provider(UpstreamProvider(pool))
     add_admin_tools(server, settings.transports, metrics, components)
     add_http_routes(server, metrics, components)
     add_pattern_tools(
@@ -64,3 +78,41 @@ def _transport_probe(name: str, served: list[str]) -> Callable[[], ComponentStat
         else ComponentStatus("disabled", f"not served (use --transport {name} or both)")
     )
     return lambda: status
+
+
+def _no_limit(tool: str) -> float | None:
+    return None
+
+
+def _upstream_pool(
+    settings: Settings, environ: Mapping[str, str], components: ComponentRegistry
+) -> UpstreamPool | None:
+    if not settings.enable_external_gateway:
+        components.register(
+            "upstreams",
+            lambda: ComponentStatus("disabled", "enable_external_gateway is off"),
+        )
+        return None
+    folders = (
+        [settings.manifests_dir]
+        if settings.manifests_dir is not None
+        else [builtin_manifests_dir(), settings.data_dir / "manifests"]
+    )
+    found = load_manifests(folders)
+    for problem in found.problems:
+        log.error("ignoring manifest %s", problem)
+    manifests_status = (
+        ComponentStatus("degraded", "; ".join(str(problem) for problem in found.problems))
+        if found.problems
+        else ComponentStatus("ok", f"{len(found.manifests)} loaded")
+    )
+    components.register("manifests", lambda: manifests_status, critical=False)
+    pool = UpstreamPool(
+        found.manifests,
+        gateway_env=environ,
+        log_dir=settings.data_dir / "logs" / "upstreams",
+        default_timeout=settings.tool_timeout,
+    )
+    for name, upstream in pool.upstreams.items():
+        components.register(f"upstream:{name}", upstream.status, critical=False)
+    return pool

@@ -39,13 +39,23 @@ def serve(
         Path | None, Parameter(help="TOML config file [default: ./archon.toml]")
     ] = None,
     log_level: Annotated[LogLevel | None, Parameter(help="[default: info]")] = None,
+    manifests: Annotated[
+        Path | None,
+        Parameter(help="use only the upstream manifests in this folder"),
+    ] = None,
 ) -> None:
     """Serve MCP. stdio by default (what Claude Desktop and Cursor launch)."""
     closed_fds = _reserve_standard_fds()
     try:
         settings = load_settings(
             config,
-            {"transport": transport, "host": host, "port": port, "log_level": log_level},
+            {
+                "transport": transport,
+                "host": host,
+                "port": port,
+                "log_level": log_level,
+                "manifests_dir": manifests,
+            },
         )
     except SettingsInvalid as exc:
         _fail(str(exc), 2)
@@ -91,6 +101,34 @@ def serve(
         )
     except* GatewayError as failures:
         _fail("; ".join(str(exc) for exc in _leaves(failures)), 1)
+
+
+@app.command(name="import-config")
+def import_config(
+    path: Annotated[Path, Parameter(help="a client config with an mcpServers object")],
+    *,
+    into: Annotated[
+        Path | None,
+        Parameter(help="folder to write manifests to [default: <data_dir>/manifests]"),
+    ] = None,
+    force: Annotated[bool, Parameter(help="overwrite manifests that exist")] = False,
+    config: Annotated[Path | None, Parameter(help="TOML config file")] = None,
+) -> None:
+    """Write one upstream manifest per stdio server of a Claude Desktop / Cursor config."""
+    from upstreams.import_config import import_config as write_manifests
+
+    try:
+        settings = load_settings(config)
+        target = into or settings.manifests_dir or settings.data_dir / "manifests"
+        outcomes = write_manifests(path, target, overwrite=force)
+    except GatewayError as exc:
+        _fail(str(exc), 2)
+    except OSError as exc:
+        _fail(f"cannot write manifests: {exc}", 1)
+    for outcome in outcomes:
+        print(outcome)
+    if settings.manifests_dir is None and into is not None:
+        print(f"serve them with: archon-gateway serve --manifests {target}")
 
 
 @app.command

@@ -32,19 +32,27 @@ Probe = Callable[[], ComponentStatus]
 @dataclass
 class ComponentRegistry:
     _probes: dict[str, Probe] = field(default_factory=dict)
+    _optional: set[str] = field(default_factory=set)
 
-    def register(self, name: str, probe: Probe) -> None:
+    def register(self, name: str, probe: Probe, *, critical: bool = True) -> None:
+        """A non-critical component (one upstream among many) that is down makes the
+        gateway degraded, not down."""
         if name in self._probes:
             raise ValueError(f"component {name!r} is already registered")
         self._probes[name] = probe
+        if not critical:
+            self._optional.add(name)
 
     def snapshot(self) -> dict[str, ComponentStatus]:
         return {name: probe() for name, probe in self._probes.items()}
 
-    @staticmethod
-    def overall(snapshot: dict[str, ComponentStatus]) -> Status:
-        """ok when every enabled component is ok; down if one is down; else degraded."""
-        states = {item.status for item in snapshot.values()} - {"disabled"}
+    def overall(self, snapshot: dict[str, ComponentStatus]) -> Status:
+        """ok when every enabled component is ok; down if a critical one is down; else
+        degraded."""
+        states = {
+            "degraded" if item.status == "down" and name in self._optional else item.status
+            for name, item in snapshot.items()
+        } - {"disabled"}
         if "down" in states:
             return "down"
         if "degraded" in states:

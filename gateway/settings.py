@@ -81,6 +81,18 @@ class Settings(BaseSettings):
         60.0, gt=0, le=3600, description="seconds one chunk of patterns may take to embed"
     )
 
+    tool_timeout: float = Field(
+        60.0, gt=0, description="seconds a tool call may run unless its manifest says otherwise"
+    )
+    enable_external_gateway: bool = Field(
+        True, description="start the stdio upstreams in the manifests (off: native tools only)"
+    )
+    manifests_dir: Path | None = Field(
+        None,
+        description="use only the manifests in this folder (default: the shipped ones plus "
+        "<data_dir>/manifests)",
+    )
+
     @field_validator("transport", "log_level", mode="before")
     @classmethod
     def _lowercase(cls, value: Any) -> Any:

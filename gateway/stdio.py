@@ -16,7 +16,6 @@ import fcntl
 import json
 import logging
 import os
-import re
 import select
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -31,6 +30,7 @@ from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
 from gateway.errors import GatewayError
+from gateway.lines import BoundedLines, OversizedLine
 
 log = logging.getLogger(__name__)
 
@@ -132,34 +132,15 @@ class _LineReader:
         log.debug("stdin closed")
 
     async def _read_until_eof(self) -> None:
-        buffer = bytearray()
-        oversized: _OversizedLine | None = None  # the current line passed the limit
+        lines = BoundedLines(self._max_bytes)
         while chunk := await self._read_chunk():
-            start = 0
-            while start <= len(chunk):
-                newline = chunk.find(b"\n", start)
-                end = len(chunk) if newline == -1 else newline
-                if oversized is not None:
-                    oversized.drop(chunk[start:end])
+            for line in lines.feed(chunk):
+                if isinstance(line, OversizedLine):
+                    await self._reply_error(line.request_id(), INVALID_REQUEST, self._too_large())
                 else:
-                    buffer += chunk[start:end]
-                    if len(buffer) > self._max_bytes:
-                        # Drop it now so a runaway line cannot eat memory; answer at its end.
-                        oversized = _OversizedLine(bytes(buffer))
-                        buffer.clear()
-                if newline == -1:
-                    break
-                if oversized is not None:
-                    await self._reply_error(
-                        oversized.request_id(), INVALID_REQUEST, self._too_large()
-                    )
-                    oversized = None
-                else:
-                    await self._handle_line(bytes(buffer))
-                buffer.clear()
-                start = newline + 1
-        if buffer and oversized is None:
-            await self._handle_line(bytes(buffer))
+                    await self._handle_line(line)
+        if (last := lines.finish()) is not None:
+            await self._handle_line(last)
 
     def _too_large(self) -> str:
         return f"Invalid Request: message exceeds the {self._max_bytes} byte limit"
@@ -190,32 +171,6 @@ class _LineReader:
             jsonrpc="2.0", id=request_id, error=mt.ErrorData(code=code, message=text)
         )
         await self._replies.send(SessionMessage(error))
-
-
-# Where a top-level id can be read without parsing the whole line: as the first member
-# (after "jsonrpc"), as Python SDKs write it, or as the last member, as the TypeScript SDK does.
-_ID_VALUE = rb'(-?\d+|"(?:[^"\\]|\\.)*")'
-_LEADING_ID = re.compile(rb'^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*' + _ID_VALUE)
-_TRAILING_ID = re.compile(rb'"id"\s*:\s*' + _ID_VALUE + rb"\s*\}\s*$")
-_EDGE = 256
-
-
-class _OversizedLine:
-    """Keeps only the edges of a line that is too large, to answer it with its request id."""
-
-    def __init__(self, start: bytes) -> None:
-        self._head = start[:_EDGE]
-        self._tail = start[-_EDGE:]
-
-    def drop(self, more: bytes) -> None:
-        self._tail = (self._tail + more)[-_EDGE:]
-
-    def request_id(self) -> str | int | None:
-        found = _LEADING_ID.match(self._head) or _TRAILING_ID.search(self._tail)
-        if found is None:
-            return None
-        value: str | int = json.loads(found.group(1))
-        return value
 
 
 def _classify_invalid(line: bytes, exc: ValidationError) -> tuple[str | int | None, int, str]:

@@ -113,10 +113,14 @@ class RawStdioPeer:
 
 
 async def wait_for_text(path: Path, pattern: str, within: float = 20) -> re.Match[str]:
-    """Poll a log file (bounded) until `pattern` appears in it."""
+    """Poll a file (bounded) until `pattern` appears in it; a missing file counts as empty."""
     with anyio.fail_after(within):
         while True:
-            found = re.search(pattern, await anyio.Path(path).read_text(errors="replace"))
+            try:
+                text = await anyio.Path(path).read_text(errors="replace")
+            except FileNotFoundError:
+                text = ""
+            found = re.search(pattern, text)
             if found:
                 return found
             await anyio.sleep(0.05)

@@ -189,7 +189,7 @@ async def test_an_unreachable_qdrant_server_is_a_clear_error_and_the_gateway_sta
                 assert message.endswith("); is it running?")
 
             health = (await web.get("http://gateway/health")).json()
-            assert health["status"] == "down"
+            assert health["status"] == "degraded"  # the gateway still serves other tools
             assert health["components"]["vector_store"]["status"] == "down"
             assert "unreachable" in health["components"]["vector_store"]["detail"]
 

@@ -95,7 +95,8 @@ def add_pattern_tools(
     )
     server.add_provider(tools)
     if components is not None:
-        components.register("vector_store", tools.health)
+        # Not critical: with the store down the gateway and its other tools still work.
+        components.register("vector_store", tools.health, critical=False)
     return tools
 
 

@@ -1,0 +1,50 @@
+"""The gateway's FastMCP server: FastMCP plus resources that live as long as it serves.
+
+Why a subclass: FastMCP closes its lifespan stack (the server's and every provider's
+lifespan) inside a shielded cancel scope, so a lifespan that holds an anyio task group (an
+upstream pool, a Kafka consumer) fails at shutdown with "Attempted to exit a cancel scope
+that isn't the current task's current cancel scope". Our resources are entered around
+FastMCP's lifespan instead, in one AsyncExitStack, and closed in the order they opened.
+Every way of running the server goes through `_lifespan_manager` (our serve loop, the HTTP
+app's lifespan, fastmcp's in-memory Client), so they all get the resources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from fastmcp import FastMCP
+
+ResourceFactory = Callable[[], AbstractAsyncContextManager[Any]]
+
+
+class GatewayServer(FastMCP[Any]):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._resource_factories: list[ResourceFactory] = []
+        self._resource_users = 0
+
+    def add_lifetime(self, factory: ResourceFactory) -> None:
+        """Enter `factory()` when the server starts and exit it when the server stops."""
+        self._resource_factories.append(factory)
+
+    @asynccontextmanager
+    async def _lifespan_manager(self) -> AsyncGenerator[None, None]:
+        # Nested entries (our serve loop, then the HTTP app) share one set of resources,
+        # held by the outermost entry, which is also the last to leave.
+        first = self._resource_users == 0
+        self._resource_users += 1
+        try:
+            if first:
+                async with AsyncExitStack() as stack:
+                    for factory in self._resource_factories:
+                        await stack.enter_async_context(factory())
+                    async with super()._lifespan_manager():
+                        yield
+            else:
+                async with super()._lifespan_manager():
+                    yield
+        finally:
+            self._resource_users -= 1

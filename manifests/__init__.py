@@ -1,0 +1,1 @@
+"""Shipped upstream manifests (data only): one TOML file per known stdio MCP server."""

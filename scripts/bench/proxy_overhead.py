@@ -1,0 +1,274 @@
+#!/usr/bin/env python
+"""Proxy overhead: the same echo upstream (tests/upstreams/toolbox_server.py) called
+directly and through the gateway, in the same run.
+
+1. stdio, raw JSON-RPC client: direct vs the gateway's stdio front door.
+   1,000 sequential calls (p50/p99) and 20 bursts of 50 concurrent calls.
+2. MCP SDK client: direct stdio vs the gateway's HTTP front door.
+   1,000 sequential calls (p50/p99) and 50 concurrent clients x 20 calls each.
+3. 1,000 timeouts in a row through an in-process gateway: tasks, fds and RSS before/after.
+
+    python scripts/bench/proxy_overhead.py [--calls 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client, ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLBOX = ROOT / "tests" / "upstreams" / "toolbox_server.py"
+GATEWAY = str(Path(sys.executable).with_name("archon-gateway"))
+ECHO = {"name": "echo", "arguments": {"text": "ping"}}
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+
+
+def line(label: str, base: list[float], other: list[float]) -> None:
+    b50, o50 = pct(base, 0.5), pct(other, 0.5)
+    b99, o99 = pct(base, 0.99), pct(other, 0.99)
+    print(
+        f"{label:<34} direct p50 {b50:7.3f} ms p99 {b99:7.3f} | gateway p50 {o50:7.3f} ms "
+        f"p99 {o99:7.3f} | ratio p50 {o50 / b50:4.2f}x (+{o50 - b50:.3f} ms) p99 {o99 / b99:4.2f}x"
+    )
+
+
+class RawPeer:
+    """Newline JSON-RPC over a child's stdio, synchronously: minimal client overhead."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+        )
+        self.next_id = 0
+        init = {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "b", "version": "0"},
+        }
+        self.call("initialize", init)
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        self.call("tools/list", {})
+
+    def send(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(message).encode() + b"\n")
+        self.process.stdin.flush()
+
+    def request(self, method: str, params: dict[str, Any]) -> int:
+        self.next_id += 1
+        self.send({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params})
+        return self.next_id
+
+    def receive(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        reply: dict[str, Any] = json.loads(self.process.stdout.readline())
+        return reply
+
+    def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        request_id = self.request(method, params)
+        reply = self.receive()
+        assert reply.get("id") == request_id, reply
+        assert "error" not in reply, reply
+        assert not reply["result"].get("isError"), reply
+        return reply
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=10)
+
+
+def raw_sequential(peer: RawPeer, tool: dict[str, Any], calls: int) -> list[float]:
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        peer.call("tools/call", tool)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def raw_bursts(peer: RawPeer, tool: dict[str, Any], size: int, rounds: int) -> list[float]:
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        ids = {peer.request("tools/call", tool) for _ in range(size)}
+        while ids:
+            ids.discard(peer.receive()["id"])
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def bench_raw_stdio(env: dict[str, str], manifests: Path, calls: int) -> None:
+    proxied = {"name": "toolbox_echo", "arguments": {"text": "ping"}}
+    direct = RawPeer([sys.executable, str(TOOLBOX)], env)
+    gateway = RawPeer(
+        [GATEWAY, "serve", "--log-level", "warning", "--manifests", str(manifests)], env
+    )
+    for peer, tool in ((direct, ECHO), (gateway, proxied)):
+        raw_sequential(peer, tool, 100)  # warm-up
+    base = raw_sequential(direct, ECHO, calls)
+    ours = raw_sequential(gateway, proxied, calls)
+    line(f"stdio, {calls} sequential calls", base, ours)
+    line(
+        "stdio, 20 bursts of 50 concurrent",
+        *(raw_bursts(peer, tool, 50, 20) for peer, tool in ((direct, ECHO), (gateway, proxied))),
+    )
+    direct.close()
+    gateway.close()
+
+
+async def sdk_sequential(session: Any, tool: str, calls: int) -> list[float]:
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        result = await session.call_tool(tool, {"text": "ping"})
+        times.append(time.perf_counter() - started)
+        assert not result.is_error
+    return times
+
+
+async def sdk_concurrent(make_session: Any, tool: str, clients: int, calls: int) -> list[float]:
+    times: list[float] = []
+
+    async def one_client() -> None:
+        async with make_session() as session:
+            times.extend(await sdk_sequential(session, tool, calls))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(clients):
+            tg.start_soon(one_client)
+    return times
+
+
+async def bench_sdk(env: dict[str, str], manifests: Path, calls: int) -> None:
+    params = StdioServerParameters(command=sys.executable, args=[str(TOOLBOX)], env=env)
+    gateway = await anyio.open_process(
+        [GATEWAY, "serve", "--transport", "http", "--port", "0", "--manifests", str(manifests)],
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    assert gateway.stderr is not None
+    text = ""
+    while not (found := re.search(r"at (http://\S+)", text)):
+        text += (await gateway.stderr.receive()).decode()
+    url = found.group(1)
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as direct:
+        await direct.initialize()
+        async with Client(url) as http:
+            await sdk_sequential(direct, "echo", 100)
+            await sdk_sequential(http, "toolbox_echo", 100)
+            base = await sdk_sequential(direct, "echo", calls)
+            ours = await sdk_sequential(http, "toolbox_echo", calls)
+            native = []
+            for _ in range(calls):
+                started = time.perf_counter()
+                await http.call_tool("gateway_info", {})
+                native.append(time.perf_counter() - started)
+            hung = []
+            for _ in range(5):
+                started = time.perf_counter()
+                result = await http.call_tool("toolbox_hang", {})
+                hung.append(time.perf_counter() - started - 1.0)
+                assert result.is_error
+        line(f"SDK client: stdio vs HTTP, {calls} seq", base, ours)
+        print(
+            f"{'  (HTTP front door alone)':<34} native gateway_info over HTTP p50 "
+            f"{pct(native, 0.5):.3f} ms: the HTTP transport's own cost"
+        )
+        print(
+            f"{'  (timeout precision)':<34} 1 s limit on a hung tool: returned after the limit "
+            f"+{pct(hung, 0.5):.1f} ms p50, +{max(hung) * 1000:.1f} ms max (goal < +500 ms)"
+        )
+
+        class Shared:
+            async def __aenter__(self) -> Any:
+                return direct
+
+            async def __aexit__(self, *exc: object) -> None:
+                return None
+
+        base = await sdk_concurrent(Shared, "echo", 50, 20)
+    ours = await sdk_concurrent(lambda: Client(url), "toolbox_echo", 50, 20)
+    line("SDK client: 50 clients x 20 calls", base, ours)
+    gateway.terminate()
+    await gateway.wait()
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for row in status:
+            if row.startswith("VmRSS:"):
+                return int(row.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def bench_timeouts(manifests_src: Path, data: Path, count: int) -> None:
+    from fastmcp import Client as FastClient
+
+    from gateway.app import build_gateway
+    from gateway.settings import Settings
+
+    manifests = data / "timeouts"
+    manifests.mkdir()
+    text = (manifests_src / "toolbox.toml").read_text().replace("hang = 1.0", "hang = 0.01")
+    (manifests / "toolbox.toml").write_text(text)
+    settings = Settings(data_dir=data, manifests_dir=manifests, log_level="warning")
+    async with FastClient(build_gateway(settings, environ=dict(os.environ))) as client:
+        for _ in range(20):
+            await client.call_tool("toolbox_hang", {}, raise_on_error=False)
+        before = (len(asyncio.all_tasks()), len(os.listdir("/proc/self/fd")), rss_mb())
+        started = time.perf_counter()
+        for _ in range(count):
+            result = await client.call_tool("toolbox_hang", {}, raise_on_error=False)
+            assert result.is_error
+        elapsed = time.perf_counter() - started
+        await anyio.sleep(0.2)
+        after = (len(asyncio.all_tasks()), len(os.listdir("/proc/self/fd")), rss_mb())
+        ok = await client.call_tool("toolbox_echo", {"text": "after"})
+        assert ok.data == "after"
+    print(
+        f"{count} timeouts in {elapsed:.1f} s (10 ms limit each): tasks {before[0]} -> {after[0]}, "
+        f"fds {before[1]} -> {after[1]}, RSS {before[2]:.1f} -> {after[2]:.1f} MB "
+        f"(+{after[2] - before[2]:.1f} MB); next call ok"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=1000)
+    args = parser.parse_args()
+    data = Path(tempfile.mkdtemp(prefix="archon-bench-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHON_")}
+    env["ARCHON_DATA_DIR"] = str(data)
+    manifests = data / "manifests"
+    manifests.mkdir()
+    (manifests / "toolbox.toml").write_text(
+        f'command = "{sys.executable}"\nargs = ["{TOOLBOX}"]\n\n[tool_timeouts]\nhang = 1.0\n'
+    )
+    print(f"machine: {os.cpu_count()} cpus, Python {platform.python_version()}")
+    bench_raw_stdio(env, manifests, args.calls)
+    anyio.run(bench_sdk, env, manifests, args.calls)
+    anyio.run(bench_timeouts, manifests, data, 1000)
+
+
+if __name__ == "__main__":
+    main()

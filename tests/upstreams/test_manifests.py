@@ -1,0 +1,168 @@
+"""Manifests: validation messages, shipped manifests, naming, and import-config."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support import gateway_command
+from upstreams.manifest import (
+    Manifest,
+    builtin_manifests_dir,
+    load_manifest_file,
+    load_manifests,
+)
+from upstreams.naming import MAX_TOOL_NAME, namespaced
+
+
+def test_shipped_manifests_cover_the_known_upstreams_and_validate() -> None:
+    found = load_manifests([builtin_manifests_dir()])
+    assert found.problems == []
+    by_name = {manifest.name: manifest for manifest in found.manifests}
+    assert set(by_name) == {"zen", "codanna", "serena", "context7", "sequential-thinking"}
+    assert by_name["zen"].command == "pal-mcp-server"
+    assert by_name["context7"].command == "context7-mcp"
+    assert by_name["sequential-thinking"].command == "mcp-server-sequential-thinking"
+    assert by_name["serena"].args[0] == "start-mcp-server"
+    assert all(manifest.install_hint for manifest in found.manifests)
+    # zen's API keys are named, never inherited wholesale.
+    assert "OPENAI_API_KEY" in by_name["zen"].pass_env
+
+
+def test_invalid_manifest_reports_file_field_and_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('command = "x"\ntimeout = -1\nallow_tools = "echo"\n')
+    problem = load_manifest_file(bad)
+    assert not isinstance(problem, Manifest)
+    assert str(problem).startswith(f"{bad}: ")
+    assert "field 'timeout': Input should be greater than 0" in str(problem)
+    assert "field 'allow_tools'" in str(problem)
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text("command = [unclosed\n")
+    assert "not valid TOML" in str(load_manifest_file(broken))
+
+
+def test_manifest_may_not_pass_the_gateways_own_secrets(tmp_path: Path) -> None:
+    path = tmp_path / "leaky.toml"
+    path.write_text('command = "x"\npass_env = ["SERVICE_AUTH_TOKEN", "ARCHON_PORT", "OK"]\n')
+    problem = str(load_manifest_file(path))
+    assert "SERVICE_AUTH_TOKEN, ARCHON_PORT belongs to the gateway" in problem
+
+
+def test_user_manifest_replaces_a_shipped_one_of_the_same_name(tmp_path: Path) -> None:
+    (tmp_path / "mine.toml").write_text('name = "context7"\ncommand = "my-context7"\n')
+    found = load_manifests([builtin_manifests_dir(), tmp_path])
+    context7 = [manifest for manifest in found.manifests if manifest.name == "context7"]
+    assert [manifest.command for manifest in context7] == ["my-context7"]
+
+
+def test_timeouts_resolve_per_tool_then_manifest_then_gateway_default() -> None:
+    manifest = Manifest(name="x", command="x", timeout=30, tool_timeouts={"slow": 300})
+    assert manifest.timeout_for("slow", 60) == 300
+    assert manifest.timeout_for("fast", 60) == 30
+    assert Manifest(name="y", command="y").timeout_for("any", 60) == 60
+
+
+def test_allow_and_deny_lists_choose_the_exposed_tools() -> None:
+    manifest = Manifest(name="x", command="x", allow_tools=["a", "b"], deny_tools=["b"])
+    assert [tool for tool in ("a", "b", "c") if manifest.exposes(tool)] == ["a"]
+
+
+def test_process_env_is_minimal_plus_declared_names() -> None:
+    manifest = Manifest(name="x", command="x", pass_env=["API_KEY"], env={"MODE": "test"})
+    gateway_env = {"PATH": "/bin", "HOME": "/home/u", "API_KEY": "k", "OTHER": "no"}
+    assert manifest.process_env(gateway_env) == {
+        "PATH": "/bin",
+        "HOME": "/home/u",
+        "API_KEY": "k",
+        "MODE": "test",
+    }
+
+
+def test_long_tool_names_are_shortened_deterministically_and_stay_distinct() -> None:
+    assert namespaced("zen", "chat") == "zen_chat"
+    long_a = namespaced("sequential-thinking", "x" * 80 + "a")
+    long_b = namespaced("sequential-thinking", "x" * 80 + "b")
+    assert len(long_a) == len(long_b) == MAX_TOOL_NAME
+    assert long_a != long_b
+    assert long_a == namespaced("sequential-thinking", "x" * 80 + "a")
+    assert long_a.startswith("sequential-thinking_xxx")
+
+
+def test_import_config_writes_stdio_manifests_and_reports_the_rest(tmp_path: Path) -> None:
+    config = tmp_path / "claude_desktop_config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "context7": {
+                        "command": "context7-mcp",
+                        "args": ["--transport", "stdio"],
+                        "env": {"CONTEXT7_API_KEY": "ctx-key"},
+                    },
+                    "my tools!": {"command": "python", "args": ["-m", "my_tools"]},
+                    "remote": {"url": "http://127.0.0.1:9/mcp"},
+                    "broken": {"args": ["x"]},
+                }
+            }
+        )
+    )
+    into = tmp_path / "manifests"
+    done = subprocess.run(
+        [gateway_command(), "import-config", str(config), "--into", str(into)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert f"context7: wrote {into / 'context7.toml'}" in lines
+    assert f"my tools!: wrote {into / 'my-tools.toml'}" in lines
+    assert "remote: skipped: URL (HTTP/SSE) servers are not supported yet; only stdio" in lines
+    assert "broken: skipped: field 'command' is required" in lines
+    assert "ctx-key" not in done.stdout + done.stderr
+
+    found = load_manifests([into])
+    assert found.problems == []
+    context7 = {manifest.name: manifest for manifest in found.manifests}["context7"]
+    assert context7.args == ["--transport", "stdio"]
+    assert context7.env == {"CONTEXT7_API_KEY": "ctx-key"}
+
+    again = subprocess.run(
+        [gateway_command(), "import-config", str(config), "--into", str(into)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "context7: skipped:" in again.stdout
+    assert "exists (--force)" in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json", "not valid JSON"),
+        ('{"servers": 3}', 'no "mcpServers" object found'),
+    ],
+)
+def test_import_config_rejects_unusable_files_in_one_line(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(content)
+    done = subprocess.run(
+        [gateway_command(), "import-config", str(config), "--into", str(tmp_path / "m")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

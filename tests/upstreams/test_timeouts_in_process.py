@@ -1,0 +1,57 @@
+"""Timeouts in one process, where tasks and descriptors can be counted."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import anyio
+import pytest
+from fastmcp import Client
+
+from gateway.app import build_gateway
+from gateway.settings import Settings
+from tests.upstreams.conftest import WriteManifest
+
+pytestmark = pytest.mark.anyio
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_many_timeouts_leave_no_tasks_or_descriptors_behind(
+    tmp_path: Path, manifests_dir: Path, write_manifest: WriteManifest
+) -> None:
+    write_manifest("toolbox", tool_timeouts={"hang": 0.05})
+    settings = Settings(data_dir=tmp_path / "data", manifests_dir=manifests_dir)
+    async with Client(build_gateway(settings, environ=dict(os.environ))) as client:
+        with anyio.fail_after(60):
+            # Warm up: the first call settles lazily created state.
+            await client.call_tool("toolbox_hang", {}, raise_on_error=False)
+            await client.call_tool("toolbox_echo", {"text": "warm"})
+            tasks_before, fds_before = len(asyncio.all_tasks()), open_fds()
+            for _ in range(40):
+                result = await client.call_tool("toolbox_hang", {}, raise_on_error=False)
+                assert result.content[0].text == "toolbox_hang timed out after 0.05 s"  # type: ignore[union-attr]
+            after = await client.call_tool("toolbox_echo", {"text": "still fine"})
+            assert after.data == "still fine"
+            await anyio.sleep(0.1)  # let cancelled replies arrive and be dropped
+            assert len(asyncio.all_tasks()) == tasks_before
+            assert open_fds() == fds_before
+
+
+async def test_native_tools_get_the_gateway_default_timeout(tmp_path: Path) -> None:
+    server = build_gateway(Settings(data_dir=tmp_path, tool_timeout=0.2, manifests_dir=tmp_path))
+
+    @server.tool
+    async def sleepy() -> str:
+        await anyio.sleep(30)
+        return "never"
+
+    async with Client(server) as client:
+        with anyio.fail_after(10):
+            result = await client.call_tool("sleepy", {}, raise_on_error=False)
+    assert result.is_error
+    assert result.content[0].text == "sleepy timed out after 0.2 s"  # type: ignore[union-attr]

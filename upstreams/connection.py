@@ -1,0 +1,324 @@
+"""JSON-RPC with one stdio upstream process: requests, replies, progress and cancellation.
+
+Why not the MCP SDK's client session: the gateway needs exact control over the things that
+wedge proxies. A request whose caller is cancelled (timeout or client cancel) sends
+`notifications/cancelled` upstream and frees its slot, so the next call works; a line over
+the size bound fails only its own request; garbage on stdout is logged and skipped; and
+when the process dies every waiting call fails at once instead of hanging.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from anyio.abc import ByteReceiveStream, ByteSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from gateway.errors import GatewayError, UpstreamUnavailable
+from gateway.lines import BoundedLines, OversizedLine
+
+log = logging.getLogger(__name__)
+
+METHOD_NOT_FOUND = -32601
+_READ_SIZE = 64 * 1024
+# Progress updates a slow caller may fall behind by before older ones are dropped.
+_PROGRESS_BACKLOG = 64
+# How long a cancellation notice may take to write before we give up on it.
+_CANCEL_SEND_LIMIT = 1.0
+
+ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
+NotificationHandler = Callable[[str, dict[str, Any]], None]
+
+
+class UpstreamRequestFailed(GatewayError):
+    """The upstream answered a request with a JSON-RPC error (passed through as it came)."""
+
+    def __init__(self, upstream: str, code: int, message: str, data: Any = None) -> None:
+        super().__init__(f"upstream '{upstream}' error {code}: {message}")
+        self.code = code
+        self.upstream_message = message
+        self.data = data
+
+
+@dataclass
+class _Progress:
+    progress: float
+    total: float | None
+    message: str | None
+
+
+@dataclass
+class _Pending:
+    """One request waiting for its reply; progress and the reply arrive on one stream."""
+
+    send: MemoryObjectSendStream[_Progress]
+    receive: MemoryObjectReceiveStream[_Progress]
+    reply: dict[str, Any] | None = None
+    failure: GatewayError | None = None
+
+    def finish(self, reply: dict[str, Any] | None, failure: GatewayError | None = None) -> None:
+        self.reply, self.failure = reply, failure
+        self.send.close()
+
+
+@dataclass
+class RpcConnection:
+    """Newline-delimited JSON-RPC over an upstream's stdin/stdout. Run `serve()` in a task
+    group; `request()` and `notify()` may be called from many tasks at once."""
+
+    name: str
+    stdin: ByteSendStream
+    stdout: ByteReceiveStream
+    max_message_bytes: int
+    on_notification: NotificationHandler = lambda method, params: None
+    _pending: dict[int, _Pending] = field(default_factory=dict)
+    _next_id: int = 0
+    _write_lock: anyio.Lock = field(default_factory=anyio.Lock)
+    _closed: str | None = None
+    _garbage_lines: int = 0
+    _ended: anyio.Event = field(default_factory=anyio.Event)
+
+    @property
+    def closed(self) -> str | None:
+        """Why the connection ended, or None while it is open."""
+        return self._closed
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    async def serve(self) -> None:
+        """Read until the upstream closes its stdout, then fail everything still waiting."""
+        reason = "closed its output"
+        try:
+            lines = BoundedLines(self.max_message_bytes)
+            while True:
+                try:
+                    chunk = await self.stdout.receive(_READ_SIZE)
+                except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    break
+                for line in lines.feed(chunk):
+                    if isinstance(line, OversizedLine):
+                        self._fail_oversized(line)
+                    else:
+                        await self._dispatch(line)
+        finally:
+            self.close(reason)
+
+    async def wait_closed(self) -> str:
+        await self._ended.wait()
+        assert self._closed is not None
+        return self._closed
+
+    def close(self, reason: str) -> None:
+        if self._closed is None:
+            self._closed = reason
+        self._ended.set()
+        for pending in list(self._pending.values()):
+            pending.finish(None, UpstreamUnavailable(f"upstream '{self.name}' {self._closed}"))
+        self._pending.clear()
+
+    async def request(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        """Send a request and wait for its result. Cancelling the caller tells the upstream
+        (`notifications/cancelled`) and frees the request; a JSON-RPC error raises
+        UpstreamRequestFailed; a dead upstream raises UpstreamUnavailable."""
+        if self._closed is not None:
+            raise UpstreamUnavailable(f"upstream '{self.name}' {self._closed}")
+        self._next_id += 1
+        request_id = self._next_id
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if progress is not None:
+            params = {**(params or {}), "_meta": {"progressToken": request_id}}
+        if params is not None:
+            message["params"] = params
+        send, receive = anyio.create_memory_object_stream[_Progress](_PROGRESS_BACKLOG)
+        pending = _Pending(send, receive)
+        self._pending[request_id] = pending
+        try:
+            await self._write(message)
+            async with receive:
+                async for update in receive:
+                    if progress is not None:
+                        await progress(update.progress, update.total, update.message)
+        except BaseException:
+            if self._pending.pop(request_id, None) is not None:
+                await self._cancel_upstream(request_id)
+            raise
+        finally:
+            self._pending.pop(request_id, None)
+            send.close()
+        if pending.failure is not None:
+            raise pending.failure
+        assert pending.reply is not None
+        return self._result_of(pending.reply)
+
+    async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            message["params"] = params
+        await self._write(message)
+
+    def _result_of(self, reply: dict[str, Any]) -> dict[str, Any]:
+        error = reply.get("error")
+        if error is not None:
+            if not isinstance(error, dict):
+                raise UpstreamRequestFailed(self.name, -32603, f"malformed error {error!r}")
+            raise UpstreamRequestFailed(
+                self.name,
+                int(error.get("code", -32603)),
+                str(error.get("message", "")),
+                error.get("data"),
+            )
+        result = reply.get("result")
+        if not isinstance(result, dict):
+            raise UpstreamRequestFailed(self.name, -32603, f"result is not an object: {result!r}")
+        return result
+
+    async def _cancel_upstream(self, request_id: int) -> None:
+        if self._closed is not None:
+            return
+        notice = {
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": {"requestId": request_id, "reason": "cancelled by the gateway"},
+        }
+        with (
+            anyio.CancelScope(shield=True),
+            anyio.move_on_after(_CANCEL_SEND_LIMIT),
+            suppress(GatewayError),
+        ):
+            await self._write(notice)
+
+    async def _write(self, message: dict[str, Any]) -> None:
+        data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        async with self._write_lock:
+            try:
+                await self.stdin.send(data)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                self.close("stopped reading its input")
+                raise UpstreamUnavailable(f"upstream '{self.name}' {self._closed}") from exc
+
+    async def _dispatch(self, line: bytes) -> None:
+        if not line.strip():
+            return
+        try:
+            message = json.loads(line)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            self._log_garbage(line)
+            return
+        method = message.get("method")
+        if isinstance(method, str):
+            params = message.get("params")
+            params = params if isinstance(params, dict) else {}
+            if "id" in message:
+                await self._answer_request(message["id"], method)
+            elif method == "notifications/progress":
+                self._route_progress(params)
+            else:
+                self.on_notification(method, params)
+            return
+        request_id = message.get("id")
+        pending = self._pending.pop(request_id, None) if isinstance(request_id, int) else None
+        if pending is None:
+            # A reply to a request we cancelled or timed out: expected, harmless.
+            log.debug("%s: dropping a reply for id %r nobody waits for", self.name, request_id)
+            return
+        pending.finish(message)
+
+    async def _answer_request(self, request_id: Any, method: str) -> None:
+        """The upstream asked us something. We answer what a proxy can answer itself."""
+        reply: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id}
+        if method == "ping":
+            reply["result"] = {}
+        elif method == "roots/list":
+            reply["result"] = {"roots": []}
+        else:
+            reply["error"] = {
+                "code": METHOD_NOT_FOUND,
+                "message": f"the gateway does not forward {method} requests",
+            }
+        with suppress(GatewayError):
+            await self._write(reply)
+
+    def _route_progress(self, params: dict[str, Any]) -> None:
+        token = params.get("progressToken")
+        pending = self._pending.get(token) if isinstance(token, int) else None
+        progress = params.get("progress")
+        if pending is None or not isinstance(progress, int | float):
+            return
+        total = params.get("total")
+        message = params.get("message")
+        update = _Progress(
+            float(progress),
+            float(total) if isinstance(total, int | float) else None,
+            message if isinstance(message, str) else None,
+        )
+        try:
+            pending.send.send_nowait(update)
+        except anyio.WouldBlock:
+            pass  # the caller is behind; a later update supersedes this one
+        except anyio.ClosedResourceError:
+            pass
+
+    def _fail_oversized(self, line: OversizedLine) -> None:
+        request_id = line.request_id()
+        pending = self._pending.pop(request_id, None) if isinstance(request_id, int) else None
+        log.warning(
+            "%s: dropped a %d-byte message over the %d-byte limit (request id %r)",
+            self.name,
+            line.size,
+            self.max_message_bytes,
+            request_id,
+        )
+        if pending is not None:
+            pending.finish(
+                None,
+                UpstreamUnavailable(
+                    f"upstream '{self.name}' sent a reply over the "
+                    f"{self.max_message_bytes}-byte message limit ({line.size} bytes so far); "
+                    "raise max_message_bytes in its manifest if this is expected"
+                ),
+            )
+
+    def _log_garbage(self, line: bytes) -> None:
+        self._garbage_lines += 1
+        count = self._garbage_lines
+        # Rate-limited: the first few, then every power of ten.
+        if count <= 3 or math.log10(count).is_integer():
+            log.warning(
+                "%s: skipped a non-JSON-RPC line on stdout (%d so far): %r",
+                self.name,
+                count,
+                line[:120],
+            )
+
+
+@asynccontextmanager
+async def serving(connection: RpcConnection) -> AsyncIterator[RpcConnection]:
+    """Run the connection's reader for the duration of the block. An error raised in the
+    block comes out as itself, not wrapped in an exception group."""
+    failure: Exception | None = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(connection.serve)
+        try:
+            yield connection
+        except Exception as exc:
+            failure = exc
+        finally:
+            tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure

@@ -1,0 +1,175 @@
+"""Upstream manifests: one TOML file per stdio MCP server the gateway proxies.
+
+A manifest says how to start the server (command, args, cwd, env), how long its tools may
+run, and which of its tools to expose. Loading never stops at a bad file: each problem is
+reported with its file, field and reason, and the valid manifests are used.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+# Env names an upstream may never receive from the gateway's own environment: they are the
+# gateway's secrets and settings, not the upstream's.
+_PRIVATE_ENV = re.compile(r"^(ARCHON_.*|SERVICE_AUTH_TOKEN)$")
+# What every upstream gets, besides what its manifest declares.
+BASE_ENV_NAMES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "USER")
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{0,31}$"
+
+
+class Manifest(BaseModel):
+    """How to run one stdio upstream. Field names are the TOML keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN, description="namespace: tools become <name>_<tool>")
+    description: str = ""
+    command: str = Field(min_length=1, description="executable name (looked up on PATH) or path")
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(
+        default_factory=dict, description="variables set for the upstream, verbatim"
+    )
+    pass_env: list[str] = Field(
+        default_factory=list,
+        description="names copied from the gateway's environment when set (API keys)",
+    )
+    cwd: Path | None = None
+    enabled: bool = True
+    timeout: float | None = Field(
+        None, gt=0, description="default tool timeout in seconds (else the gateway's)"
+    )
+    tool_timeouts: dict[str, float] = Field(
+        default_factory=dict, description="per-tool timeout overrides, by upstream tool name"
+    )
+    startup_timeout: float = Field(30.0, gt=0, description="seconds to start and list tools")
+    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    allow_tools: list[str] | None = Field(None, description="only these upstream tools")
+    deny_tools: list[str] = Field(default_factory=list, description="never these tools")
+    install_hint: str = ""
+
+    @field_validator("pass_env")
+    @classmethod
+    def _no_gateway_secrets(cls, names: list[str]) -> list[str]:
+        private = [name for name in names if _PRIVATE_ENV.match(name)]
+        if private:
+            raise ValueError(f"{', '.join(private)} belongs to the gateway, not an upstream")
+        return names
+
+    @field_validator("tool_timeouts")
+    @classmethod
+    def _positive_timeouts(cls, timeouts: dict[str, float]) -> dict[str, float]:
+        bad = [name for name, seconds in timeouts.items() if seconds <= 0]
+        if bad:
+            raise ValueError(f"timeouts must be > 0 (bad: {', '.join(bad)})")
+        return timeouts
+
+    def exposes(self, tool: str) -> bool:
+        if tool in self.deny_tools:
+            return False
+        return self.allow_tools is None or tool in self.allow_tools
+
+    def timeout_for(self, tool: str, default: float) -> float:
+        return self.tool_timeouts.get(tool, self.timeout or default)
+
+    def resolve_command(self, path: str | None) -> str | None:
+        """The executable's full path, or None when it cannot be found."""
+        command = os.path.expanduser(self.command)
+        if os.sep in command:
+            base = self.cwd or Path.cwd()
+            full = Path(command) if Path(command).is_absolute() else base / command
+            return str(full) if os.access(full, os.X_OK) and full.is_file() else None
+        return shutil.which(command, path=path)
+
+    def process_env(self, gateway_env: Mapping[str, str]) -> dict[str, str]:
+        """A minimal environment: base names, the declared pass-through names, then `env`."""
+        names = (*BASE_ENV_NAMES, *self.pass_env)
+        env = {name: gateway_env[name] for name in names if name in gateway_env}
+        env.update(self.env)
+        return env
+
+
+@dataclass(frozen=True)
+class ManifestProblem:
+    """A manifest that could not be used, and why (one line)."""
+
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class ManifestSet:
+    manifests: list[Manifest]
+    problems: list[ManifestProblem]
+
+
+def builtin_manifests_dir() -> Path:
+    """The manifests shipped with the gateway (zen, codanna, serena, context7, ...)."""
+    return Path(str(resources.files("manifests")))
+
+
+def parse_manifest(path: Path, data: Mapping[str, Any]) -> Manifest:
+    """Validate one manifest; a relative cwd is taken relative to the manifest's folder."""
+    values = dict(data)
+    values.setdefault("name", path.stem)
+    manifest = Manifest.model_validate(values)
+    if manifest.cwd is not None and not manifest.cwd.is_absolute():
+        manifest = manifest.model_copy(update={"cwd": (path.parent / manifest.cwd).resolve()})
+    return manifest
+
+
+def load_manifest_file(path: Path) -> Manifest | ManifestProblem:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        return ManifestProblem(path, f"not valid TOML: {exc}")
+    except OSError as exc:
+        return ManifestProblem(path, f"cannot be read: {exc.strerror}")
+    try:
+        return parse_manifest(path, data)
+    except ValidationError as exc:
+        return ManifestProblem(path, describe_validation_error(exc))
+
+
+def load_manifests(directories: Iterable[Path]) -> ManifestSet:
+    """Every `*.toml` in the directories, in order; a later manifest with the same name
+    replaces an earlier one (so a user's file overrides a shipped one)."""
+    by_name: dict[str, Manifest] = {}
+    problems: list[ManifestProblem] = []
+    for directory in directories:
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.glob("*.toml")):
+            loaded = load_manifest_file(path)
+            if isinstance(loaded, ManifestProblem):
+                problems.append(loaded)
+            else:
+                by_name[loaded.name.lower()] = loaded
+    return ManifestSet(sorted(by_name.values(), key=lambda m: m.name), problems)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "manifest"
+        if error["type"] == "extra_forbidden":
+            known = ", ".join(Manifest.model_fields)
+            parts.append(f"unknown field '{field}' (known: {known})")
+        elif error["type"] == "missing":
+            parts.append(f"field '{field}' is required")
+        else:
+            parts.append(f"field '{field}': {error['msg']}")
+    return "; ".join(parts)
