@@ -84,6 +84,7 @@ class EdgeIndex:
         self._write_lock = anyio.Lock()
         self._since_optimize = 0
         self._state = ComponentStatus("ok", f"qdrant-edge at {directory} (not opened yet)")
+        self._open_state = self._state
 
     @property
     def location(self) -> str:
@@ -121,9 +122,10 @@ class EdgeIndex:
 
     async def ensure_collection(self, model: str, dimension: int) -> None:
         await anyio.to_thread.run_sync(self._open, model, dimension)
-        self._state = ComponentStatus(
+        self._open_state = ComponentStatus(
             "ok", f"qdrant-edge at {self._directory}, {model} ({dimension}-d)"
         )
+        self._state = self._open_state
 
     def _open(self, model: str, dimension: int) -> None:
         import qdrant_edge as qe
@@ -169,11 +171,16 @@ class EdgeIndex:
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         try:
-            return await anyio.to_thread.run_sync(fn, *args)
+            result = await anyio.to_thread.run_sync(fn, *args)
         except (VectorStoreUnavailable, IncompatibleVectorStore):
             raise
         except Exception as exc:
-            raise VectorStoreUnavailable(f"the pattern store failed: {_one_line(exc)}") from None
+            message = f"the pattern store failed: {_one_line(exc)}"
+            self._state = ComponentStatus("degraded", message)
+            raise VectorStoreUnavailable(message) from None
+        if self._state.status != "ok":
+            self._state = self._open_state
+        return result
 
     async def upsert(self, points: Sequence[VectorPoint]) -> None:
         import qdrant_edge as qe
