@@ -21,6 +21,7 @@ from gateway.middleware.metrics import MetricsMiddleware
 from gateway.middleware.timeout import TimeoutMiddleware
 from gateway.server import GatewayServer
 from gateway.settings import Settings
+from tools.patterns import add_pattern_tools
 from upstreams.manifest import builtin_manifests_dir, load_manifests
 from upstreams.pool import UpstreamPool
 from upstreams.provider import UpstreamProvider
@@ -57,6 +58,16 @@ def build_gateway(settings: Settings, environ: Mapping[str, str] | None = None) 
         server.add_provider(UpstreamProvider(pool))
     add_admin_tools(server, settings.transports, metrics, components)
     add_http_routes(server, metrics, components)
+    add_pattern_tools(
+        server,
+        components,
+        data_dir=settings.data_dir / "patterns",
+        qdrant_url=settings.qdrant_url,
+        qdrant_api_key=settings.qdrant_api_key,
+        collection=settings.patterns_collection,
+        batch_size=settings.patterns_batch_size,
+        embed_timeout=settings.patterns_embed_timeout,
+    )
     return server
 
 

@@ -7,6 +7,8 @@ single line that says what went wrong and, where it can, what to do about it.
 
 from __future__ import annotations
 
+import math
+
 
 class GatewayError(Exception):
     """Base of every error the gateway raises on purpose."""
@@ -43,3 +45,28 @@ class AuthRejected(GatewayError):
 
 class CircuitOpen(GatewayError):
     """A breaker is open; calls fail fast until it half-opens."""
+
+    def __init__(self, name: str, retry_in: float) -> None:
+        super().__init__(f"{name} unavailable (circuit open, retry in {math.ceil(retry_in)} s)")
+        self.name = name
+        self.retry_in = retry_in
+
+
+class InvalidArgument(GatewayError):
+    """A tool argument is well-formed but cannot be used (names the argument and why)."""
+
+
+class NotFound(GatewayError):
+    """A named item (a pattern, ...) does not exist."""
+
+
+class VectorStoreUnavailable(GatewayError):
+    """The vector store cannot be opened or reached (in use by another process, server down)."""
+
+
+class IncompatibleVectorStore(GatewayError):
+    """A vector collection was built with another embedding model or dimension."""
+
+
+class EmbeddingFailed(GatewayError):
+    """The embedding model failed, timed out, or returned vectors of the wrong shape."""
