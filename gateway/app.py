@@ -22,6 +22,7 @@ from gateway.middleware.timeout import TimeoutMiddleware
 from gateway.server import GatewayServer
 from gateway.settings import Settings
 from tools.codegen import add_codegen_tools
+from tools.patterns import add_pattern_tools
 from tools.workflow import TOOL_NAME as WORKFLOW_TOOL
 from tools.workflow import add_workflow_tools
 from upstreams.manifest import builtin_manifests_dir, load_manifests
@@ -64,6 +65,16 @@ def build_gateway(settings: Settings, environ: Mapping[str, str] | None = None) 
         server.add_provider(UpstreamProvider(pool))
     add_admin_tools(server, settings.transports, metrics, components)
     add_http_routes(server, metrics, components)
+    add_pattern_tools(
+        server,
+        components,
+        data_dir=settings.data_dir / "patterns",
+        qdrant_url=settings.qdrant_url,
+        qdrant_api_key=settings.qdrant_api_key,
+        collection=settings.patterns_collection,
+        batch_size=settings.patterns_batch_size,
+        embed_timeout=settings.patterns_embed_timeout,
+    )
     add_codegen_tools(
         server,
         max_input_bytes=settings.codegen_max_input_bytes,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -64,6 +64,21 @@ class Settings(BaseSettings):
         32 * 1024 * 1024,
         ge=1024,
         description="largest JSON-RPC message accepted from a stdio client",
+    )
+    qdrant_url: str | None = Field(
+        None,
+        description="Qdrant server for pattern vectors (e.g. http://127.0.0.1:6333); "
+        "unset = embedded Qdrant Edge under data_dir",
+    )
+    qdrant_api_key: SecretStr | None = Field(None, description="API key for qdrant_url")
+    patterns_collection: str = Field(
+        "patterns", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="pattern vector collection"
+    )
+    patterns_batch_size: int = Field(
+        64, ge=1, le=1024, description="patterns embedded and written per chunk (progress step)"
+    )
+    patterns_embed_timeout: float = Field(
+        60.0, gt=0, le=3600, description="seconds one chunk of patterns may take to embed"
     )
 
     tool_timeout: float = Field(

@@ -13,7 +13,7 @@ from fastmcp import FastMCP
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from gateway.errors import InputRejected
+from gateway.errors import InvalidArgument
 from tools.codegen.analyze import analyze
 from tools.codegen.models import Analysis, Correction, MixinAdvice, NodeKind, ValidationReport
 from tools.codegen.ruff import Ruff
@@ -153,9 +153,9 @@ def add_codegen_tools(
 
         with tool_errors():
             if not (code or description):
-                raise InputRejected("give code, description, or both")
+                raise InvalidArgument("give code, description, or both")
             if code:
                 require_python(code, "python", max_input_bytes)
             if description and len(description.encode()) > max_input_bytes:
-                raise InputRejected(f"description: over the {max_input_bytes}-byte limit")
+                raise InvalidArgument(f"description: over the {max_input_bytes}-byte limit")
         return await anyio.to_thread.run_sync(recommend, code, description, node_kind)

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 from anyio.abc import ByteReceiveStream
 
-from gateway.errors import InputRejected, ToolFailed
+from gateway.errors import InvalidArgument, ToolFailed
 from tools.codegen.models import Finding, Severity
 from tools.codegen.rules import RuleSet
 
@@ -126,7 +126,7 @@ class Ruff:
             detail = "; ".join(line for line in lines if line) or "no output"
             detail = re.sub(r"(?i)\b(error|ruff failed):\s*", "", detail)
             if "selector" in detail or "rule" in detail.lower():
-                raise InputRejected(f"rules: ruff refused the rule selection: {detail}")
+                raise InvalidArgument(f"rules: ruff refused the rule selection: {detail}")
             raise ToolFailed(f"ruff failed (exit {returncode}): {detail}")
         return stdout, stderr
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from gateway.errors import InputRejected
+from gateway.errors import InvalidArgument
 from tools.codegen.models import NodeKind, Severity
 
 
@@ -163,7 +163,7 @@ class RuleSet:
         for argument, values in (("rules", select), ("ignore", ignore)):
             for value in values or ():
                 if not _SELECTOR.match(value):
-                    raise InputRejected(
+                    raise InvalidArgument(
                         f"{argument}: {value!r} is not a rule id or prefix "
                         "(like 'ONEX', 'ONEX004', 'CPLX001', 'F', 'E7', 'B006')"
                     )

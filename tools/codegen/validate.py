@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 import anyio
 import anyio.to_thread
 
-from gateway.errors import GatewayError, InputRejected
+from gateway.errors import GatewayError, InvalidArgument
 from tools.codegen.checks import CheckResult, check
 from tools.codegen.models import Finding, NodeKind, ValidationReport
 from tools.codegen.ruff import Ruff
@@ -21,10 +21,10 @@ _UNDEFINED = re.compile(r"Undefined name `(\w+)`")
 
 def require_python(code: str, language: str, limit: int) -> None:
     if language.strip().lower() not in ("python", "py", "python3"):
-        raise InputRejected(f"language: {language!r} is not supported; only 'python' is")
+        raise InvalidArgument(f"language: {language!r} is not supported; only 'python' is")
     size = len(code.encode("utf-8", errors="surrogatepass"))
     if size > limit:
-        raise InputRejected(
+        raise InvalidArgument(
             f"code: {size} bytes is over the {limit}-byte limit; send one file at a time"
         )
 

@@ -20,7 +20,7 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from gateway.components import ComponentRegistry, ComponentStatus, Probe
-from gateway.errors import InputRejected, UpstreamUnavailable, WorkflowFailed
+from gateway.errors import InvalidArgument, UpstreamUnavailable, WorkflowFailed
 from gateway.server import GatewayServer
 from tools.errors import tool_errors
 
@@ -59,7 +59,7 @@ def add_workflow_tools(
         from gateway.resilience import CircuitBreaker, create_http_client
         from tools.workflow.client import NAME, CoordinatorClient
 
-        guard = breaker or CircuitBreaker(NAME, exclude=(InputRejected, WorkflowFailed))
+        guard = breaker or CircuitBreaker(NAME, exclude=(InvalidArgument, WorkflowFailed))
         components.register("workflow_coordinator", _probe(url, guard), critical=False)
 
         @asynccontextmanager

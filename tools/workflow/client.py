@@ -12,7 +12,7 @@ RunStatus: {"status": "queued"|"running"|"succeeded"|"failed"|"cancelled",
 
 Every request passes the backend's breaker; 5xx answers, connection failures and request
 timeouts raise UpstreamUnavailable (which the breaker counts); 4xx answers are answers
-(the coordinator is up) and become InputRejected or WorkflowFailed outside the guard.
+(the coordinator is up) and become InvalidArgument or WorkflowFailed outside the guard.
 Polling backs off from `poll_min` to `poll_max` seconds and survives a few failed polls in
 a row, since the run keeps going on the coordinator.
 """
@@ -28,7 +28,7 @@ import anyio
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from gateway.errors import InputRejected, UpstreamUnavailable, WorkflowFailed
+from gateway.errors import InvalidArgument, UpstreamUnavailable, WorkflowFailed
 from gateway.resilience import CircuitBreaker, http_errors, raise_for_unavailable
 
 RunState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -79,9 +79,9 @@ class CoordinatorClient:
         path = f"/workflows/{quote(workflow, safe='')}/runs"
         response = await self._request("POST", path, {"inputs": inputs})
         if response.status_code == 404:
-            raise InputRejected(f"workflow: {workflow!r} is not known to the {NAME}")
+            raise InvalidArgument(f"workflow: {workflow!r} is not known to the {NAME}")
         if response.status_code >= 400:
-            raise InputRejected(
+            raise InvalidArgument(
                 f"the {NAME} refused {workflow!r} (HTTP {response.status_code}): "
                 f"{_detail(response)}"
             )
