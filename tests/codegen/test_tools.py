@@ -22,7 +22,7 @@ CODE_TOOLS = ("code_validate", "code_correct", "code_analyze", "mixin_recommend"
 
 @pytest.fixture
 def gateway(tmp_path: Path) -> FastMCP:
-    return build_gateway(Settings(data_dir=tmp_path))
+    return build_gateway(Settings(data_dir=tmp_path, enable_external_gateway=False))
 
 
 async def call(server: FastMCP, tool: str, **arguments: Any) -> dict[str, Any]:
