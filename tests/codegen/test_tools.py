@@ -215,3 +215,15 @@ async def test_a_pure_compute_node_gets_caching_and_dict_lookups_are_not_network
     assert advice["recommendations"][0]["reasons"] == ["the code has no I/O (a pure computation)"]
     ruled_out = {line.split(":")[0] for line in advice["not_recommended"]}
     assert {"MixinRetry", "MixinEventBus", "MixinTransaction"} <= ruled_out
+
+
+async def test_the_complexity_limit_can_be_set_per_call(gateway: FastMCP) -> None:
+    code = (CORPUS / "bad" / "node_price_calculator_compute.py").read_text()
+    default = await call(gateway, "code_validate", code=code, rules=["CPLX"])
+    assert [f["message"] for f in default["findings"]] == [
+        "execute_compute has cyclomatic complexity 11 (limit 10); split it"
+    ]
+    relaxed = await call(gateway, "code_validate", code=code, rules=["CPLX"], max_complexity=11)
+    assert relaxed["findings"] == []
+    text = await call_error(gateway, "code_validate", code=code, max_complexity=0)
+    assert "max_complexity" in text

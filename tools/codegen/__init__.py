@@ -41,6 +41,10 @@ Select = Annotated[
     ),
 ]
 Ignore = Annotated[list[str] | None, Field(description="rule ids or prefixes to skip")]
+Complexity = Annotated[
+    int | None,
+    Field(ge=1, le=100, description="CPLX001's limit on cyclomatic complexity (default 10)"),
+]
 
 _READ_ONLY = {
     "read_only_hint": True,
@@ -59,8 +63,10 @@ def add_codegen_tools(
 ) -> None:
     ruff = Ruff(time_limit=ruff_timeout)
 
-    def rule_set(rules: list[str] | None, ignore: list[str] | None) -> RuleSet:
-        return RuleSet.build(rules, ignore, max_complexity=max_complexity)
+    def rule_set(
+        rules: list[str] | None, ignore: list[str] | None, complexity: int | None
+    ) -> RuleSet:
+        return RuleSet.build(rules, ignore, max_complexity=complexity or max_complexity)
 
     @server.tool(
         name="code_validate",
@@ -73,6 +79,7 @@ def add_codegen_tools(
         filename: FileName = None,
         rules: Select = None,
         ignore: Ignore = None,
+        max_complexity: Complexity = None,
     ) -> ValidationReport:
         """Check Python code: syntax (line/column), ruff diagnostics, cyclomatic complexity and
         ONEX node conventions (Node<Name><Kind> class, node_<name>_<kind>.py file, the kind's
@@ -82,7 +89,7 @@ def add_codegen_tools(
             require_python(code, language, max_input_bytes)
             report, _ = await validate(
                 code,
-                rule_set(rules, ignore),
+                rule_set(rules, ignore, max_complexity),
                 filename=filename,
                 node_kind=node_kind,
                 ruff=ruff,
@@ -100,6 +107,7 @@ def add_codegen_tools(
         filename: FileName = None,
         rules: Select = None,
         ignore: Ignore = None,
+        max_complexity: Complexity = None,
     ) -> Correction:
         """Fix Python code deterministically, keeping its formatting and comments: rename node
         classes to Node<Name><Kind> (and their references), add missing imports of
@@ -113,7 +121,7 @@ def add_codegen_tools(
             require_python(code, language, max_input_bytes)
             return await correct(
                 code,
-                rule_set(rules, ignore),
+                rule_set(rules, ignore, max_complexity),
                 filename=filename,
                 node_kind=node_kind,
                 ruff=ruff,
