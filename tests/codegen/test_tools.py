@@ -227,3 +227,19 @@ async def test_the_complexity_limit_can_be_set_per_call(gateway: FastMCP) -> Non
     assert relaxed["findings"] == []
     text = await call_error(gateway, "code_validate", code=code, max_complexity=0)
     assert "max_complexity" in text
+
+
+async def test_helper_classes_named_node_something_are_not_taken_for_nodes(
+    gateway: FastMCP,
+) -> None:
+    code = (CORPUS / "good" / "node_user_profile_effect.py").read_text() + (
+        "\n\nclass NodeProfileSettings(BaseModel):\n    timeout_s: float = 10.0\n"
+    )
+    base = "from omnibase_core.nodes.node_effect import NodeEffect\n"
+    code = code.replace(base, base + "from pydantic import BaseModel\n")
+    report = await call(gateway, "code_validate", code=code, filename="node_user_profile_effect.py")
+    assert report["findings"] == []
+    bare = "class NodeUserProfile:\n    pass\n"
+    report = await call(gateway, "code_validate", code=bare, node_kind="effect", rules=["ONEX"])
+    assert [f["rule"] for f in report["findings"]] == ["ONEX001", "ONEX003", "ONEX008"]
+    assert "rename it to NodeUserProfileEffect" in report["findings"][0]["message"]

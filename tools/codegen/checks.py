@@ -138,7 +138,8 @@ def node_classes(
         if not isinstance(item, ast.ClassDef):
             continue
         kind = class_kind(item)
-        if kind is not None or item.name.startswith("Node"):
+        # `class NodeUserProfile:` is a node missing its base; `NodeConfig(BaseModel)` is not.
+        if kind is not None or (item.name.startswith("Node") and not item.bases):
             found.append((item, node_kind or kind))
     return found
 
