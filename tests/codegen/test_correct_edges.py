@@ -4,6 +4,7 @@ original), and correcting it again changes nothing."""
 from __future__ import annotations
 
 import ast
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +60,15 @@ async def test_a_null_byte_is_a_syntax_finding() -> None:
     report, _ = await validate(CASES["null byte"], RULES)
     assert [f.rule for f in report.findings] == ["SYNTAX"]
     assert "null bytes" in report.findings[0].message
+
+
+CORPUS = Path(__file__).parent / "corpus"
+EVERYTHING = {path.name: path.read_text() for path in sorted(CORPUS.rglob("*.py"))} | CASES
+
+
+@pytest.mark.parametrize("code", EVERYTHING.values(), ids=EVERYTHING.keys())
+async def test_remaining_findings_are_what_validating_the_result_finds(code: str) -> None:
+    # code_correct reuses ruff's report from its last --fix run instead of checking again.
+    corrected = await correct(code, RULES)
+    fresh, _ = await validate(corrected.code, RULES)
+    assert corrected.remaining == fresh.findings

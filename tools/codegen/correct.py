@@ -19,7 +19,7 @@ from tools.codegen.checks import CheckResult, Fixes, check
 from tools.codegen.models import Correction, Finding, NodeKind
 from tools.codegen.ruff import Ruff
 from tools.codegen.rules import KNOWN_IMPORTS, OWN_PREFIXES, RuleSet
-from tools.codegen.validate import ruff_file_name, validate
+from tools.codegen.validate import merge, ruff_file_name, validate
 
 if TYPE_CHECKING:
     import libcst as cst
@@ -183,49 +183,56 @@ async def correct(
             remaining=before.findings,
             reason="the code does not parse, so nothing was changed; fix the syntax error first",
         )
-    current, fixes = code, checked.fixes
+    current, current_checked = code, checked
+    current_lint: list[Finding] | None = None  # ruff's findings on `current`, when known
     ruff_work = any(f.fixable and not f.rule.startswith(OWN_PREFIXES) for f in before.findings)
     settled = False
     for _ in range(MAX_PASSES):
-        modded = await anyio.to_thread.run_sync(apply_codemods, current, fixes)
+        modded = await anyio.to_thread.run_sync(apply_codemods, current, current_checked.fixes)
         if not _parses(modded):
             return _unchanged(code, before.findings, "a codemod produced code that does not parse")
         if ruff_work or modded != current:
-            fixed, converged = await ruff.fix(modded, rules, name)
-            if not code.startswith(("\n", "\r")):
+            outcome = await ruff.fix(modded, rules, name)
+            fixed, converged, lint = outcome.code, outcome.converged, outcome.remaining
+            if not code.startswith(("\n", "\r")) and fixed.startswith(("\n", "\r")):
                 # Removing a file's first import can leave a leading blank line behind.
-                fixed = fixed.lstrip("\r\n")
+                fixed, lint = fixed.lstrip("\r\n"), None
         else:
-            fixed, converged = modded, True
+            fixed, converged, lint = modded, True, None
         if not _parses(fixed):
             reason = "ruff's fixes produced code that does not parse"
             return _unchanged(code, before.findings, reason)
         if fixed == current:
             settled = True
+            current_lint = lint if lint is not None else current_lint
             break
-        current = fixed
-        fixes = (await anyio.to_thread.run_sync(_check, current, rules, filename, node_kind)).fixes
-        if converged and not fixes.any():
+        current, current_lint = fixed, lint
+        current_checked = await anyio.to_thread.run_sync(
+            _check, current, rules, filename, node_kind
+        )
+        if converged and not current_checked.fixes.any():
             settled = True  # ruff's --fix ran to its fixpoint and no codemod applies
             break
         ruff_work = not converged
     if not settled:
         reason = f"the corrections did not settle in {MAX_PASSES} passes, so nothing was changed"
         return _unchanged(code, before.findings, reason)
-    result = current
-    if result == code:
-        after = before
+    if current == code:
+        remaining = before.findings
+    elif current_lint is not None:
+        remaining = merge(current_checked, current_lint)  # saves a second ruff check
     else:
-        after, _ = await validate(result, rules, filename=filename, node_kind=node_kind, ruff=ruff)
+        after, _ = await validate(current, rules, filename=filename, node_kind=node_kind, ruff=ruff)
+        remaining = after.findings
     counts_before = Counter(f.rule for f in before.findings)
-    counts_after = Counter(f.rule for f in after.findings)
+    counts_after = Counter(f.rule for f in remaining)
     fixed_rules = sorted(rule for rule, n in counts_before.items() if counts_after[rule] < n)
     return Correction(
-        code=result,
-        diff=unified_diff(code, result, name),
-        changed=result != code,
+        code=current,
+        diff=unified_diff(code, current, name),
+        changed=current != code,
         fixed=fixed_rules,
-        remaining=after.findings,
+        remaining=remaining,
     )
 
 

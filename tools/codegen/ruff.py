@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -103,6 +104,13 @@ def findings_from_json(payload: list[dict[str, Any]]) -> list[Finding]:
     return findings
 
 
+@dataclass(frozen=True)
+class Fixed:
+    code: str
+    converged: bool  # ruff gives up after 100 rounds of fixes
+    remaining: list[Finding] | None  # ruff's findings on `code` (None: unknown)
+
+
 class Ruff:
     """Runs ruff: each run bounded by `time_limit` seconds, at most `processes` at once
     (a burst of tool calls queues here instead of forking a process each)."""
@@ -142,11 +150,16 @@ class Ruff:
             raise ToolFailed("ruff returned output that is not JSON") from None
         return findings_from_json(payload)
 
-    async def fix(self, code: str, rules: RuleSet, filename: str) -> tuple[str, bool]:
-        """The code with ruff's safe fixes applied (import sorting included when selected),
-        and whether ruff reached a fixpoint (it gives up after 100 rounds of fixes)."""
+    async def fix(self, code: str, rules: RuleSet, filename: str) -> Fixed:
+        """ruff's safe fixes (import sorting included when selected) in one run."""
         if not rules.ruff_select():
-            return code, True
-        args = [*_common_args(rules, filename), "--fix", "--quiet", "-"]
+            return Fixed(code, True, [])
+        args = [*_common_args(rules, filename), "--fix", "--output-format", "json", "-"]
         out, err = await self._run(args, code)
-        return out.decode(), b"Failed to converge" not in err
+        if b"Failed to converge" in err:
+            return Fixed(out.decode(), False, None)
+        try:
+            remaining = findings_from_json(json.loads(err))
+        except (ValueError, KeyError, TypeError):
+            remaining = None
+        return Fixed(out.decode(), True, remaining)
