@@ -179,6 +179,13 @@ class UpstreamPool:
                 return upstream, tool
         return None
 
+    def upstream_of(self, exposed_name: str) -> str | None:
+        """The name of the upstream serving this tool, or None when it is not an upstream's."""
+        for upstream in self.upstreams.values():
+            if exposed_name in upstream.tools:
+                return upstream.name
+        return None
+
     def timeout_for(self, exposed_name: str) -> float | None:
         """The tool's limit from its manifest, or None when it is not an upstream tool."""
         for upstream in self.upstreams.values():
