@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 
 from gateway import __version__
@@ -36,8 +37,14 @@ INSTRUCTIONS = (
 )
 
 
-def build_gateway(settings: Settings, environ: Mapping[str, str] | None = None) -> GatewayServer:
-    """`environ` is what upstreams may inherit from (only names their manifests allow)."""
+def build_gateway(
+    settings: Settings,
+    environ: Mapping[str, str] | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> GatewayServer:
+    """`environ` is what upstreams may inherit from (only names their manifests allow);
+    `clock` drives the circuit breakers (tests inject one)."""
     metrics = GatewayMetrics()
     components = ComponentRegistry()
     components.register("native_tools", lambda: ComponentStatus("ok"))
@@ -54,6 +61,7 @@ def build_gateway(settings: Settings, environ: Mapping[str, str] | None = None) 
         components,
         upstream_of=pool.upstream_of if pool else _no_upstream,
         upstream_exclude=(UpstreamRequestFailed,),
+        clock=clock,
     )
     # Outermost first: errors are translated after metrics have seen the raw outcome; then
     # stdio auth and breakers; the timeout is innermost so it measures only the tool itself.

@@ -4,6 +4,7 @@ puts `guards.middleware` into the server's middleware stack."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -47,6 +48,7 @@ def build_guards(
     upstream_of: OwnerLookup,
     upstream_exclude: tuple[type[BaseException], ...] = (),
     audit: AuditSink | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Guards:
     """`upstream_of(tool)` names the upstream serving a tool (None for native tools); each
     upstream gets one breaker, "upstream <name>", that ignores `upstream_exclude`."""
@@ -55,6 +57,7 @@ def build_guards(
         fail_max=settings.breaker_fail_max,
         reset_timeout=settings.breaker_reset_timeout,
         enabled=settings.breakers_enabled,
+        clock=clock,
     )
     components.register("breakers", _breakers_probe(breakers), critical=False)
     metrics.watch(_scrape_states(breakers, components))
