@@ -23,6 +23,7 @@ from gateway.middleware.metrics import MetricsMiddleware
 from gateway.middleware.timeout import TimeoutMiddleware
 from gateway.server import GatewayServer
 from gateway.settings import Settings
+from tools.patterns import add_pattern_tools
 from upstreams.connection import UpstreamRequestFailed
 from upstreams.manifest import builtin_manifests_dir, load_manifests
 from upstreams.pool import UpstreamPool
@@ -78,6 +79,16 @@ def build_gateway(
         components,
         breakers=guards.breakers,
         protect_details=settings.auth_protect_health_details,
+    )
+    add_pattern_tools(
+        server,
+        components,
+        data_dir=settings.data_dir / "patterns",
+        qdrant_url=settings.qdrant_url,
+        qdrant_api_key=settings.qdrant_api_key,
+        collection=settings.patterns_collection,
+        batch_size=settings.patterns_batch_size,
+        embed_timeout=settings.patterns_embed_timeout,
     )
     return server
 

@@ -50,3 +50,23 @@ class CircuitOpen(GatewayError):
         super().__init__(f"{name} unavailable (circuit open, retry in {math.ceil(retry_in)} s)")
         self.name = name
         self.retry_in = retry_in
+
+
+class InvalidArgument(GatewayError):
+    """A tool argument is well-formed but cannot be used (names the argument and why)."""
+
+
+class NotFound(GatewayError):
+    """A named item (a pattern, ...) does not exist."""
+
+
+class VectorStoreUnavailable(GatewayError):
+    """The vector store cannot be opened or reached (in use by another process, server down)."""
+
+
+class IncompatibleVectorStore(GatewayError):
+    """A vector collection was built with another embedding model or dimension."""
+
+
+class EmbeddingFailed(GatewayError):
+    """The embedding model failed, timed out, or returned vectors of the wrong shape."""

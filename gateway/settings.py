@@ -73,6 +73,21 @@ class Settings(BaseSettings):
         ge=1024,
         description="largest JSON-RPC message accepted from a stdio client",
     )
+    qdrant_url: str | None = Field(
+        None,
+        description="Qdrant server for pattern vectors (e.g. http://127.0.0.1:6333); "
+        "unset = embedded Qdrant Edge under data_dir",
+    )
+    qdrant_api_key: SecretStr | None = Field(None, description="API key for qdrant_url")
+    patterns_collection: str = Field(
+        "patterns", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="pattern vector collection"
+    )
+    patterns_batch_size: int = Field(
+        64, ge=1, le=1024, description="patterns embedded and written per chunk (progress step)"
+    )
+    patterns_embed_timeout: float = Field(
+        60.0, gt=0, le=3600, description="seconds one chunk of patterns may take to embed"
+    )
 
     tool_timeout: float = Field(
         60.0, gt=0, description="seconds a tool call may run unless its manifest says otherwise"
@@ -183,9 +198,10 @@ def _describe(error: Mapping[str, Any], config_path: Path | None) -> str:
         where = f" in {config_path}" if config_path else ""
         known = ", ".join(sorted(Settings.model_fields))
         return f"unknown setting '{field}'{where}; known settings: {known}"
-    if not error["loc"] or "token" in field.lower():
-        # Model-level errors carry every value as input, secrets included: never show it.
-        name = field.lower().removeprefix(ENV_PREFIX.lower())
+    name = field.lower().removeprefix(ENV_PREFIX.lower())
+    secret = "SecretStr" in str(getattr(Settings.model_fields.get(name), "annotation", ""))
+    if not error["loc"] or secret:
+        # Secrets are never shown; model-level errors carry every value (secrets too) as input.
         return f"invalid setting '{name}': {error['msg'].removeprefix('Value error, ')}"
     env_name = ENV_PREFIX + field.upper()
     return f"invalid setting '{field}' ({env_name}) = {error['input']!r}: {error['msg']}"

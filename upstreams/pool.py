@@ -180,7 +180,7 @@ class UpstreamPool:
         return None
 
     def upstream_of(self, exposed_name: str) -> str | None:
-        """The name of the upstream serving this tool, or None when it is not an upstream's."""
+        """The upstream serving this tool name, or None for a native or unknown tool."""
         for upstream in self.upstreams.values():
             if exposed_name in upstream.tools:
                 return upstream.name

@@ -55,4 +55,8 @@ async def test_tool_error_message_lists_tools_when_nothing_is_close(tmp_path: Pa
     async with Client(server) as client:
         result = await client.call_tool("zzzz", {}, raise_on_error=False)
     text = result.content[0].text  # type: ignore[union-attr]
-    assert text == "Unknown tool 'zzzz'. This gateway has 1 tool: gateway_info (see tools/list)."
+    assert text == (
+        "Unknown tool 'zzzz'. This gateway has 7 tools: gateway_info, pattern_delete, "
+        "pattern_get, pattern_index, pattern_search, pattern_stats, pattern_update "
+        "(see tools/list)."
+    )
