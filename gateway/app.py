@@ -89,6 +89,7 @@ def build_gateway(
         collection=settings.patterns_collection,
         batch_size=settings.patterns_batch_size,
         embed_timeout=settings.patterns_embed_timeout,
+        breakers=guards.breakers,
     )
     return server
 
