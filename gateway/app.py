@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 
 from gateway import __version__
 from gateway.admin import add_admin_tools
 from gateway.components import ComponentRegistry, ComponentStatus
+from gateway.guards import build_guards
 from gateway.http import add_http_routes
 from gateway.metrics import GatewayMetrics
 from gateway.middleware.errors import ErrorTranslationMiddleware
@@ -25,6 +27,7 @@ from tools.codegen import add_codegen_tools
 from tools.patterns import add_pattern_tools
 from tools.workflow import TOOL_NAME as WORKFLOW_TOOL
 from tools.workflow import add_workflow_tools
+from upstreams.connection import UpstreamRequestFailed
 from upstreams.manifest import builtin_manifests_dir, load_manifests
 from upstreams.pool import UpstreamPool
 from upstreams.provider import UpstreamProvider
@@ -38,8 +41,14 @@ INSTRUCTIONS = (
 )
 
 
-def build_gateway(settings: Settings, environ: Mapping[str, str] | None = None) -> GatewayServer:
-    """`environ` is what upstreams may inherit from (only names their manifests allow)."""
+def build_gateway(
+    settings: Settings,
+    environ: Mapping[str, str] | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> GatewayServer:
+    """`environ` is what upstreams may inherit from (only names their manifests allow);
+    `clock` drives the circuit breakers (tests inject one)."""
     metrics = GatewayMetrics()
     components = ComponentRegistry()
     components.register("native_tools", lambda: ComponentStatus("ok"))
@@ -52,19 +61,32 @@ def build_gateway(settings: Settings, environ: Mapping[str, str] | None = None) 
     timeouts = TimeoutMiddleware(
         settings.tool_timeout, lambda tool: native_limits.get(tool) or upstream_limit(tool)
     )
-    server = GatewayServer(
-        SERVER_NAME,
-        instructions=INSTRUCTIONS,
-        version=__version__,
-        # Outermost first: errors are translated after metrics have seen the raw outcome;
-        # the timeout is innermost so it measures only the tool itself.
-        middleware=[ErrorTranslationMiddleware(), MetricsMiddleware(metrics), timeouts],
+    server = GatewayServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
+    guards = build_guards(
+        server,
+        settings,
+        metrics,
+        components,
+        upstream_of=pool.upstream_of if pool else _no_upstream,
+        upstream_exclude=(UpstreamRequestFailed,),
+        clock=clock,
     )
+    # Outermost first: errors are translated after metrics have seen the raw outcome; then
+    # stdio auth and breakers; the timeout is innermost so it measures only the tool itself.
+    for layer in (ErrorTranslationMiddleware(), MetricsMiddleware(metrics), *guards.middleware):
+        server.add_middleware(layer)
+    server.add_middleware(timeouts)
     if pool is not None:
         server.add_lifetime(pool.running)
         server.add_provider(UpstreamProvider(pool))
     add_admin_tools(server, settings.transports, metrics, components)
-    add_http_routes(server, metrics, components)
+    add_http_routes(
+        server,
+        metrics,
+        components,
+        breakers=guards.breakers,
+        protect_details=settings.auth_protect_health_details,
+    )
     add_pattern_tools(
         server,
         components,
@@ -74,13 +96,16 @@ def build_gateway(settings: Settings, environ: Mapping[str, str] | None = None) 
         collection=settings.patterns_collection,
         batch_size=settings.patterns_batch_size,
         embed_timeout=settings.patterns_embed_timeout,
+        breakers=guards.breakers,
     )
     add_codegen_tools(
         server,
         max_input_bytes=settings.codegen_max_input_bytes,
         ruff_timeout=settings.codegen_ruff_timeout,
     )
-    add_workflow_tools(server, components, url=settings.workflow_coordinator_url)
+    add_workflow_tools(
+        server, components, url=settings.workflow_coordinator_url, breakers=guards.breakers
+    )
     return server
 
 
@@ -94,6 +119,10 @@ def _transport_probe(name: str, served: list[str]) -> Callable[[], ComponentStat
 
 
 def _no_limit(tool: str) -> float | None:
+    return None
+
+
+def _no_upstream(tool: str) -> str | None:
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastmcp import FastMCP
@@ -14,22 +15,44 @@ from starlette.responses import JSONResponse, Response
 from gateway import __version__
 from gateway.components import ComponentRegistry
 from gateway.metrics import GatewayMetrics
+from gateway.resilience.breaker import BreakerRegistry
+from gateway.server import GatewayServer
 
 
 def add_http_routes(
-    server: FastMCP, metrics: GatewayMetrics, components: ComponentRegistry
+    server: FastMCP,
+    metrics: GatewayMetrics,
+    components: ComponentRegistry,
+    *,
+    breakers: BreakerRegistry | None = None,
+    protect_details: bool = False,
 ) -> None:
+    """/health is liveness (200 while the process serves); /health/ready (or /health?ready=1)
+    is readiness: 503 when a critical component is down. Component and breaker details are
+    left out for unauthenticated callers when `protect_details` is on."""
+
+    def report(request: Request, ready_check: bool) -> Response:
+        snapshot = components.snapshot()
+        status = components.overall(snapshot)
+        body: dict[str, Any] = {"status": status}
+        if ready_check:
+            body["ready"] = status != "down"
+        body.update(version=__version__, uptime_s=round(metrics.uptime(), 3))
+        if not protect_details or getattr(request.state, "authenticated", False):
+            body["components"] = {name: item.as_dict() for name, item in snapshot.items()}
+            if breakers is not None:
+                body["breakers"] = {n: b.as_dict() for n, b in breakers.snapshot().items()}
+        code = 503 if ready_check and not body["ready"] else 200
+        return JSONResponse(body, status_code=code)
+
     @server.custom_route("/health", methods=["GET"], include_in_schema=False)
     async def health(request: Request) -> Response:
-        snapshot = components.snapshot()
-        return JSONResponse(
-            {
-                "status": components.overall(snapshot),
-                "version": __version__,
-                "uptime_s": round(metrics.uptime(), 3),
-                "components": {name: item.as_dict() for name, item in snapshot.items()},
-            }
-        )
+        ready = request.query_params.get("ready", "").lower() in ("1", "true", "yes")
+        return report(request, ready)
+
+    @server.custom_route("/health/ready", methods=["GET"], include_in_schema=False)
+    async def readiness(request: Request) -> Response:
+        return report(request, True)
 
     @server.custom_route("/metrics", methods=["GET"], include_in_schema=False)
     async def metrics_text(request: Request) -> Response:
@@ -38,8 +61,18 @@ def add_http_routes(
 
 def build_http_app(server: FastMCP, mcp_path: str) -> Starlette:
     """Streamable HTTP MCP at `mcp_path` plus the server's custom routes."""
-    app = server.http_app(path=mcp_path, transport="http")
-    endpoints = {"mcp": mcp_path, "health": "/health", "metrics": "/metrics"}
+    # A GatewayServer brings its auth middleware (outermost: before any route runs).
+    app = server.http_app(
+        path=mcp_path, transport="http", middleware=list(getattr(server, "http_middleware", []))
+    )
+    if isinstance(server, GatewayServer):
+        server.open_http_sessions = _session_counter(app)
+    endpoints = {
+        "mcp": mcp_path,
+        "health": "/health",
+        "ready": "/health/ready",
+        "metrics": "/metrics",
+    }
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -51,3 +84,16 @@ def build_http_app(server: FastMCP, mcp_path: str) -> Starlette:
     app.add_exception_handler(404, http_error)
     app.add_exception_handler(405, http_error)
     return app
+
+
+def _session_counter(app: Starlette) -> Callable[[], int]:
+    """Open streamable-HTTP sessions, read from the SDK's session manager (created when the
+    app starts; the count is 0 before and after)."""
+    endpoints = [getattr(route, "endpoint", None) for route in app.routes]
+    mcp_apps = [e for e in endpoints if hasattr(e, "session_manager")]
+
+    def count() -> int:
+        manager = getattr(mcp_apps[0], "session_manager", None) if mcp_apps else None
+        return len(getattr(manager, "_server_instances", ())) if manager is not None else 0
+
+    return count

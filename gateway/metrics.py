@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
 
 from gateway import __version__
 
@@ -39,12 +42,28 @@ class GatewayMetrics:
             ["transport"],
             registry=self.registry,
         )
+        self.active_sessions = Gauge(
+            "archon_active_sessions",
+            "MCP sessions open now, by transport",
+            ["transport"],
+            registry=self.registry,
+        )
+        self.auth_rejections = Counter(
+            "archon_auth_rejections",
+            "Requests refused by service auth, by transport and reason",
+            ["transport", "reason"],
+            registry=self.registry,
+        )
         build_info = Gauge(
             "archon_build_info", "Gateway version", ["version"], registry=self.registry
         )
         build_info.labels(version=__version__).set(1)
         uptime = Gauge("archon_uptime_seconds", "Seconds since start", registry=self.registry)
         uptime.set_function(self.uptime)
+
+    def watch(self, collect: Callable[[], Iterable[Metric]]) -> None:
+        """Add metrics computed at scrape time (breaker and component states)."""
+        self.registry.register(_Collector(collect))
 
     def uptime(self) -> float:
         return time.monotonic() - self.started_at
@@ -68,3 +87,23 @@ class GatewayMetrics:
                     key = sample.labels[label]
                     totals[key] = totals.get(key, 0) + int(sample.value)
         return totals
+
+
+class _Collector(Collector):
+    def __init__(self, collect: Callable[[], Iterable[Metric]]) -> None:
+        self._collect = collect
+
+    def collect(self) -> Iterable[Metric]:
+        return self._collect()
+
+
+def state_gauge(
+    name: str, documentation: str, label: str, states: Iterable[str], current: dict[str, str]
+) -> GaugeMetricFamily:
+    """An enum-style gauge: one series per (item, state), 1 for the item's current state."""
+    family = GaugeMetricFamily(name, documentation, labels=[label, "state"])
+    choices = list(states)
+    for item, now in current.items():
+        for state in choices:
+            family.add_metric([item, state], 1.0 if state == now else 0.0)
+    return family

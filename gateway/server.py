@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from typing import Any
 
 from fastmcp import FastMCP
+from starlette.middleware import Middleware as StarletteMiddleware
 
 ResourceFactory = Callable[[], AbstractAsyncContextManager[Any]]
 
@@ -25,6 +26,10 @@ class GatewayServer(FastMCP[Any]):
         super().__init__(*args, **kwargs)
         self._resource_factories: list[ResourceFactory] = []
         self._resource_users = 0
+        # For the HTTP front door (gateway.http): ASGI middleware wrapping every route
+        # (service auth), and the count of open HTTP sessions it reports back.
+        self.http_middleware: list[StarletteMiddleware] = []
+        self.open_http_sessions: Callable[[], int] = lambda: 0
 
     def add_lifetime(self, factory: ResourceFactory) -> None:
         """Enter `factory()` when the server starts and exit it when the server stops."""

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -28,6 +35,7 @@ DEFAULT_CONFIG_NAME = "archon.toml"
 
 Transport = Literal["stdio", "http", "both"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+AuthMode = Literal["none", "service", "service_or_user"]
 
 
 def default_data_dir() -> Path:
@@ -107,6 +115,65 @@ class Settings(BaseSettings):
         600.0, gt=0, description="seconds one orchestrate_pattern_workflow call may take"
     )
 
+    # Service auth, circuit breakers, health details (README "Auth, breakers and metrics").
+    auth_mode: AuthMode | None = Field(
+        None,
+        description="none, service or service_or_user (default: service when a service "
+        "token is set, service_or_user when JWT settings are set, else none)",
+    )
+    service_auth_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("ARCHON_SERVICE_AUTH_TOKEN", "service_auth_token"),
+        description="token services send as X-Service-Auth (env SERVICE_AUTH_TOKEN too)",
+    )
+    auth_jwt_issuer: str | None = Field(None, description="required JWT issuer (iss)")
+    auth_jwt_audience: str | None = Field(None, description="required JWT audience (aud)")
+    auth_jwt_jwks_uri: str | None = Field(None, description="JWKS URL to verify bearer JWTs")
+    auth_jwt_public_key: str | None = Field(None, description="PEM public key for bearer JWTs")
+    auth_jwt_algorithm: str | None = Field(None, description="JWT algorithm (default RS256)")
+    auth_protect_metrics: bool = Field(False, description="/metrics requires credentials")
+    auth_protect_health_details: bool = Field(
+        False, description="health component details require credentials (status stays open)"
+    )
+    auth_allow_health_check_bypass: bool = Field(
+        False, description="X-Health-Check-Bypass: true opens protected health and /metrics"
+    )
+    auth_stdio_require_token: bool = Field(
+        False, description="stdio clients must pass the service token as ARCHON_AUTH_STDIO_TOKEN"
+    )
+    auth_stdio_token: SecretStr | None = Field(
+        None, description="the token a stdio client passes in the gateway's environment"
+    )
+    breakers_enabled: bool = Field(True, description="circuit breakers on upstreams/backends")
+    breaker_fail_max: int = Field(5, ge=1, description="consecutive failures that open one")
+    breaker_reset_timeout: float = Field(30.0, gt=0, description="seconds open before a trial")
+
+    @field_validator("service_auth_token", "auth_stdio_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (the value is not shown)")
+        return value
+
+    @model_validator(mode="after")
+    def _auth_is_complete(self) -> Settings:
+        has_jwt_key = bool(self.auth_jwt_jwks_uri or self.auth_jwt_public_key)
+        if self.auth_mode == "service" and self.service_auth_token is None:
+            raise ValueError("auth_mode 'service' needs SERVICE_AUTH_TOKEN")
+        if self.auth_mode == "service_or_user" and not has_jwt_key:
+            raise ValueError("auth_mode 'service_or_user' needs auth_jwt_jwks_uri or _public_key")
+        if self.auth_stdio_require_token and self.service_auth_token is None:
+            raise ValueError("auth_stdio_require_token needs SERVICE_AUTH_TOKEN")
+        return self
+
+    @property
+    def effective_auth_mode(self) -> AuthMode:
+        if self.auth_mode is not None:
+            return self.auth_mode
+        if self.auth_jwt_jwks_uri or self.auth_jwt_public_key:
+            return "service_or_user"
+        return "service" if self.service_auth_token is not None else "none"
+
     @field_validator("transport", "log_level", mode="before")
     @classmethod
     def _lowercase(cls, value: Any) -> Any:
@@ -145,6 +212,11 @@ def _describe(error: Mapping[str, Any], config_path: Path | None) -> str:
         where = f" in {config_path}" if config_path else ""
         known = ", ".join(sorted(Settings.model_fields))
         return f"unknown setting '{field}'{where}; known settings: {known}"
+    name = field.lower().removeprefix(ENV_PREFIX.lower())
+    secret = "SecretStr" in str(getattr(Settings.model_fields.get(name), "annotation", ""))
+    if not error["loc"] or secret:
+        # Secrets are never shown; model-level errors carry every value (secrets too) as input.
+        return f"invalid setting '{name}': {error['msg'].removeprefix('Value error, ')}"
     env_name = ENV_PREFIX + field.upper()
     return f"invalid setting '{field}' ({env_name}) = {error['input']!r}: {error['msg']}"
 

@@ -1,4 +1,8 @@
-"""Per-tool call counts and latency, and sessions per transport."""
+"""Per-tool call counts by outcome and latency, and sessions per transport.
+
+Outcomes: ok, error (the tool failed or answered with isError), timeout (ToolTimeout),
+circuit_open (CircuitOpen: fast-failed by a breaker), rejected (AuthRejected), cancelled
+(the caller went away). Tool labels come from the catalog, never from user input."""
 
 from __future__ import annotations
 
@@ -7,11 +11,28 @@ from typing import Any
 
 import anyio
 import mcp_types as mt
-from fastmcp.exceptions import NotFoundError
+from fastmcp.exceptions import NotFoundError, ToolError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import ToolResult
 
+from gateway.errors import AuthRejected, CircuitOpen, ToolTimeout
 from gateway.metrics import UNKNOWN_TOOL, GatewayMetrics
+
+
+def outcome_of(exc: BaseException) -> str:
+    """The metrics outcome for a call that raised `exc` (FastMCP's ToolError wrapper is
+    looked through)."""
+    if isinstance(exc, ToolError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if isinstance(exc, ToolTimeout | TimeoutError):
+        return "timeout"
+    if isinstance(exc, CircuitOpen):
+        return "circuit_open"
+    if isinstance(exc, AuthRejected):
+        return "rejected"
+    if isinstance(exc, anyio.get_cancelled_exc_class()):
+        return "cancelled"
+    return "error"
 
 
 class MetricsMiddleware(Middleware):
@@ -26,6 +47,9 @@ class MetricsMiddleware(Middleware):
         result = await call_next(context)
         transport = context.fastmcp_context.transport if context.fastmcp_context else None
         self._metrics.sessions.labels(transport=transport or "memory").inc()
+        if transport == "stdio":
+            # One stdio session per process, open until the process stops serving.
+            self._metrics.active_sessions.labels(transport="stdio").set(1)
         return result
 
     async def on_call_tool(
@@ -44,8 +68,8 @@ class MetricsMiddleware(Middleware):
             # Unknown names are user input: count them under one label.
             tool = UNKNOWN_TOOL
             raise
-        except anyio.get_cancelled_exc_class():
-            outcome = "cancelled"
+        except BaseException as exc:
+            outcome = outcome_of(exc)
             raise
         finally:
             self._metrics.tool_calls.labels(tool=tool, outcome=outcome).inc()

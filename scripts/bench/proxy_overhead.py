@@ -231,7 +231,10 @@ async def bench_timeouts(manifests_src: Path, data: Path, count: int) -> None:
     manifests.mkdir()
     text = (manifests_src / "toolbox.toml").read_text().replace("hang = 1.0", "hang = 0.01")
     (manifests / "toolbox.toml").write_text(text)
-    settings = Settings(data_dir=data, manifests_dir=manifests, log_level="warning")
+    # Breakers off: a run of timeouts would open the upstream's breaker and fast-fail.
+    settings = Settings(
+        data_dir=data, manifests_dir=manifests, log_level="warning", breakers_enabled=False
+    )
     async with FastClient(build_gateway(settings, environ=dict(os.environ))) as client:
         for _ in range(20):
             await client.call_tool("toolbox_hang", {}, raise_on_error=False)

@@ -25,7 +25,10 @@ async def test_many_timeouts_leave_no_tasks_or_descriptors_behind(
     tmp_path: Path, manifests_dir: Path, write_manifest: WriteManifest
 ) -> None:
     write_manifest("toolbox", tool_timeouts={"hang": 0.05})
-    settings = Settings(data_dir=tmp_path / "data", manifests_dir=manifests_dir)
+    # Breakers off: 40 timeouts in a row would (rightly) open the upstream's breaker.
+    settings = Settings(
+        data_dir=tmp_path / "data", manifests_dir=manifests_dir, breakers_enabled=False
+    )
     async with Client(build_gateway(settings, environ=dict(os.environ))) as client:
         with anyio.fail_after(60):
             # Warm up: the first call settles lazily created state.

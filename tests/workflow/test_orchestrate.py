@@ -14,7 +14,7 @@ from fastmcp import Client
 from gateway.app import build_gateway
 from gateway.components import ComponentRegistry
 from gateway.middleware.errors import ErrorTranslationMiddleware
-from gateway.resilience import CircuitBreaker
+from gateway.resilience import BreakerRegistry
 from gateway.server import GatewayServer
 from gateway.settings import Settings
 from tests.support import running_http_gateway
@@ -211,11 +211,11 @@ async def test_the_remote_run_is_cancelled_even_when_the_breaker_opens_mid_run(
     tmp_path: Path,
 ) -> None:
     coordinator = Coordinator()
-    breaker = CircuitBreaker("workflow coordinator", fail_max=1)
+    breakers = BreakerRegistry(fail_max=1)
     with anyio.fail_after(30):
         async with serving(coordinator) as url:
             server = GatewayServer("t", middleware=[ErrorTranslationMiddleware()])
-            add_workflow_tools(server, ComponentRegistry(), url=url, breaker=breaker)
+            add_workflow_tools(server, ComponentRegistry(), url=url, breakers=breakers)
             async with Client(server) as client:
                 async with anyio.create_task_group() as group:
 
@@ -227,5 +227,5 @@ async def test_the_remote_run_is_cancelled_even_when_the_breaker_opens_mid_run(
                     await coordinator.polled.wait()
                     coordinator.fail_polls = 1_000
                 await coordinator.cancelled.wait()
-    assert breaker.current_state == "open"
+    assert breakers.get_or_create("workflow coordinator").current_state == "open"
     assert coordinator.cancels == ["run-1"]

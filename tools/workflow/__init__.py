@@ -25,7 +25,7 @@ from gateway.server import GatewayServer
 from tools.errors import tool_errors
 
 if TYPE_CHECKING:
-    from gateway.resilience import CircuitBreaker
+    from gateway.resilience import BreakerRegistry, CircuitBreaker
     from tools.workflow.client import CoordinatorClient, RunStatus
 
 __all__ = ["TOOL_NAME", "WorkflowResult", "add_workflow_tools"]
@@ -45,21 +45,24 @@ def add_workflow_tools(
     components: ComponentRegistry,
     *,
     url: str | None,
-    breaker: CircuitBreaker | None = None,
+    breakers: BreakerRegistry | None = None,
     request_timeout: float = 30.0,
     poll_max: float = 2.0,
 ) -> None:
     """Register the tool. Without `url` it is still listed, and says how to configure it
-    (and httpx is not even imported)."""
+    (and httpx is not even imported). Requests go through the breaker named "workflow
+    coordinator" in `breakers` (else a private one)."""
     holder: list[CoordinatorClient] = []
     if url is None:
         status = ComponentStatus("disabled", "set ARCHON_WORKFLOW_COORDINATOR_URL")
         components.register("workflow_coordinator", lambda: status, critical=False)
     else:
-        from gateway.resilience import CircuitBreaker, create_http_client
+        from gateway.resilience import BreakerRegistry, create_http_client
         from tools.workflow.client import NAME, CoordinatorClient
 
-        guard = breaker or CircuitBreaker(NAME, exclude=(InvalidArgument, WorkflowFailed))
+        not_outages = (InvalidArgument, WorkflowFailed)
+        registry = breakers if breakers is not None else BreakerRegistry()  # empty is falsy
+        guard = registry.get_or_create(NAME, exclude=not_outages)
         components.register("workflow_coordinator", _probe(url, guard), critical=False)
 
         @asynccontextmanager

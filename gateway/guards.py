@@ -1,0 +1,141 @@
+"""Assembly of what guards every call: service auth (HTTP and stdio), audit, circuit
+breakers, and their health and metrics. `app.build_gateway` calls `build_guards` once and
+puts `guards.middleware` into the server's middleware stack."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from fastmcp.server.middleware import Middleware
+from prometheus_client.core import Metric
+from starlette.middleware import Middleware as StarletteMiddleware
+
+from gateway.components import ComponentRegistry, ComponentStatus
+from gateway.metrics import GatewayMetrics, state_gauge
+from gateway.middleware.auth import (
+    AuditEvent,
+    AuditSink,
+    Authenticator,
+    HttpAuthMiddleware,
+    LogAuditSink,
+    StdioAuthMiddleware,
+    jwt_verifier,
+    stdio_decision,
+)
+from gateway.middleware.breaker import BreakerMiddleware, breakers_by_owner
+from gateway.resilience.breaker import STATES, BreakerRegistry
+from gateway.server import GatewayServer
+from gateway.settings import Settings
+
+OwnerLookup = Callable[[str], str | None]
+
+
+@dataclass
+class Guards:
+    breakers: BreakerRegistry
+    audit: AuditSink
+    middleware: list[Middleware]
+
+
+def build_guards(
+    server: GatewayServer,
+    settings: Settings,
+    metrics: GatewayMetrics,
+    components: ComponentRegistry,
+    *,
+    upstream_of: OwnerLookup,
+    upstream_exclude: tuple[type[BaseException], ...] = (),
+    audit: AuditSink | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Guards:
+    """`upstream_of(tool)` names the upstream serving a tool (None for native tools); each
+    upstream gets one breaker, "upstream <name>", that ignores `upstream_exclude`."""
+    audit = audit or LogAuditSink()
+    breakers = BreakerRegistry(
+        fail_max=settings.breaker_fail_max,
+        reset_timeout=settings.breaker_reset_timeout,
+        enabled=settings.breakers_enabled,
+        clock=clock,
+    )
+    components.register("breakers", _breakers_probe(breakers), critical=False)
+    metrics.watch(_scrape_states(breakers, components))
+    metrics.active_sessions.labels(transport="http").set_function(
+        lambda: server.open_http_sessions()
+    )
+
+    authenticator = Authenticator(
+        settings.effective_auth_mode,
+        settings.service_auth_token,
+        jwt_verifier(
+            issuer=settings.auth_jwt_issuer,
+            audience=settings.auth_jwt_audience,
+            jwks_uri=settings.auth_jwt_jwks_uri,
+            public_key=settings.auth_jwt_public_key,
+            algorithm=settings.auth_jwt_algorithm,
+        ),
+    )
+    server.http_middleware.append(
+        StarletteMiddleware(
+            HttpAuthMiddleware,
+            authenticator=authenticator,
+            audit=audit,
+            protect_metrics=settings.auth_protect_metrics,
+            allow_health_check_bypass=settings.auth_allow_health_check_bypass,
+            on_reject=lambda reason: metrics.auth_rejections.labels("http", reason).inc(),
+        )
+    )
+    stdio = stdio_decision(
+        settings.auth_stdio_require_token, settings.auth_stdio_token, settings.service_auth_token
+    )
+    if settings.serves_stdio and settings.auth_stdio_require_token:
+        audit.record(
+            AuditEvent(
+                "accept" if stdio.accepted else "reject", "stdio", stdio.reason, stdio.principal
+            )
+        )
+    lookup = breakers_by_owner(breakers, upstream_of, prefix="upstream ", exclude=upstream_exclude)
+    return Guards(
+        breakers=breakers,
+        audit=audit,
+        middleware=[StdioAuthMiddleware(stdio, audit), BreakerMiddleware(lookup)],
+    )
+
+
+def _breakers_probe(breakers: BreakerRegistry) -> Callable[[], ComponentStatus]:
+    def probe() -> ComponentStatus:
+        if not breakers.enabled:
+            return ComponentStatus("disabled", "breakers_enabled is off")
+        tripped = [
+            f"{name} {item.state}"
+            for name, item in breakers.snapshot().items()
+            if item.state != "closed"
+        ]
+        if tripped:
+            return ComponentStatus("degraded", ", ".join(tripped))
+        return ComponentStatus("ok", f"{len(breakers)} closed")
+
+    return probe
+
+
+def _scrape_states(
+    breakers: BreakerRegistry, components: ComponentRegistry
+) -> Callable[[], Iterable[Metric]]:
+    def collect() -> Iterable[Metric]:
+        yield state_gauge(
+            "archon_breaker_state",
+            "Circuit breaker state (1 for the current one)",
+            "breaker",
+            STATES,
+            {name: item.state for name, item in breakers.snapshot().items()},
+        )
+        yield state_gauge(
+            "archon_component_state",
+            "Component health as in /health (1 for the current state), upstreams included",
+            "component",
+            ("ok", "degraded", "down", "disabled"),
+            {name: item.status for name, item in components.snapshot().items()},
+        )
+
+    return collect
