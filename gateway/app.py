@@ -23,7 +23,10 @@ from gateway.middleware.metrics import MetricsMiddleware
 from gateway.middleware.timeout import TimeoutMiddleware
 from gateway.server import GatewayServer
 from gateway.settings import Settings
+from tools.codegen import add_codegen_tools
 from tools.patterns import add_pattern_tools
+from tools.workflow import TOOL_NAME as WORKFLOW_TOOL
+from tools.workflow import add_workflow_tools
 from upstreams.connection import UpstreamRequestFailed
 from upstreams.manifest import builtin_manifests_dir, load_manifests
 from upstreams.pool import UpstreamPool
@@ -53,7 +56,11 @@ def build_gateway(
         components.register(transport, _transport_probe(transport, settings.transports))
 
     pool = _upstream_pool(settings, os.environ if environ is None else environ, components)
-    timeouts = TimeoutMiddleware(settings.tool_timeout, pool.timeout_for if pool else _no_limit)
+    upstream_limit = pool.timeout_for if pool else _no_limit
+    native_limits = {WORKFLOW_TOOL: settings.workflow_timeout}
+    timeouts = TimeoutMiddleware(
+        settings.tool_timeout, lambda tool: native_limits.get(tool) or upstream_limit(tool)
+    )
     server = GatewayServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
     guards = build_guards(
         server,
@@ -90,6 +97,14 @@ def build_gateway(
         batch_size=settings.patterns_batch_size,
         embed_timeout=settings.patterns_embed_timeout,
         breakers=guards.breakers,
+    )
+    add_codegen_tools(
+        server,
+        max_input_bytes=settings.codegen_max_input_bytes,
+        ruff_timeout=settings.codegen_ruff_timeout,
+    )
+    add_workflow_tools(
+        server, components, url=settings.workflow_coordinator_url, breakers=guards.breakers
     )
     return server
 

@@ -70,3 +70,11 @@ class IncompatibleVectorStore(GatewayError):
 
 class EmbeddingFailed(GatewayError):
     """The embedding model failed, timed out, or returned vectors of the wrong shape."""
+
+
+class ToolFailed(GatewayError):
+    """A helper a tool depends on (a subprocess, a parser) failed or ran past its limit."""
+
+
+class WorkflowFailed(GatewayError):
+    """The workflow coordinator ran the workflow and reported it failed or cancelled."""

@@ -100,6 +100,20 @@ class Settings(BaseSettings):
         description="use only the manifests in this folder (default: the shipped ones plus "
         "<data_dir>/manifests)",
     )
+    codegen_max_input_bytes: int = Field(
+        1_000_000, ge=1024, description="largest source the code_* tools accept, in bytes"
+    )
+    codegen_ruff_timeout: float = Field(
+        10.0, gt=0, le=300, description="seconds one ruff run may take in the code_* tools"
+    )
+    workflow_coordinator_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s]+$",
+        description="base URL of the workflow coordinator (orchestrate_pattern_workflow)",
+    )
+    workflow_timeout: float = Field(
+        600.0, gt=0, description="seconds one orchestrate_pattern_workflow call may take"
+    )
 
     # Service auth, circuit breakers, health details (README "Auth, breakers and metrics").
     auth_mode: AuthMode | None = Field(

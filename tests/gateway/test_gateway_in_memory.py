@@ -54,9 +54,10 @@ async def test_tool_error_message_lists_tools_when_nothing_is_close(tmp_path: Pa
     server = build_gateway(make_settings(tmp_path))
     async with Client(server) as client:
         result = await client.call_tool("zzzz", {}, raise_on_error=False)
+        names = sorted(tool.name for tool in await client.list_tools())
     text = result.content[0].text  # type: ignore[union-attr]
+    listed = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+    assert "gateway_info" in names
     assert text == (
-        "Unknown tool 'zzzz'. This gateway has 7 tools: gateway_info, pattern_delete, "
-        "pattern_get, pattern_index, pattern_search, pattern_stats, pattern_update "
-        "(see tools/list)."
+        f"Unknown tool 'zzzz'. This gateway has {len(names)} tools: {listed} (see tools/list)."
     )

@@ -1,0 +1,169 @@
+"""Code intelligence tools: validate, correct and analyze generated Python (ONEX nodes), and
+recommend ONEX mixins from the shipped catalog (`mixins.toml`).
+
+libcst is imported only when code_correct first runs, to keep gateway start-up fast.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio.to_thread
+from fastmcp import FastMCP
+from mcp_types import ToolAnnotations
+from pydantic import Field
+
+from gateway.errors import InvalidArgument
+from tools.codegen.analyze import analyze
+from tools.codegen.models import Analysis, Correction, MixinAdvice, NodeKind, ValidationReport
+from tools.codegen.ruff import Ruff
+from tools.codegen.rules import RuleSet
+from tools.codegen.validate import MAX_INPUT_BYTES, require_python, validate
+from tools.errors import tool_errors
+
+__all__ = ["MAX_INPUT_BYTES", "add_codegen_tools"]
+
+Code = Annotated[str, Field(description="the Python source of one module")]
+Language = Annotated[str, Field(description="source language; only 'python' is supported")]
+Kind = Annotated[
+    NodeKind | None,
+    Field(description="ONEX node kind to check against; guessed from the code when omitted"),
+]
+FileName = Annotated[
+    str | None,
+    Field(description="the module's file name, to check node_<name>_<kind>.py naming"),
+]
+Select = Annotated[
+    list[str] | None,
+    Field(
+        description="rule ids or prefixes to run, e.g. ['ONEX', 'CPLX', 'F', 'E9']; "
+        "default: ONEX, CPLX and ruff's E4 E7 E9 F W I B UP ASYNC"
+    ),
+]
+Ignore = Annotated[list[str] | None, Field(description="rule ids or prefixes to skip")]
+Complexity = Annotated[
+    int | None,
+    Field(ge=1, le=100, description="CPLX001's limit on cyclomatic complexity (default 10)"),
+]
+
+_READ_ONLY = {
+    "read_only_hint": True,
+    "destructive_hint": False,
+    "idempotent_hint": True,
+    "open_world_hint": False,
+}
+
+
+def add_codegen_tools(
+    server: FastMCP,
+    *,
+    max_input_bytes: int = MAX_INPUT_BYTES,
+    ruff_timeout: float = 10.0,
+    max_complexity: int = 10,
+) -> None:
+    ruff = Ruff(time_limit=ruff_timeout)
+
+    def rule_set(
+        rules: list[str] | None, ignore: list[str] | None, complexity: int | None
+    ) -> RuleSet:
+        return RuleSet.build(rules, ignore, max_complexity=complexity or max_complexity)
+
+    @server.tool(
+        name="code_validate",
+        annotations=ToolAnnotations(title="Validate code", **_READ_ONLY),
+    )
+    async def code_validate(
+        code: Code,
+        language: Language = "python",
+        node_kind: Kind = None,
+        filename: FileName = None,
+        rules: Select = None,
+        ignore: Ignore = None,
+        max_complexity: Complexity = None,
+    ) -> ValidationReport:
+        """Check Python code: syntax (line/column), ruff diagnostics, cyclomatic complexity and
+        ONEX node conventions (Node<Name><Kind> class, node_<name>_<kind>.py file, the kind's
+        async entry method, no bare except, typed signatures). Returns findings (rule,
+        severity, message, line, column, fixable), `valid` (no errors) and a 0-100 score."""
+        with tool_errors():
+            require_python(code, language, max_input_bytes)
+            report, _ = await validate(
+                code,
+                rule_set(rules, ignore, max_complexity),
+                filename=filename,
+                node_kind=node_kind,
+                ruff=ruff,
+            )
+            return report
+
+    @server.tool(
+        name="code_correct",
+        annotations=ToolAnnotations(title="Correct code", **_READ_ONLY),
+    )
+    async def code_correct(
+        code: Code,
+        language: Language = "python",
+        node_kind: Kind = None,
+        filename: FileName = None,
+        rules: Select = None,
+        ignore: Ignore = None,
+        max_complexity: Complexity = None,
+    ) -> Correction:
+        """Fix Python code deterministically, keeping its formatting and comments: rename node
+        classes to Node<Name><Kind> (and their references), add missing imports of
+        well-known names, replace bare `except:`, add missing `-> None`, then ruff's safe
+        fixes (import sorting included). Returns the code, a unified diff, the rule ids fixed
+        and the findings that remain. Never returns code that does not parse; correcting
+        the result again changes nothing."""
+        from tools.codegen.correct import correct
+
+        with tool_errors():
+            require_python(code, language, max_input_bytes)
+            return await correct(
+                code,
+                rule_set(rules, ignore, max_complexity),
+                filename=filename,
+                node_kind=node_kind,
+                ruff=ruff,
+            )
+
+    @server.tool(
+        name="code_analyze",
+        annotations=ToolAnnotations(title="Analyze code structure", **_READ_ONLY),
+    )
+    async def code_analyze(
+        code: Code, language: Language = "python", filename: FileName = None
+    ) -> Analysis:
+        """Summarize a Python module's structure: classes (bases, methods, ONEX node kind),
+        functions (parameters, return type, complexity), imports, third-party and stdlib
+        dependencies, Mixin bases, traits (network, database, events, pure, ...) and a guess
+        at its ONEX node kind. Syntax errors are reported, not raised."""
+        with tool_errors():
+            require_python(code, language, max_input_bytes)
+        return await anyio.to_thread.run_sync(analyze, code, filename)
+
+    @server.tool(
+        name="mixin_recommend",
+        annotations=ToolAnnotations(title="Recommend ONEX mixins", **_READ_ONLY),
+    )
+    async def mixin_recommend(
+        code: Annotated[str | None, Field(description="the node's Python source")] = None,
+        description: Annotated[
+            str | None, Field(description="what the node does, in words")
+        ] = None,
+        node_kind: Kind = None,
+    ) -> MixinAdvice:
+        """Recommend ONEX mixins (retry, circuit breaker, health check, metrics, event bus,
+        caching, transaction, FSM, introspection) for a node, from its code and/or a
+        description: each with the reasons it matches; mixins that do not fit the node kind
+        are ruled out with why, and incompatible pairs are flagged."""
+        from tools.codegen.mixins import recommend
+
+        with tool_errors():
+            if not (code or description):
+                raise InvalidArgument("give code, description, or both")
+            if code:
+                require_python(code, "python", max_input_bytes)
+            if description and len(description.encode()) > max_input_bytes:
+                raise InvalidArgument(f"description: over the {max_input_bytes}-byte limit")
+        return await anyio.to_thread.run_sync(recommend, code, description, node_kind)
