@@ -85,3 +85,23 @@ async def test_tools_carry_schemas_and_annotations(tmp_path: Path) -> None:
     assert index.annotations.idempotent_hint is True
     assert index.output_schema is not None
     assert set(index.output_schema["properties"]) == {"indexed", "failed"}
+
+
+async def test_the_qdrant_breaker_is_the_gateways_own_and_shows_in_readiness(
+    tmp_path: Path,
+) -> None:
+    import httpx
+
+    from gateway.http import build_http_app
+    from gateway.settings import Settings
+
+    # An empty breaker registry is still the gateway's registry (it was once mistaken for
+    # "no registry" and the qdrant breaker went private, invisible to /health/ready).
+    server = build_gateway(
+        Settings(data_dir=tmp_path, manifests_dir=tmp_path, qdrant_url="http://127.0.0.1:9")
+    )
+    app = build_http_app(server, "/mcp")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as web:
+        ready = (await web.get("/health/ready")).json()
+    assert "qdrant" in ready["breakers"]
+    assert ready["breakers"]["qdrant"]["state"] == "closed"

@@ -83,7 +83,9 @@ def add_pattern_tools(
     `open_index` replace the defaults (tests, other engines).
     """
     if qdrant_url is not None and breaker is None:
-        breaker = (breakers or BreakerRegistry()).get_or_create("qdrant", exclude=NOT_OUTAGES)
+        breaker = (breakers if breakers is not None else BreakerRegistry()).get_or_create(
+            "qdrant", exclude=NOT_OUTAGES
+        )
     if open_index is None:
         open_index = _default_opener(data_dir, qdrant_url, qdrant_api_key, collection, breaker)
     tools = PatternTools(
