@@ -51,7 +51,9 @@ def add_admin_tools(
         """Describe this Archon gateway: version, transports served, component health, and
         counts of tools, tool calls (by outcome) and sessions (by transport) since start."""
         snapshot = components.snapshot()
-        tools = await server.list_tools()
+        # Without list middleware: it re-dereferences every tool's schema (milliseconds
+        # with a dozen tools), and a count needs names only.
+        tools = {tool.name for tool in await server.list_tools(run_middleware=False)}
         return GatewayInfo(
             name=server.name,
             version=__version__,

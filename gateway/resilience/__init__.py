@@ -1,27 +1,3 @@
-"""Resilience parts shared by every outbound call: circuit breakers and the HTTP client."""
-
-from gateway.resilience.breaker import (
-    BreakerListener,
-    BreakerRegistry,
-    BreakerSnapshot,
-    BreakerState,
-    CircuitBreaker,
-)
-from gateway.resilience.http_client import (
-    BackendTimeout,
-    create_http_client,
-    http_errors,
-    raise_for_unavailable,
-)
-
-__all__ = [
-    "BackendTimeout",
-    "BreakerListener",
-    "BreakerRegistry",
-    "BreakerSnapshot",
-    "BreakerState",
-    "CircuitBreaker",
-    "create_http_client",
-    "http_errors",
-    "raise_for_unavailable",
-]
+"""Resilience parts shared by every outbound call: circuit breakers (`breaker`) and the
+pooled HTTP client (`http_client`). Import the submodules directly: httpx is only loaded
+by the features that call out over HTTP."""

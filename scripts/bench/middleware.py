@@ -36,7 +36,7 @@ from gateway.app import build_gateway
 from gateway.errors import CircuitOpen
 from gateway.middleware.auth import Authenticator, HttpAuthMiddleware, LogAuditSink
 from gateway.middleware.breaker import BreakerMiddleware
-from gateway.resilience import CircuitBreaker
+from gateway.resilience.breaker import CircuitBreaker
 from gateway.settings import Settings
 
 TOKEN = "bench-0123456789abcdef-token"

@@ -21,11 +21,9 @@ vectors perturbed with noise and renormalised (embedding all 10k takes minutes h
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +33,7 @@ from typing import Any
 
 import anyio
 import numpy as np
+from benchlib import StdioPeer, pct
 from fastmcp import Client, FastMCP
 
 from gateway.middleware.errors import ErrorTranslationMiddleware
@@ -65,52 +64,10 @@ def synthetic(i: int, rng: random.Random) -> dict[str, Any]:
     }
 
 
-class StdioPeer:
-    """`archon-gateway serve` over stdio, spoken to in raw newline-delimited JSON-RPC."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        command = [sys.executable, "-c", "from gateway.cli import main; main()", "serve"]
-        command += ["--log-level", "warning"]
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
-        )
-        self.next_id = 0
-        init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "b"}}
-        self.request("initialize", init)
-        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-
-    def send(self, message: dict[str, Any]) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(message).encode() + b"\n")
-        self.process.stdin.flush()
-
-    def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        self.next_id += 1
-        self.send({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params})
-        assert self.process.stdout is not None
-        reply: dict[str, Any] = json.loads(self.process.stdout.readline())
-        assert reply.get("id") == self.next_id, reply
-        return reply
-
-    def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        reply = self.request("tools/call", {"name": tool, "arguments": arguments})
-        assert not reply["result"].get("isError"), reply
-        return reply
-
-    def timed(self, tool: str, arguments: dict[str, Any]) -> float:
-        started = time.perf_counter()
-        self.call(tool, arguments)
-        return time.perf_counter() - started
-
-    def close(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        self.process.wait(timeout=20)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+def timed(peer: StdioPeer, tool: str, arguments: dict[str, Any]) -> float:
+    started = time.perf_counter()
+    peer.tool(tool, arguments)
+    return time.perf_counter() - started
 
 
 def line(label: str, times: list[float], baseline: list[float] | None = None) -> str:
@@ -211,22 +168,23 @@ async def main(args: argparse.Namespace) -> None:
         # a raw JSON-RPC peer (no client-side output-schema validation in the timing).
         env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHON_")}
         env["ARCHON_DATA_DIR"] = str(data_dir)
-        peer = StdioPeer(env)
+        gateway = [sys.executable, "-c", "from gateway.cli import main; main()", "serve"]
+        peer = StdioPeer([*gateway, "--log-level", "warning"], env, quiet=False)
         try:
             for _ in range(20):  # warm-up (the first call opens the store, loads the model)
-                peer.call("pattern_search", {"query": "warm up"})
-                peer.call("gateway_info", {})
+                peer.tool("pattern_search", {"query": "warm up"})
+                peer.tool("gateway_info", {})
             tool_vector, tool_filtered, tool_text, tool_info = [], [], [], []
             for query in queries:
                 vector = query.tolist()
-                tool_vector.append(peer.timed("pattern_search", {"vector": vector, "top_k": 10}))
+                tool_vector.append(timed(peer, "pattern_search", {"vector": vector, "top_k": 10}))
                 tool_filtered.append(
-                    peer.timed("pattern_search", {"vector": vector, "top_k": 10, "language": "go"})
+                    timed(peer, "pattern_search", {"vector": vector, "top_k": 10, "language": "go"})
                 )
-                tool_info.append(peer.timed("gateway_info", {}))
+                tool_info.append(timed(peer, "gateway_info", {}))
             for i in range(min(100, len(queries))):
                 text = f"{VERBS[i % 10]} {NOUNS[i % 9]}"
-                tool_text.append(peer.timed("pattern_search", {"query": text, "top_k": 10}))
+                tool_text.append(timed(peer, "pattern_search", {"query": text, "top_k": 10}))
         finally:
             peer.close()
 

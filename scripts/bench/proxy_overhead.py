@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import re
 import resource
 import subprocess
@@ -28,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from benchlib import StdioPeer, machine, pct
 from mcp import Client, ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
@@ -35,11 +34,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TOOLBOX = ROOT / "tests" / "upstreams" / "toolbox_server.py"
 GATEWAY = str(Path(sys.executable).with_name("archon-gateway"))
 ECHO = {"name": "echo", "arguments": {"text": "ping"}}
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
 
 
 def line(label: str, base: list[float], other: list[float]) -> None:
@@ -51,62 +45,16 @@ def line(label: str, base: list[float], other: list[float]) -> None:
     )
 
 
-class RawPeer:
-    """Newline JSON-RPC over a child's stdio, synchronously: minimal client overhead."""
-
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
-        )
-        self.next_id = 0
-        init = {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "b", "version": "0"},
-        }
-        self.call("initialize", init)
-        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-        self.call("tools/list", {})
-
-    def send(self, message: dict[str, Any]) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(message).encode() + b"\n")
-        self.process.stdin.flush()
-
-    def request(self, method: str, params: dict[str, Any]) -> int:
-        self.next_id += 1
-        self.send({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params})
-        return self.next_id
-
-    def receive(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        reply: dict[str, Any] = json.loads(self.process.stdout.readline())
-        return reply
-
-    def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        request_id = self.request(method, params)
-        reply = self.receive()
-        assert reply.get("id") == request_id, reply
-        assert "error" not in reply, reply
-        assert not reply["result"].get("isError"), reply
-        return reply
-
-    def close(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        self.process.wait(timeout=10)
-
-
-def raw_sequential(peer: RawPeer, tool: dict[str, Any], calls: int) -> list[float]:
+def raw_sequential(peer: StdioPeer, tool: dict[str, Any], calls: int) -> list[float]:
     times = []
     for _ in range(calls):
         started = time.perf_counter()
-        peer.call("tools/call", tool)
+        peer.tool(**tool)
         times.append(time.perf_counter() - started)
     return times
 
 
-def raw_bursts(peer: RawPeer, tool: dict[str, Any], size: int, rounds: int) -> list[float]:
+def raw_bursts(peer: StdioPeer, tool: dict[str, Any], size: int, rounds: int) -> list[float]:
     times = []
     for _ in range(rounds):
         started = time.perf_counter()
@@ -119,8 +67,8 @@ def raw_bursts(peer: RawPeer, tool: dict[str, Any], size: int, rounds: int) -> l
 
 def bench_raw_stdio(env: dict[str, str], manifests: Path, calls: int) -> None:
     proxied = {"name": "toolbox_echo", "arguments": {"text": "ping"}}
-    direct = RawPeer([sys.executable, str(TOOLBOX)], env)
-    gateway = RawPeer(
+    direct = StdioPeer([sys.executable, str(TOOLBOX)], env)
+    gateway = StdioPeer(
         [GATEWAY, "serve", "--log-level", "warning", "--manifests", str(manifests)], env
     )
     for peer, tool in ((direct, ECHO), (gateway, proxied)):
@@ -142,7 +90,7 @@ async def sdk_sequential(session: Any, tool: str, calls: int) -> list[float]:
         started = time.perf_counter()
         result = await session.call_tool(tool, {"text": "ping"})
         times.append(time.perf_counter() - started)
-        assert not result.is_error
+        assert not result.is_error, result.content
     return times
 
 
@@ -184,7 +132,8 @@ async def bench_sdk(env: dict[str, str], manifests: Path, calls: int) -> None:
                 await http.call_tool("gateway_info", {})
                 native.append(time.perf_counter() - started)
             hung = []
-            for _ in range(5):
+            # Three, not more: five timeouts in a row would (rightly) open the breaker.
+            for _ in range(3):
                 started = time.perf_counter()
                 result = await http.call_tool("toolbox_hang", {})
                 hung.append(time.perf_counter() - started - 1.0)
@@ -267,7 +216,7 @@ def main() -> None:
     (manifests / "toolbox.toml").write_text(
         f'command = "{sys.executable}"\nargs = ["{TOOLBOX}"]\n\n[tool_timeouts]\nhang = 1.0\n'
     )
-    print(f"machine: {os.cpu_count()} cpus, Python {platform.python_version()}")
+    print(f"machine: {machine()}")
     bench_raw_stdio(env, manifests, args.calls)
     anyio.run(bench_sdk, env, manifests, args.calls)
     anyio.run(bench_timeouts, manifests, data, 1000)

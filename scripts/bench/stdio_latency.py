@@ -11,15 +11,13 @@ servers are spawned the same way (`python -c`). Prints p50/p90/p99 and the ratio
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from typing import Any
+
+from benchlib import StdioPeer, machine, pct
 
 GATEWAY = "import sys; from gateway.cli import main; main(['serve', '--log-level', 'warning'])"
 # Same shape of answer as gateway_info, so the difference is the server path, not the payload.
@@ -37,71 +35,24 @@ server.run(show_banner=False)
 """
 
 
-class Peer:
-    def __init__(self, code: str, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", code],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
-        self.next_id = 0
-        init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "b"}}
-        self.call("initialize", init)
-        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-
-    def send(self, message: dict[str, Any]) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(message).encode() + b"\n")
-        self.process.stdin.flush()
-
-    def request(self, method: str, params: dict[str, Any]) -> int:
-        self.next_id += 1
-        self.send({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params})
-        return self.next_id
-
-    def receive(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        reply: dict[str, Any] = json.loads(self.process.stdout.readline())
-        return reply
-
-    def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        request_id = self.request(method, params)
-        reply = self.receive()
-        assert reply.get("id") == request_id, reply
-        return reply
-
-    def close(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        self.process.wait(timeout=10)
-
-
 TOOL_CALL = {"name": "gateway_info", "arguments": {}}
 
 
-def sequential(peer: Peer, calls: int) -> list[float]:
+def sequential(peer: StdioPeer, calls: int) -> list[float]:
     times = []
     for _ in range(calls):
         started = time.perf_counter()
-        reply = peer.call("tools/call", TOOL_CALL)
+        peer.tool(**TOOL_CALL)
         times.append(time.perf_counter() - started)
-        assert not reply["result"].get("isError"), reply
     return times
 
 
-def burst(peer: Peer, size: int) -> float:
+def burst(peer: StdioPeer, size: int) -> float:
     started = time.perf_counter()
     ids = {peer.request("tools/call", TOOL_CALL) for _ in range(size)}
     while ids:
         ids.discard(peer.receive()["id"])
     return time.perf_counter() - started
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
 
 
 def main() -> None:
@@ -114,16 +65,13 @@ def main() -> None:
 
     results: dict[str, tuple[list[float], float]] = {}
     for name, code in (("gateway", GATEWAY), ("bare", BARE)):
-        peer = Peer(code, env)
+        peer = StdioPeer([sys.executable, "-c", code], env)
         sequential(peer, 50)  # warm-up
         times = sequential(peer, args.calls)
         results[name] = (times, burst(peer, args.burst))
         peer.close()
 
-    print(
-        f"machine: nproc={os.cpu_count()} python={platform.python_version()} "
-        f"{platform.system()} {platform.machine()}  calls={args.calls} burst={args.burst}"
-    )
+    print(f"machine: {machine()}  calls={args.calls} burst={args.burst}")
     for name, (times, burst_s) in results.items():
         print(
             f"{name:8s} sequential: p50 {pct(times, 0.5):6.2f} ms  p90 {pct(times, 0.9):6.2f} ms"

@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 from gateway.errors import CircuitOpen, GatewayError, ToolTimeout, UpstreamUnavailable
-from gateway.resilience import BreakerRegistry, BreakerState, CircuitBreaker
+from gateway.resilience.breaker import BreakerRegistry, BreakerState, CircuitBreaker
 
 pytestmark = pytest.mark.anyio
 

@@ -13,9 +13,9 @@ from anyio.abc import SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from gateway.errors import CircuitOpen, UpstreamUnavailable
-from gateway.resilience import (
+from gateway.resilience.breaker import CircuitBreaker
+from gateway.resilience.http_client import (
     BackendTimeout,
-    CircuitBreaker,
     create_http_client,
     http_errors,
     raise_for_unavailable,

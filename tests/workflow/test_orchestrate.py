@@ -14,7 +14,7 @@ from fastmcp import Client
 from gateway.app import build_gateway
 from gateway.components import ComponentRegistry
 from gateway.middleware.errors import ErrorTranslationMiddleware
-from gateway.resilience import BreakerRegistry
+from gateway.resilience.breaker import BreakerRegistry
 from gateway.server import GatewayServer
 from gateway.settings import Settings
 from tests.support import running_http_gateway

@@ -7,31 +7,29 @@ server's lifespan ends. The store's state is reported through a health probe.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import (
     AbstractAsyncContextManager,
     AsyncExitStack,
     asynccontextmanager,
-    contextmanager,
 )
 from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
 from fastmcp import Context, FastMCP
-from fastmcp.exceptions import ToolError
 from fastmcp.server.providers import LocalProvider
 from mcp_types import ToolAnnotations
 from pydantic import Field, SecretStr
 
 from gateway.components import ComponentRegistry, ComponentStatus
 from gateway.errors import (
-    GatewayError,
     IncompatibleVectorStore,
     InvalidArgument,
     NotFound,
 )
 from gateway.resilience.breaker import BreakerRegistry
+from tools.errors import tool_errors
 from tools.patterns.embeddings import EmbeddingProvider, MiniLMProvider
 from tools.patterns.index import VectorIndex
 from tools.patterns.models import (
@@ -203,15 +201,6 @@ class PatternTools(LocalProvider):
         return self._service.index.health()
 
 
-@contextmanager
-def _tool_errors() -> Iterator[None]:
-    """Expected failures become one-line tool errors (no traceback in the log)."""
-    try:
-        yield
-    except GatewayError as exc:
-        raise ToolError(str(exc)) from None
-
-
 def _register(tools: PatternTools) -> None:
     def annotations(title: str, *, read_only: bool, destructive: bool = False) -> ToolAnnotations:
         return ToolAnnotations(
@@ -238,7 +227,7 @@ def _register(tools: PatternTools) -> None:
         async def progress(done: int, total: int, message: str) -> None:
             await ctx.report_progress(done, total, message)
 
-        with _tool_errors():
+        with tool_errors():
             service = await tools.service()
             return await service.index_patterns(patterns, progress)
 
@@ -257,7 +246,7 @@ def _register(tools: PatternTools) -> None:
         """Find the patterns closest in meaning to a text query (or a vector), best first,
         optionally only those of a language, a kind, and carrying all given tags. Scores
         are cosine similarities (1 = same meaning)."""
-        with _tool_errors():
+        with tool_errors():
             service = await tools.service()
             return await service.search(
                 query=query,
@@ -272,7 +261,7 @@ def _register(tools: PatternTools) -> None:
     @tools.tool(annotations=annotations("Get a pattern", read_only=True))
     async def pattern_get(id: PatternId, with_embedding: bool = False) -> PatternOut:
         """One pattern by id, with its metadata (and its vector if asked)."""
-        with _tool_errors():
+        with tool_errors():
             service = await tools.service()
             return await service.get(id, with_embedding=with_embedding)
 
@@ -305,7 +294,7 @@ def _register(tools: PatternTools) -> None:
             }.items()
             if value is not None
         }
-        with _tool_errors():
+        with tool_errors():
             if not changes and embedding is None:
                 raise InvalidArgument(
                     "nothing to update: give at least one of name, text, language, kind, "
@@ -317,7 +306,7 @@ def _register(tools: PatternTools) -> None:
     @tools.tool(annotations=annotations("Delete a pattern", read_only=False, destructive=True))
     async def pattern_delete(id: PatternId) -> DeleteResult:
         """Delete a pattern by id (deleted=false if there was none)."""
-        with _tool_errors():
+        with tool_errors():
             service = await tools.service()
             return await service.delete(id)
 
@@ -325,6 +314,6 @@ def _register(tools: PatternTools) -> None:
     async def pattern_stats() -> PatternStats:
         """How many patterns are stored, where, with which embedding model, and how many
         per language, per kind and per (most used) tag."""
-        with _tool_errors():
+        with tool_errors():
             service = await tools.service()
             return await service.stats()

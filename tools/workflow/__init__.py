@@ -25,7 +25,7 @@ from gateway.server import GatewayServer
 from tools.errors import tool_errors
 
 if TYPE_CHECKING:
-    from gateway.resilience import BreakerRegistry, CircuitBreaker
+    from gateway.resilience.breaker import BreakerRegistry, CircuitBreaker
     from tools.workflow.client import CoordinatorClient, RunStatus
 
 __all__ = ["TOOL_NAME", "WorkflowResult", "add_workflow_tools"]
@@ -57,7 +57,8 @@ def add_workflow_tools(
         status = ComponentStatus("disabled", "set ARCHON_WORKFLOW_COORDINATOR_URL")
         components.register("workflow_coordinator", lambda: status, critical=False)
     else:
-        from gateway.resilience import BreakerRegistry, create_http_client
+        from gateway.resilience.breaker import BreakerRegistry
+        from gateway.resilience.http_client import create_http_client
         from tools.workflow.client import NAME, CoordinatorClient
 
         not_outages = (InvalidArgument, WorkflowFailed)

@@ -29,7 +29,8 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from gateway.errors import InvalidArgument, UpstreamUnavailable, WorkflowFailed
-from gateway.resilience import CircuitBreaker, http_errors, raise_for_unavailable
+from gateway.resilience.breaker import CircuitBreaker
+from gateway.resilience.http_client import http_errors, raise_for_unavailable
 
 RunState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
