@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from anyio.abc import ByteReceiveStream, ByteSendStream
+from anyio.abc import ByteReceiveStream, ByteSendStream, TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from gateway.errors import GatewayError, UpstreamUnavailable
@@ -30,6 +30,8 @@ METHOD_NOT_FOUND = -32601
 _READ_SIZE = 64 * 1024
 # Progress updates a slow caller may fall behind by before older ones are dropped.
 _PROGRESS_BACKLOG = 64
+# Requests from the upstream (ping, roots/list) being answered at once, at most.
+_MAX_ANSWERING = 16
 # How long a cancellation notice may take to write before we give up on it.
 _CANCEL_SEND_LIMIT = 1.0
 
@@ -84,6 +86,8 @@ class RpcConnection:
     _closed: str | None = None
     _garbage_lines: int = 0
     _ended: anyio.Event = field(default_factory=anyio.Event)
+    _replies: TaskGroup | None = None
+    _answering: int = 0
 
     @property
     def closed(self) -> str | None:
@@ -98,19 +102,28 @@ class RpcConnection:
         """Read until the upstream closes its stdout, then fail everything still waiting."""
         reason = "closed its output"
         try:
-            lines = BoundedLines(self.max_message_bytes)
-            while True:
-                try:
-                    chunk = await self.stdout.receive(_READ_SIZE)
-                except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-                    break
-                for line in lines.feed(chunk):
-                    if isinstance(line, OversizedLine):
-                        self._fail_oversized(line)
-                    else:
-                        await self._dispatch(line)
+            # Answers to the upstream's own requests are written from their own tasks: the
+            # reader must never wait on the upstream's stdin, or an upstream that is busy
+            # writing to us and not reading could deadlock both sides.
+            async with anyio.create_task_group() as replies:
+                self._replies = replies
+                await self._read_lines()
+                replies.cancel_scope.cancel()
         finally:
             self.close(reason)
+
+    async def _read_lines(self) -> None:
+        lines = BoundedLines(self.max_message_bytes)
+        while True:
+            try:
+                chunk = await self.stdout.receive(_READ_SIZE)
+            except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return
+            for line in lines.feed(chunk):
+                if isinstance(line, OversizedLine):
+                    self._fail_oversized(line)
+                else:
+                    self._dispatch(line)
 
     async def wait_closed(self) -> str:
         await self._ended.wait()
@@ -210,7 +223,7 @@ class RpcConnection:
                 self.close("stopped reading its input")
                 raise UpstreamUnavailable(f"upstream '{self.name}' {self._closed}") from exc
 
-    async def _dispatch(self, line: bytes) -> None:
+    def _dispatch(self, line: bytes) -> None:
         if not line.strip():
             return
         try:
@@ -225,7 +238,7 @@ class RpcConnection:
             params = message.get("params")
             params = params if isinstance(params, dict) else {}
             if "id" in message:
-                await self._answer_request(message["id"], method)
+                self._start_answer(message["id"], method)
             elif method == "notifications/progress":
                 self._route_progress(params)
             else:
@@ -239,6 +252,13 @@ class RpcConnection:
             return
         pending.finish(message)
 
+    def _start_answer(self, request_id: Any, method: str) -> None:
+        if self._replies is None or self._answering >= _MAX_ANSWERING:
+            log.warning("%s: too many requests from the upstream; ignoring %s", self.name, method)
+            return
+        self._answering += 1
+        self._replies.start_soon(self._answer_request, request_id, method)
+
     async def _answer_request(self, request_id: Any, method: str) -> None:
         """The upstream asked us something. We answer what a proxy can answer itself."""
         reply: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id}
@@ -251,8 +271,11 @@ class RpcConnection:
                 "code": METHOD_NOT_FOUND,
                 "message": f"the gateway does not forward {method} requests",
             }
-        with suppress(GatewayError):
-            await self._write(reply)
+        try:
+            with suppress(GatewayError):
+                await self._write(reply)
+        finally:
+            self._answering -= 1
 
     def _route_progress(self, params: dict[str, Any]) -> None:
         token = params.get("progressToken")

@@ -58,3 +58,15 @@ async def test_native_tools_get_the_gateway_default_timeout(tmp_path: Path) -> N
             result = await client.call_tool("sleepy", {}, raise_on_error=False)
     assert result.is_error
     assert result.content[0].text == "sleepy timed out after 0.2 s"  # type: ignore[union-attr]
+
+
+async def test_upstream_requests_to_the_gateway_are_answered_while_its_call_waits(
+    tmp_path: Path, manifests_dir: Path, write_manifest: WriteManifest
+) -> None:
+    # The upstream's tool only returns once the gateway has answered its ping and roots/list.
+    write_manifest("toolbox")
+    settings = Settings(data_dir=tmp_path / "data", manifests_dir=manifests_dir)
+    async with Client(build_gateway(settings, environ=dict(os.environ))) as client:
+        with anyio.fail_after(30):
+            result = await client.call_tool("toolbox_ask_client", {})
+    assert result.structured_content == {"ping": "ok", "roots": []}

@@ -67,5 +67,13 @@ def request_meta(ctx: Context) -> dict[str, object]:
     return dict(request.meta or {}) if request is not None else {}
 
 
+@server.tool
+async def ask_client(ctx: Context) -> dict[str, object]:
+    """Send the client (the gateway) a ping and a roots/list request; report the answers."""
+    await ctx.session.send_ping()
+    roots = await ctx.session.list_roots()
+    return {"ping": "ok", "roots": [str(root.uri) for root in roots.roots]}
+
+
 if __name__ == "__main__":
     server.run(show_banner=False, log_level="WARNING")
