@@ -8,6 +8,8 @@ single line that says what went wrong and, where it can, what to do about it.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class GatewayError(Exception):
@@ -78,3 +80,17 @@ class ToolFailed(GatewayError):
 
 class WorkflowFailed(GatewayError):
     """The workflow coordinator ran the workflow and reported it failed or cancelled."""
+
+
+@contextmanager
+def tool_errors() -> Iterator[None]:
+    """Inside a tool: our errors become the one-line ToolError the caller reads. FastMCP
+    would otherwise wrap them ("Error calling tool 'x': ...") and log a traceback for an
+    expected failure before any middleware sees them."""
+    try:
+        yield
+    except GatewayError as exc:
+        # Imported here: the CLI imports this module before it decides to load fastmcp.
+        from fastmcp.exceptions import ToolError
+
+        raise ToolError(str(exc)) from None

@@ -230,7 +230,7 @@ class RpcConnection:
             message = json.loads(line)
         except ValueError:
             message = None
-        if not isinstance(message, dict):
+        if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
             self._log_garbage(line)
             return
         method = message.get("method")

@@ -14,6 +14,7 @@ from fastmcp.tools.base import Tool, ToolResult
 from fastmcp.utilities.versions import VersionSpec
 from pydantic import PrivateAttr
 
+from gateway.errors import tool_errors
 from upstreams.connection import ProgressCallback
 from upstreams.pool import Upstream, UpstreamPool, UpstreamTool
 
@@ -43,7 +44,8 @@ class ProxiedTool(Tool):
 
     async def run(self, arguments: dict[str, Any], context: Context | None = None) -> ToolResult:
         ctx = context or get_context()
-        raw = await self._upstream.call(self._tool, arguments, _progress_relay(ctx))
+        with tool_errors():
+            raw = await self._upstream.call(self._tool, arguments, _progress_relay(ctx))
         return ToolResult.from_mcp_result(mt.CallToolResult.model_validate(raw))
 
 

@@ -70,3 +70,31 @@ async def test_upstream_requests_to_the_gateway_are_answered_while_its_call_wait
         with anyio.fail_after(30):
             result = await client.call_tool("toolbox_ask_client", {})
     assert result.structured_content == {"ping": "ok", "roots": []}
+
+
+async def test_oversized_replies_fail_only_their_call_and_junk_lines_are_skipped(
+    tmp_path: Path,
+    manifests_dir: Path,
+    write_manifest: WriteManifest,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    write_manifest("toolbox", max_message_bytes=64 * 1024)
+    write_manifest("junk", args=[str(Path(__file__).parent / "garbage_server.py")])
+    settings = Settings(data_dir=tmp_path / "data", manifests_dir=manifests_dir)
+    async with Client(build_gateway(settings, environ=dict(os.environ))) as client:
+        with anyio.fail_after(30):
+            small = await client.call_tool("toolbox_big", {"size": 1000})
+            assert small.data == "x" * 1000
+            large = await client.call_tool("toolbox_big", {"size": 200_000}, raise_on_error=False)
+            assert large.is_error
+            text = large.content[0].text  # type: ignore[union-attr]
+            assert "upstream 'toolbox' sent a reply over the 65536-byte message limit" in text
+            after = await client.call_tool("toolbox_echo", {"text": "next"})
+            assert after.data == "next"
+
+            for attempt in range(3):
+                answered = await client.call_tool("junk_echo", {"text": f"clean {attempt}"})
+                assert answered.content[0].text == f"clean {attempt}"  # type: ignore[union-attr]
+    assert "junk: skipped a non-JSON-RPC line on stdout" in caplog.text
+    assert "Loading model weights" in caplog.text
+    assert "(2 so far)" in caplog.text  # the JSON line that is not JSON-RPC counts too

@@ -55,6 +55,12 @@ async def slow(steps: int, delay: float, ctx: Context) -> str:
 
 
 @server.tool
+def big(size: int) -> str:
+    """A reply of about `size` bytes."""
+    return "x" * size
+
+
+@server.tool
 def environment() -> dict[str, str]:
     """The environment this server was started with."""
     return dict(os.environ)

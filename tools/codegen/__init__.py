@@ -13,13 +13,12 @@ from fastmcp import FastMCP
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from gateway.errors import InvalidArgument
+from gateway.errors import InvalidArgument, tool_errors
 from tools.codegen.analyze import analyze
 from tools.codegen.models import Analysis, Correction, MixinAdvice, NodeKind, ValidationReport
 from tools.codegen.ruff import Ruff
 from tools.codegen.rules import RuleSet
 from tools.codegen.validate import MAX_INPUT_BYTES, require_python, validate
-from tools.errors import tool_errors
 
 __all__ = ["MAX_INPUT_BYTES", "add_codegen_tools"]
 

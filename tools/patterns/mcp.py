@@ -27,9 +27,9 @@ from gateway.errors import (
     IncompatibleVectorStore,
     InvalidArgument,
     NotFound,
+    tool_errors,
 )
 from gateway.resilience.breaker import BreakerRegistry
-from tools.errors import tool_errors
 from tools.patterns.embeddings import EmbeddingProvider, MiniLMProvider
 from tools.patterns.index import VectorIndex
 from tools.patterns.models import (

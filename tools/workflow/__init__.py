@@ -20,9 +20,8 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from gateway.components import ComponentRegistry, ComponentStatus, Probe
-from gateway.errors import InvalidArgument, UpstreamUnavailable, WorkflowFailed
+from gateway.errors import InvalidArgument, UpstreamUnavailable, WorkflowFailed, tool_errors
 from gateway.server import GatewayServer
-from tools.errors import tool_errors
 
 if TYPE_CHECKING:
     from gateway.resilience.breaker import BreakerRegistry, CircuitBreaker
