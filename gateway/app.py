@@ -154,6 +154,7 @@ def _upstream_pool(
         gateway_env=environ,
         log_dir=settings.data_dir / "logs" / "upstreams",
         default_timeout=settings.tool_timeout,
+        list_wait=settings.upstream_list_wait,
     )
     for name, upstream in pool.upstreams.items():
         components.register(f"upstream:{name}", upstream.status, critical=False)

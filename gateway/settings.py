@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     enable_external_gateway: bool = Field(
         True, description="start the stdio upstreams in the manifests (off: native tools only)"
     )
+    upstream_list_wait: float = Field(
+        10.0,
+        ge=0,
+        le=600,
+        description="seconds a tools/list waits for upstreams that are still starting",
+    )
     manifests_dir: Path | None = Field(
         None,
         description="use only the manifests in this folder (default: the shipped ones plus "

@@ -118,7 +118,7 @@ class Upstream:
 
 class UpstreamPool:
     """Starts every enabled upstream at once, in the background, and owns them until exit.
-    Listing tools waits (bounded by each startup timeout) for upstreams still starting."""
+    Listing tools waits (at most `list_wait` seconds) for upstreams still starting."""
 
     def __init__(
         self,
@@ -127,10 +127,12 @@ class UpstreamPool:
         gateway_env: Mapping[str, str],
         log_dir: Path,
         default_timeout: float,
+        list_wait: float = 10.0,
     ) -> None:
         self._gateway_env = dict(gateway_env)
         self._log_dir = log_dir
         self.default_timeout = default_timeout
+        self.list_wait = list_wait
         self.upstreams: dict[str, Upstream] = {}
         search_path = self._gateway_env.get("PATH")
         for manifest in manifests:
@@ -163,7 +165,10 @@ class UpstreamPool:
             await upstream.settled.wait()
 
     async def tools(self) -> list[tuple[Upstream, UpstreamTool]]:
-        await self.settled()
+        """The tools of every upstream that is ready (or was: last known tools stay listed).
+        Upstreams still starting get up to `list_wait` seconds in all to join the list."""
+        with anyio.move_on_after(self.list_wait):
+            await self.settled()
         return [
             (upstream, tool)
             for upstream in self.upstreams.values()

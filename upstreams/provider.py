@@ -11,6 +11,8 @@ from fastmcp.server.context import Context
 from fastmcp.server.dependencies import get_context
 from fastmcp.server.providers.base import Provider
 from fastmcp.tools.base import Tool, ToolResult
+from fastmcp.utilities.components import FastMCPComponent
+from fastmcp.utilities.tasks import TaskConfig
 from fastmcp.utilities.versions import VersionSpec
 from pydantic import PrivateAttr
 
@@ -23,6 +25,7 @@ class ProxiedTool(Tool):
     """An upstream tool. Arguments go through untouched, so the upstream's own validation
     errors come back intact; the result is relayed as the upstream sent it."""
 
+    task_config: TaskConfig = TaskConfig(mode="forbidden")
     _upstream: Upstream = PrivateAttr()
     _tool: UpstreamTool = PrivateAttr()
 
@@ -76,6 +79,12 @@ class UpstreamProvider(Provider):
         if cached is None or cached._tool is not tool:
             cached = self._tools[key] = ProxiedTool.for_upstream(upstream, tool)
         return cached
+
+    async def get_tasks(self) -> Sequence[FastMCPComponent]:
+        # FastMCP asks every provider for background-task components while its lifespan
+        # starts; the default lists our tools, which would hold the front door until every
+        # upstream is ready. Proxied tools never run as background tasks.
+        return []
 
     async def _list_tools(self) -> Sequence[Tool]:
         return [self._component(upstream, tool) for upstream, tool in await self.pool.tools()]

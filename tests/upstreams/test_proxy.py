@@ -286,3 +286,42 @@ async def test_shutdown_stops_upstream_processes(
             assert await process.wait() == 0
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+async def test_an_upstream_that_never_finishes_starting_does_not_hold_the_front_door(
+    gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    write_manifest("toolbox")
+    # Starts, then never answers initialize (within a long startup timeout).
+    write_manifest("sleepy", args=["-c", "import time; time.sleep(3600)"], startup_timeout=300)
+    env = {**gateway_env, "ARCHON_UPSTREAM_LIST_WAIT": "1"}
+    async with running_gateway(env, tmp_path) as (process, stderr):
+        peer = RawStdioPeer(process)
+        with anyio.fail_after(30):
+            reply = await peer.initialize()
+            assert reply["result"]["serverInfo"]["name"] == "archon"
+            info = await peer.request("tools/call", {"name": "gateway_info", "arguments": {}})
+            components = info["result"]["structuredContent"]["components"]
+            assert components["upstream:sleepy"] == {"status": "degraded", "detail": "starting"}
+            await wait_for_text(stderr, r"upstream toolbox ready")
+            listed = await peer.request("tools/list")
+            names = {tool["name"] for tool in listed["result"]["tools"]}
+            assert "gateway_info" in names
+            assert "toolbox_echo" in names
+            assert not any(name.startswith("sleepy_") for name in names)
+            echoed = await peer.request(
+                "tools/call", {"name": "toolbox_echo", "arguments": {"text": "meanwhile"}}
+            )
+            assert echoed["result"]["structuredContent"] == {"result": "meanwhile"}
+
+
+async def test_the_gateway_answers_initialize_before_its_upstreams_are_ready(
+    gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    write_manifest("sleepy", args=["-c", "import time; time.sleep(3600)"], startup_timeout=300)
+    # Listing would wait long for sleepy; starting up and initialize must not wait at all.
+    env = {**gateway_env, "ARCHON_UPSTREAM_LIST_WAIT": "300"}
+    async with running_gateway(env, tmp_path) as (process, _):
+        with anyio.fail_after(30):
+            reply = await RawStdioPeer(process).initialize()
+    assert reply["result"]["serverInfo"]["name"] == "archon"
