@@ -177,24 +177,36 @@ class UpstreamPool:
 
     async def find(self, exposed_name: str) -> tuple[Upstream, UpstreamTool] | None:
         for upstream in self.upstreams.values():
-            if exposed_name.startswith(upstream.name) and not upstream.settled.is_set():
+            if exposed_name.startswith(f"{upstream.name}_") and not upstream.settled.is_set():
                 await upstream.settled.wait()
             tool = upstream.tools.get(exposed_name)
             if tool is not None:
                 return upstream, tool
         return None
 
-    def upstream_of(self, exposed_name: str) -> str | None:
-        """The upstream serving this tool name, or None for a native or unknown tool."""
-        for upstream in self.upstreams.values():
-            if exposed_name in upstream.tools:
-                return upstream.name
-        return None
-
-    def timeout_for(self, exposed_name: str) -> float | None:
-        """The tool's limit from its manifest, or None when it is not an upstream tool."""
+    def _owner(self, exposed_name: str) -> tuple[Upstream, str] | None:
+        """Which upstream serves this name, and its upstream tool name. Before an upstream
+        has listed its tools (still starting), its namespace prefix decides, so the first
+        call already gets the right breaker and time limit."""
         for upstream in self.upstreams.values():
             tool = upstream.tools.get(exposed_name)
             if tool is not None:
-                return upstream.manifest.timeout_for(tool.upstream_tool, self.default_timeout)
+                return upstream, tool.upstream_tool
+        for upstream in self.upstreams.values():
+            prefix = f"{upstream.name}_"
+            if upstream.state is UpstreamState.STARTING and exposed_name.startswith(prefix):
+                return upstream, exposed_name.removeprefix(prefix)
         return None
+
+    def upstream_of(self, exposed_name: str) -> str | None:
+        """The upstream serving this tool name, or None for a native or unknown tool."""
+        owner = self._owner(exposed_name)
+        return owner[0].name if owner else None
+
+    def timeout_for(self, exposed_name: str) -> float | None:
+        """The tool's limit from its manifest, or None when it is not an upstream tool."""
+        owner = self._owner(exposed_name)
+        if owner is None:
+            return None
+        upstream, tool = owner
+        return upstream.manifest.timeout_for(tool, self.default_timeout)
