@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
+from mcp import Client as SdkClient
 
 from tests.support import (
     INITIALIZE,
@@ -325,3 +326,26 @@ async def test_the_gateway_answers_initialize_before_its_upstreams_are_ready(
         with anyio.fail_after(30):
             reply = await RawStdioPeer(process).initialize()
     assert reply["result"]["serverInfo"]["name"] == "archon"
+
+
+async def test_a_call_abandoned_by_an_http_client_is_cancelled_upstream(
+    gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    record = tmp_path / "record.txt"
+    write_manifest("toolbox", env={"RECORD_FILE": str(record)})
+    async with (
+        running_http_gateway(gateway_env, tmp_path) as (_, url, _stderr),
+        SdkClient(url) as client,
+    ):
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+
+                async def abandoned_call() -> None:
+                    await client.call_tool("toolbox_hang", {"tag": "http"})
+
+                tg.start_soon(abandoned_call)
+                await wait_for_text(record, r"started http")
+                tg.cancel_scope.cancel()  # the SDK client sends notifications/cancelled
+            await wait_for_text(record, r"cancelled http")
+            after = await client.call_tool("toolbox_echo", {"text": "after"})
+            assert after.structured_content == {"result": "after"}
