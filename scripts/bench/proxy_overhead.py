@@ -114,52 +114,55 @@ async def bench_sdk(env: dict[str, str], manifests: Path, calls: int) -> None:
         env=env,
         stderr=subprocess.PIPE,
     )
-    assert gateway.stderr is not None
-    text = ""
-    while not (found := re.search(r"at (http://\S+)", text)):
-        text += (await gateway.stderr.receive()).decode()
-    url = found.group(1)
-    async with stdio_client(params) as (read, write), ClientSession(read, write) as direct:
-        await direct.initialize()
-        async with Client(url) as http:
-            await sdk_sequential(direct, "echo", 100)
-            await sdk_sequential(http, "toolbox_echo", 100)
-            base = await sdk_sequential(direct, "echo", calls)
-            ours = await sdk_sequential(http, "toolbox_echo", calls)
-            native = []
-            for _ in range(calls):
-                started = time.perf_counter()
-                await http.call_tool("gateway_info", {})
-                native.append(time.perf_counter() - started)
-            hung = []
-            # Three, not more: five timeouts in a row would (rightly) open the breaker.
-            for _ in range(3):
-                started = time.perf_counter()
-                result = await http.call_tool("toolbox_hang", {})
-                hung.append(time.perf_counter() - started - 1.0)
-                assert result.is_error
-        line(f"SDK client: stdio vs HTTP, {calls} seq", base, ours)
-        print(
-            f"{'  (HTTP front door alone)':<34} native gateway_info over HTTP p50 "
-            f"{pct(native, 0.5):.3f} ms: the HTTP transport's own cost"
-        )
-        print(
-            f"{'  (timeout precision)':<34} 1 s limit on a hung tool: returned after the limit "
-            f"+{pct(hung, 0.5):.1f} ms p50, +{max(hung) * 1000:.1f} ms max (goal < +500 ms)"
-        )
+    try:
+        assert gateway.stderr is not None
+        text = ""
+        while not (found := re.search(r"at (http://\S+)", text)):
+            text += (await gateway.stderr.receive()).decode()
+        url = found.group(1)
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as direct:
+            await direct.initialize()
+            async with Client(url) as http:
+                await sdk_sequential(direct, "echo", 100)
+                await sdk_sequential(http, "toolbox_echo", 100)
+                base = await sdk_sequential(direct, "echo", calls)
+                ours = await sdk_sequential(http, "toolbox_echo", calls)
+                native = []
+                for _ in range(calls):
+                    started = time.perf_counter()
+                    await http.call_tool("gateway_info", {})
+                    native.append(time.perf_counter() - started)
+                hung = []
+                # Three, not more: five timeouts in a row would (rightly) open the breaker.
+                for _ in range(3):
+                    started = time.perf_counter()
+                    result = await http.call_tool("toolbox_hang", {})
+                    hung.append(time.perf_counter() - started - 1.0)
+                    assert result.is_error
+            line(f"SDK client: stdio vs HTTP, {calls} seq", base, ours)
+            print(
+                f"{'  (HTTP front door alone)':<34} native gateway_info over HTTP p50 "
+                f"{pct(native, 0.5):.3f} ms: the HTTP transport's own cost"
+            )
+            print(
+                f"{'  (timeout precision)':<34} 1 s limit on a hung tool: returned after the limit "
+                f"+{pct(hung, 0.5):.1f} ms p50, +{max(hung) * 1000:.1f} ms max (goal < +500 ms)"
+            )
 
-        class Shared:
-            async def __aenter__(self) -> Any:
-                return direct
+            class Shared:
+                async def __aenter__(self) -> Any:
+                    return direct
 
-            async def __aexit__(self, *exc: object) -> None:
-                return None
+                async def __aexit__(self, *exc: object) -> None:
+                    return None
 
-        base = await sdk_concurrent(Shared, "echo", 50, 20)
-    ours = await sdk_concurrent(lambda: Client(url), "toolbox_echo", 50, 20)
-    line("SDK client: 50 clients x 20 calls", base, ours)
-    gateway.terminate()
-    await gateway.wait()
+            base = await sdk_concurrent(Shared, "echo", 50, 20)
+        ours = await sdk_concurrent(lambda: Client(url), "toolbox_echo", 50, 20)
+        line("SDK client: 50 clients x 20 calls", base, ours)
+    finally:
+        # Stopped even when a measurement fails, so no gateway outlives the benchmark.
+        gateway.terminate()
+        await gateway.wait()
 
 
 def rss_mb() -> float:
