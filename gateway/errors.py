@@ -86,11 +86,12 @@ class WorkflowFailed(GatewayError):
 def tool_errors() -> Iterator[None]:
     """Inside a tool: our errors become the one-line ToolError the caller reads. FastMCP
     would otherwise wrap them ("Error calling tool 'x': ...") and log a traceback for an
-    expected failure before any middleware sees them."""
+    expected failure before any middleware sees them. The error stays the ToolError's
+    cause: breakers (their `exclude` lists) and metrics judge the call by it."""
     try:
         yield
     except GatewayError as exc:
         # Imported here: the CLI imports this module before it decides to load fastmcp.
         from fastmcp.exceptions import ToolError
 
-        raise ToolError(str(exc)) from None
+        raise ToolError(str(exc)) from exc

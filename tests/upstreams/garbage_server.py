@@ -1,6 +1,7 @@
 """A stdio MCP server written by hand (no SDK) that prints junk on its protocol stream:
 before every tool result it writes a line that is not JSON and one that is JSON but not
-JSON-RPC. A robust client skips both and still gets the result."""
+JSON-RPC. A robust client skips both and still gets the result. `echo` with text "reject"
+is answered with a JSON-RPC error instead (the upstream is alive, the request was bad)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ def answer(request: dict[str, Any]) -> dict[str, Any] | None:
         sys.stdout.write("Loading model weights... done\n")
         sys.stdout.write('{"progress": "50%"}\n')
         text = request["params"]["arguments"].get("text", "")
+        if text == "reject":
+            return None
         return {"content": [{"type": "text", "text": text}], "isError": False}
     if method == "ping":
         return {}
@@ -47,7 +50,7 @@ def main() -> None:
             continue  # a notification
         result = answer(request)
         if result is None:
-            error = {"code": -32601, "message": f"unknown method {request.get('method')}"}
+            error = {"code": -32602, "message": f"cannot do {request.get('method')} with that"}
             send({"jsonrpc": "2.0", "id": request["id"], "error": error})
         else:
             send({"jsonrpc": "2.0", "id": request["id"], "result": result})

@@ -163,3 +163,21 @@ async def test_breakers_can_be_switched_off(
                 result = await client.call_tool("toolbox_hang", {}, raise_on_error=False)
                 assert text_of(result) == "toolbox_hang timed out after 0.05 s"
             assert (await client.call_tool("toolbox_echo", {"text": "ok"})).data == "ok"
+
+
+async def test_an_upstreams_own_error_answers_do_not_trip_its_breaker(
+    tmp_path: Path, manifests_dir: Path, write_manifest: WriteManifest
+) -> None:
+    write_manifest("junk", args=[str(Path(__file__).parent / "garbage_server.py")])
+    settings = Settings(data_dir=tmp_path / "data", manifests_dir=manifests_dir, breaker_fail_max=2)
+    server = build_gateway(settings, environ=dict(os.environ))
+    async with Client(server) as client:
+        with anyio.fail_after(30):
+            for _ in range(4):
+                refused = await client.call_tool(
+                    "junk_echo", {"text": "reject"}, raise_on_error=False
+                )
+                assert refused.is_error
+                assert "upstream 'junk' error -32602: cannot do tools/call" in text_of(refused)
+            fine = await client.call_tool("junk_echo", {"text": "still served"})
+    assert text_of(fine) == "still served"
