@@ -56,7 +56,7 @@ def build_gateway(
         components.register(transport, _transport_probe(transport, settings.transports))
 
     pool = _upstream_pool(settings, os.environ if environ is None else environ, components)
-    upstream_limit = pool.timeout_for if pool else _no_limit
+    upstream_limit = pool.timeout_for if pool else _not_upstream
     native_limits = {WORKFLOW_TOOL: settings.workflow_timeout}
     timeouts = TimeoutMiddleware(
         settings.tool_timeout, lambda tool: native_limits.get(tool) or upstream_limit(tool)
@@ -67,7 +67,7 @@ def build_gateway(
         settings,
         metrics,
         components,
-        upstream_of=pool.upstream_of if pool else _no_upstream,
+        upstream_of=pool.upstream_of if pool else _not_upstream,
         upstream_exclude=(UpstreamRequestFailed,),
         clock=clock,
     )
@@ -118,11 +118,8 @@ def _transport_probe(name: str, served: list[str]) -> Callable[[], ComponentStat
     return lambda: status
 
 
-def _no_limit(tool: str) -> float | None:
-    return None
-
-
-def _no_upstream(tool: str) -> str | None:
+def _not_upstream(tool: str) -> None:
+    """Without upstreams no tool has an upstream, nor an upstream's time limit."""
     return None
 
 

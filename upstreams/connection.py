@@ -19,7 +19,7 @@ from typing import Any
 
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream, TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from gateway.errors import GatewayError, UpstreamUnavailable
 from gateway.lines import BoundedLines, OversizedLine
@@ -61,7 +61,6 @@ class _Pending:
     """One request waiting for its reply; progress and the reply arrive on one stream."""
 
     send: MemoryObjectSendStream[_Progress]
-    receive: MemoryObjectReceiveStream[_Progress]
     reply: dict[str, Any] | None = None
     failure: GatewayError | None = None
 
@@ -88,15 +87,6 @@ class RpcConnection:
     _ended: anyio.Event = field(default_factory=anyio.Event)
     _replies: TaskGroup | None = None
     _answering: int = 0
-
-    @property
-    def closed(self) -> str | None:
-        """Why the connection ended, or None while it is open."""
-        return self._closed
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._pending)
 
     async def serve(self) -> None:
         """Read until the upstream closes its stdout, then fail everything still waiting."""
@@ -157,7 +147,7 @@ class RpcConnection:
         if params is not None:
             message["params"] = params
         send, receive = anyio.create_memory_object_stream[_Progress](_PROGRESS_BACKLOG)
-        pending = _Pending(send, receive)
+        pending = _Pending(send)
         self._pending[request_id] = pending
         try:
             await self._write(message)

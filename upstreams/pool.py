@@ -176,13 +176,14 @@ class UpstreamPool:
         ]
 
     async def find(self, exposed_name: str) -> tuple[Upstream, UpstreamTool] | None:
-        for upstream in self.upstreams.values():
-            if exposed_name.startswith(f"{upstream.name}_") and not upstream.settled.is_set():
-                await upstream.settled.wait()
-            tool = upstream.tools.get(exposed_name)
-            if tool is not None:
-                return upstream, tool
-        return None
+        """The upstream tool behind a name; waits for its upstream if that is still starting."""
+        owner = self._owner(exposed_name)
+        if owner is None:
+            return None
+        upstream = owner[0]
+        await upstream.settled.wait()
+        tool = upstream.tools.get(exposed_name)
+        return (upstream, tool) if tool is not None else None
 
     def _owner(self, exposed_name: str) -> tuple[Upstream, str] | None:
         """Which upstream serves this name, and its upstream tool name. Before an upstream

@@ -82,13 +82,14 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
-def last_stderr_line(path: Path, limit: int = 8192) -> str:
-    """The last non-empty line an upstream wrote to its log, for one-line error messages."""
+def last_stderr_line(path: Path, since: int = 0, limit: int = 8192) -> str:
+    """The last non-empty line an upstream wrote to its log after byte `since` (where this
+    run began: the log is appended to across runs), for one-line error messages."""
     try:
         with path.open("rb") as handle:
             handle.seek(0, os.SEEK_END)
             size = handle.tell()
-            handle.seek(max(0, size - limit))
+            handle.seek(max(since, size - limit))
             tail = handle.read().decode(errors="replace")
     except OSError:
         return ""

@@ -70,9 +70,6 @@ class UpstreamSession:
             "tools/call", {"name": tool, "arguments": dict(arguments)}, progress
         )
 
-    async def ping(self) -> None:
-        await self.connection.request("ping")
-
 
 @asynccontextmanager
 async def open_session(
@@ -148,15 +145,6 @@ def _start_failure(
         reason = f"exited with code {returncode} at start"
     else:
         reason = f"failed to initialize: {exc}"
-    said = _stderr_since(stderr_log, offset)
+    said = last_stderr_line(stderr_log, since=offset)
     hint = f" (its stderr: {said})" if said else f" (see {stderr_log})"
     return UpstreamUnavailable(f"upstream '{manifest.name}' {reason}{hint}")
-
-
-def _stderr_since(path: Path, offset: int) -> str:
-    try:
-        if path.stat().st_size <= offset:
-            return ""
-    except OSError:
-        return ""
-    return last_stderr_line(path)
