@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -58,6 +59,13 @@ class UpstreamSession:
             if not isinstance(cursor, str) or not cursor:
                 break
         return tools
+
+    async def ping(self) -> float:
+        """Round-trip an MCP ping; the latency in seconds (a dead upstream raises
+        UpstreamUnavailable, a hung one waits: bound it with the caller's timeout)."""
+        started = time.perf_counter()
+        await self.connection.request("ping")
+        return time.perf_counter() - started
 
     async def call_tool(
         self,
