@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 from fastmcp import FastMCP
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel
@@ -30,6 +33,7 @@ class GatewayInfo(BaseModel):
     status: str
     components: dict[str, ComponentInfo]
     counts: Counts
+    upstreams: dict[str, dict[str, Any]] = {}
 
 
 def add_admin_tools(
@@ -37,6 +41,7 @@ def add_admin_tools(
     transports: list[str],
     metrics: GatewayMetrics,
     components: ComponentRegistry,
+    details: Mapping[str, Callable[[], Any]] | None = None,
 ) -> None:
     @server.tool(
         name="gateway_info",
@@ -48,8 +53,9 @@ def add_admin_tools(
         ),
     )
     async def gateway_info() -> GatewayInfo:
-        """Describe this Archon gateway: version, transports served, component health, and
-        counts of tools, tool calls (by outcome) and sessions (by transport) since start."""
+        """Describe this Archon gateway: version, transports served, component health,
+        counts of tools, tool calls (by outcome) and sessions (by transport) since start,
+        and each upstream's state (pid, restarts, last error, last ping, tools)."""
         snapshot = components.snapshot()
         # Without list middleware: it re-dereferences every tool's schema (milliseconds
         # with a dozen tools), and a count needs names only.
@@ -69,4 +75,5 @@ def add_admin_tools(
                 tool_calls=metrics.tool_call_totals(),
                 sessions=metrics.session_totals(),
             ),
+            upstreams=(details or {}).get("upstreams", dict)(),
         )

@@ -7,13 +7,16 @@ plug in here.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from gateway import __version__
 from gateway.admin import add_admin_tools
+from gateway.client_sessions import ClientSessions
 from gateway.components import ComponentRegistry, ComponentStatus
 from gateway.guards import build_guards
 from gateway.http import add_http_routes
@@ -23,6 +26,7 @@ from gateway.middleware.metrics import MetricsMiddleware
 from gateway.middleware.timeout import TimeoutMiddleware
 from gateway.server import GatewayServer
 from gateway.settings import Settings
+from gateway.supervision import add_upstream_admin_tools, upstream_details, watch_upstreams
 from tools.codegen import add_codegen_tools
 from tools.patterns import add_pattern_tools
 from tools.workflow import TOOL_NAME as WORKFLOW_TOOL
@@ -31,6 +35,7 @@ from upstreams.connection import UpstreamRequestFailed
 from upstreams.manifest import builtin_manifests_dir, load_manifests
 from upstreams.pool import UpstreamPool
 from upstreams.provider import UpstreamProvider
+from upstreams.restarts import RestartPolicy
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +60,8 @@ def build_gateway(
     for transport in ("stdio", "http"):
         components.register(transport, _transport_probe(transport, settings.transports))
 
-    pool = _upstream_pool(settings, os.environ if environ is None else environ, components)
+    environ = os.environ if environ is None else environ
+    pool = _upstream_pool(settings, environ, metrics, components, clock)
     upstream_limit = pool.timeout_for if pool else _not_upstream
     native_limits = {WORKFLOW_TOOL: settings.workflow_timeout}
     timeouts = TimeoutMiddleware(
@@ -76,16 +82,28 @@ def build_gateway(
     for layer in (ErrorTranslationMiddleware(), MetricsMiddleware(metrics), *guards.middleware):
         server.add_middleware(layer)
     server.add_middleware(timeouts)
+    details: dict[str, Callable[[], Any]] = {}
     if pool is not None:
+        watch_upstreams(pool, metrics, components)
+        clients = ClientSessions()
+        server.add_middleware(clients)
+        pool.on_tools_changed(clients.tools_changed)
         server.add_lifetime(pool.running)
         server.add_provider(UpstreamProvider(pool))
-    add_admin_tools(server, settings.transports, metrics, components)
+        add_upstream_admin_tools(server, pool)
+        details["upstreams"] = functools.partial(upstream_details, pool)
+    else:
+        components.register(
+            "upstreams", lambda: ComponentStatus("disabled", "enable_external_gateway is off")
+        )
+    add_admin_tools(server, settings.transports, metrics, components, details)
     add_http_routes(
         server,
         metrics,
         components,
         breakers=guards.breakers,
         protect_details=settings.auth_protect_health_details,
+        details=details,
     )
     add_pattern_tools(
         server,
@@ -124,13 +142,13 @@ def _not_upstream(tool: str) -> None:
 
 
 def _upstream_pool(
-    settings: Settings, environ: Mapping[str, str], components: ComponentRegistry
+    settings: Settings,
+    environ: Mapping[str, str],
+    metrics: GatewayMetrics,
+    components: ComponentRegistry,
+    clock: Callable[[], float],
 ) -> UpstreamPool | None:
     if not settings.enable_external_gateway:
-        components.register(
-            "upstreams",
-            lambda: ComponentStatus("disabled", "enable_external_gateway is off"),
-        )
         return None
     folders = (
         [settings.manifests_dir]
@@ -146,13 +164,30 @@ def _upstream_pool(
         else ComponentStatus("ok", f"{len(found.manifests)} loaded")
     )
     components.register("manifests", lambda: manifests_status, critical=False)
-    pool = UpstreamPool(
+    return UpstreamPool(
         found.manifests,
         gateway_env=environ,
         log_dir=settings.data_dir / "logs" / "upstreams",
         default_timeout=settings.tool_timeout,
         list_wait=settings.upstream_list_wait,
+        policy=restart_policy(settings),
+        clock=clock,
+        pinged=lambda name, seconds: metrics.upstream_ping.labels(upstream=name).observe(seconds),
     )
-    for name, upstream in pool.upstreams.items():
-        components.register(f"upstream:{name}", upstream.status, critical=False)
-    return pool
+
+
+def restart_policy(settings: Settings) -> RestartPolicy:
+    idle = settings.upstream_idle_minutes
+    return RestartPolicy(
+        backoff_initial=settings.upstream_restart_backoff,
+        backoff_max=settings.upstream_restart_backoff_max,
+        crash_loop_after=settings.upstream_crash_loop_restarts,
+        crash_loop_window=settings.upstream_crash_loop_window,
+        crash_loop_retry=settings.upstream_crash_loop_retry,
+        ping_interval=settings.upstream_ping_interval,
+        ping_timeout=settings.upstream_ping_timeout,
+        missed_pings=settings.upstream_missed_pings,
+        idle_shutdown=idle * 60 if idle is not None else None,
+        keep_tools_when_down=settings.upstream_keep_tools_when_down,
+        lazy=settings.lazy_upstreams,
+    )

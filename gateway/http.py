@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastmcp import FastMCP
@@ -26,10 +26,12 @@ def add_http_routes(
     *,
     breakers: BreakerRegistry | None = None,
     protect_details: bool = False,
+    details: Mapping[str, Callable[[], Any]] | None = None,
 ) -> None:
     """/health is liveness (200 while the process serves); /health/ready (or /health?ready=1)
     is readiness: 503 when a critical component is down. Component and breaker details are
-    left out for unauthenticated callers when `protect_details` is on."""
+    left out for unauthenticated callers when `protect_details` is on; so are the `details`
+    sections (per-upstream supervision state)."""
 
     def report(request: Request, ready_check: bool) -> Response:
         snapshot = components.snapshot()
@@ -42,6 +44,8 @@ def add_http_routes(
             body["components"] = {name: item.as_dict() for name, item in snapshot.items()}
             if breakers is not None:
                 body["breakers"] = {n: b.as_dict() for n, b in breakers.snapshot().items()}
+            for section, read in (details or {}).items():
+                body[section] = read()
         code = 503 if ready_check and not body["ready"] else 200
         return JSONResponse(body, status_code=code)
 

@@ -54,6 +54,13 @@ class GatewayMetrics:
             ["transport", "reason"],
             registry=self.registry,
         )
+        self.upstream_ping = Histogram(
+            "archon_upstream_ping_seconds",
+            "MCP ping round trips to upstreams",
+            ["upstream"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         build_info = Gauge(
             "archon_build_info", "Gateway version", ["version"], registry=self.registry
         )

@@ -101,6 +101,41 @@ class Settings(BaseSettings):
         le=600,
         description="seconds a tools/list waits for upstreams that are still starting",
     )
+    upstream_lazy_start: bool | None = Field(
+        None,
+        description="start an upstream on its first use or tools/list (default: on when "
+        "serving stdio only, off when serving HTTP)",
+    )
+    upstream_idle_minutes: float | None = Field(
+        None, gt=0, description="stop an upstream after this many minutes without calls"
+    )
+    upstream_ping_interval: float = Field(
+        30.0, gt=0, description="seconds between MCP pings to each running upstream"
+    )
+    upstream_ping_timeout: float = Field(10.0, gt=0, description="seconds a ping may take")
+    upstream_missed_pings: int = Field(
+        3, ge=1, description="missed pings in a row after which an upstream is restarted"
+    )
+    upstream_restart_backoff: float = Field(
+        0.5, gt=0, description="seconds before the first restart; doubles per crash"
+    )
+    upstream_restart_backoff_max: float = Field(
+        30.0, gt=0, description="longest wait between restarts while not crash-looping"
+    )
+    upstream_crash_loop_restarts: int = Field(
+        5, ge=1, description="crashes within the window that make an upstream crash-looping"
+    )
+    upstream_crash_loop_window: float = Field(
+        120.0, gt=0, description="seconds over which crashes are counted"
+    )
+    upstream_crash_loop_retry: float = Field(
+        300.0, gt=0, description="seconds between restart attempts while crash-looping"
+    )
+    upstream_keep_tools_when_down: bool = Field(
+        True,
+        description="keep listing a restarting upstream's last known tools (calls get a "
+        "'retry in N s' error) instead of hiding them",
+    )
     manifests_dir: Path | None = Field(
         None,
         description="use only the manifests in this folder (default: the shipped ones plus "
@@ -192,6 +227,14 @@ class Settings(BaseSettings):
     @property
     def serves_http(self) -> bool:
         return self.transport in ("http", "both")
+
+    @property
+    def lazy_upstreams(self) -> bool:
+        """Lazy start by default for a desktop client's stdio gateway (it should answer
+        initialize at once); eager for an HTTP service (ready before traffic arrives)."""
+        if self.upstream_lazy_start is not None:
+            return self.upstream_lazy_start
+        return not self.serves_http
 
     @property
     def transports(self) -> list[str]:

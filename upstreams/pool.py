@@ -1,124 +1,27 @@
-"""The running set of stdio upstreams: one long-lived session each, and their tool catalog."""
+"""The set of supervised stdio upstreams and their combined tool catalog."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 import anyio
 
-from gateway.components import ComponentStatus
-from gateway.errors import UpstreamUnavailable
-from upstreams.connection import ProgressCallback
+from gateway.errors import NotFound
 from upstreams.manifest import Manifest
-from upstreams.naming import namespaced
-from upstreams.session import UpstreamSession, open_session
+from upstreams.restarts import CrashHistory, RestartPolicy
+from upstreams.supervisor import Upstream, UpstreamHooks, UpstreamState, UpstreamTool
 
 log = logging.getLogger(__name__)
 
 
-class UpstreamState(StrEnum):
-    DISABLED = "disabled"
-    STARTING = "starting"
-    READY = "ready"
-    STOPPED = "stopped"
-
-
-@dataclass(frozen=True)
-class UpstreamTool:
-    """One upstream tool as the gateway exposes it."""
-
-    exposed_name: str
-    upstream_tool: str
-    definition: dict[str, Any]
-
-
-@dataclass
-class Upstream:
-    """One manifest at run time: its state, live session and tools."""
-
-    manifest: Manifest
-    command: str | None
-    state: UpstreamState = UpstreamState.STARTING
-    last_error: str | None = None
-    session: UpstreamSession | None = None
-    tools: dict[str, UpstreamTool] = field(default_factory=dict)
-    settled: anyio.Event = field(default_factory=anyio.Event)
-
-    @property
-    def name(self) -> str:
-        return self.manifest.name
-
-    def status(self) -> ComponentStatus:
-        if self.state is UpstreamState.DISABLED:
-            return ComponentStatus("disabled", self.last_error or "disabled")
-        if self.state is UpstreamState.READY:
-            return ComponentStatus("ok", f"{len(self.tools)} tools")
-        if self.state is UpstreamState.STARTING:
-            return ComponentStatus("degraded", "starting")
-        return ComponentStatus("down", self.last_error or "stopped")
-
-    async def run(self, gateway_env: Mapping[str, str], log_dir: Path) -> None:
-        """Start the upstream and keep its session until it ends or we are cancelled."""
-        assert self.command is not None
-        try:
-            async with open_session(
-                self.manifest, self.command, gateway_env=gateway_env, log_dir=log_dir
-            ) as session:
-                with anyio.fail_after(self.manifest.startup_timeout):
-                    definitions = await session.list_tools()
-                self.tools = self._catalog(definitions)
-                self.session, self.state = session, UpstreamState.READY
-                self.settled.set()
-                reason = await session.connection.wait_closed()
-                raise UpstreamUnavailable(f"upstream '{self.name}' {reason}; it is not running")
-        except TimeoutError:
-            self._stopped(f"upstream '{self.name}' did not list its tools in time")
-        except UpstreamUnavailable as exc:
-            self._stopped(str(exc))
-        finally:
-            self.session = None
-            if self.state is not UpstreamState.STOPPED:
-                self.state = UpstreamState.STOPPED
-                self.last_error = self.last_error or "stopped"
-            self.settled.set()
-
-    def _stopped(self, reason: str) -> None:
-        self.state, self.last_error = UpstreamState.STOPPED, reason
-        log.error("%s", reason)
-
-    def _catalog(self, definitions: Sequence[dict[str, Any]]) -> dict[str, UpstreamTool]:
-        tools: dict[str, UpstreamTool] = {}
-        for definition in definitions:
-            upstream_tool = str(definition["name"])
-            if not self.manifest.exposes(upstream_tool):
-                continue
-            exposed = namespaced(self.name, upstream_tool)
-            tools[exposed] = UpstreamTool(exposed, upstream_tool, definition)
-        return tools
-
-    async def call(
-        self,
-        tool: UpstreamTool,
-        arguments: Mapping[str, Any],
-        progress: ProgressCallback | None,
-    ) -> dict[str, Any]:
-        session = self.session
-        if session is None:
-            raise UpstreamUnavailable(
-                f"upstream '{self.name}' is not running ({self.last_error or self.state})"
-            )
-        return await session.call_tool(tool.upstream_tool, arguments, progress)
-
-
 class UpstreamPool:
-    """Starts every enabled upstream at once, in the background, and owns them until exit.
-    Listing tools waits (at most `list_wait` seconds) for upstreams still starting."""
+    """Supervises every enabled upstream (one task each) and owns them until exit.
+    Listing tools starts upstreams that never listed theirs (lazy start) and waits at most
+    `list_wait` seconds for those still starting."""
 
     def __init__(
         self,
@@ -128,74 +31,115 @@ class UpstreamPool:
         log_dir: Path,
         default_timeout: float,
         list_wait: float = 10.0,
+        policy: RestartPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        pinged: Callable[[str, float], None] = lambda name, seconds: None,
     ) -> None:
         self._gateway_env = dict(gateway_env)
         self._log_dir = log_dir
         self.default_timeout = default_timeout
         self.list_wait = list_wait
+        self.policy = policy or RestartPolicy()
         self.upstreams: dict[str, Upstream] = {}
+        self._catalog_changed = anyio.Event()
+        self._listeners: list[Callable[[], Awaitable[None]]] = []
+        hooks = UpstreamHooks(catalog_changed=self._note_catalog_change, pinged=pinged)
         search_path = self._gateway_env.get("PATH")
         for manifest in manifests:
             command = manifest.resolve_command(search_path) if manifest.enabled else None
-            upstream = Upstream(manifest, command)
+            history = CrashHistory(self.policy, clock=clock)
+            upstream = Upstream(manifest, command, self.policy, history, hooks)
             if not manifest.enabled:
-                upstream.state, upstream.last_error = UpstreamState.DISABLED, "disabled in manifest"
+                upstream.disable("disabled in manifest")
             elif command is None:
                 hint = f" ({manifest.install_hint})" if manifest.install_hint else ""
-                upstream.state = UpstreamState.DISABLED
-                upstream.last_error = f"command not found: {manifest.command}{hint}"
-            if upstream.state is UpstreamState.DISABLED:
-                upstream.settled.set()
+                upstream.disable(f"command not found: {manifest.command}{hint}")
             self.upstreams[manifest.name] = upstream
+
+    def on_tools_changed(self, listener: Callable[[], Awaitable[None]]) -> None:
+        """Call `listener` (debounced) whenever the exposed upstream catalog changes."""
+        self._listeners.append(listener)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[UpstreamPool]:
         async with anyio.create_task_group() as tg:
             for upstream in self.upstreams.values():
-                if upstream.state is UpstreamState.STARTING:
-                    tg.start_soon(upstream.run, self._gateway_env, self._log_dir)
+                if upstream.state is not UpstreamState.DISABLED:
+                    await tg.start(upstream.supervise, self._gateway_env, self._log_dir)
+            tg.start_soon(self._forward_catalog_changes)
             try:
                 yield self
             finally:
                 tg.cancel_scope.cancel()
 
+    def _note_catalog_change(self) -> None:
+        self._catalog_changed.set()
+
+    async def _forward_catalog_changes(self) -> None:
+        while True:
+            await self._catalog_changed.wait()
+            await anyio.sleep(self.policy.list_changed_debounce)
+            self._catalog_changed = anyio.Event()
+            for listener in self._listeners:
+                try:
+                    await listener()
+                except Exception:
+                    log.exception("a tools/list_changed listener failed")
+
+    def get(self, name: str) -> Upstream:
+        """The upstream of that name; NotFound names the ones there are."""
+        upstream = self.upstreams.get(name)
+        if upstream is None:
+            known = ", ".join(self.upstreams) or "none"
+            raise NotFound(f"no upstream named '{name}' (upstreams: {known})")
+        return upstream
+
     async def settled(self) -> None:
-        """Wait until no upstream is still starting (each is bounded by its startup timeout)."""
+        """Wait until no upstream is starting (each is bounded by its startup timeout)."""
         for upstream in self.upstreams.values():
-            await upstream.settled.wait()
+            await upstream.wait_settled()
 
     async def tools(self) -> list[tuple[Upstream, UpstreamTool]]:
-        """The tools of every upstream that is ready (or was: last known tools stay listed).
-        Upstreams still starting get up to `list_wait` seconds in all to join the list."""
+        """The tools of every upstream that is ready, or was (last known tools stay listed
+        while it is stopped or restarting). Upstreams that never listed their tools are
+        started now and get up to `list_wait` seconds in all to join the list."""
+        for upstream in self.upstreams.values():
+            if not upstream.tools:
+                upstream.want()
         with anyio.move_on_after(self.list_wait):
             await self.settled()
         return [
             (upstream, tool)
             for upstream in self.upstreams.values()
-            for tool in upstream.tools.values()
+            for tool in upstream.listed_tools()
         ]
 
     async def find(self, exposed_name: str) -> tuple[Upstream, UpstreamTool] | None:
-        """The upstream tool behind a name; waits for its upstream if that is still starting."""
+        """The upstream tool behind a name. An upstream that never listed its tools is
+        started (or waited for) first; a known tool is returned at once, even while its
+        upstream is down, so calling it gets the clear "restarting" error."""
         owner = self._owner(exposed_name)
         if owner is None:
             return None
         upstream = owner[0]
-        await upstream.settled.wait()
+        if not upstream.tools:
+            upstream.want()
+            await upstream.wait_settled()
         tool = upstream.tools.get(exposed_name)
         return (upstream, tool) if tool is not None else None
 
     def _owner(self, exposed_name: str) -> tuple[Upstream, str] | None:
         """Which upstream serves this name, and its upstream tool name. Before an upstream
-        has listed its tools (still starting), its namespace prefix decides, so the first
-        call already gets the right breaker and time limit."""
+        has listed its tools (not started yet, or starting), its namespace prefix decides,
+        so the first call already gets the right breaker and time limit."""
         for upstream in self.upstreams.values():
             tool = upstream.tools.get(exposed_name)
             if tool is not None:
                 return upstream, tool.upstream_tool
         for upstream in self.upstreams.values():
             prefix = f"{upstream.name}_"
-            if upstream.state is UpstreamState.STARTING and exposed_name.startswith(prefix):
+            unlisted = not upstream.tools and upstream.state is not UpstreamState.DISABLED
+            if unlisted and exposed_name.startswith(prefix):
                 return upstream, exposed_name.removeprefix(prefix)
         return None
 

@@ -18,7 +18,8 @@ from pydantic import PrivateAttr
 
 from gateway.errors import tool_errors
 from upstreams.connection import ProgressCallback
-from upstreams.pool import Upstream, UpstreamPool, UpstreamTool
+from upstreams.pool import UpstreamPool
+from upstreams.supervisor import Upstream, UpstreamTool
 
 
 class ProxiedTool(Tool):

@@ -75,6 +75,7 @@ async def test_hung_tool_times_out_upstream_sees_the_cancel_and_next_call_works(
         Client(url) as client,
     ):
         with anyio.fail_after(20):
+            await client.call_tool("toolbox_echo", {"text": "up"})  # started: time the call only
             started = anyio.current_time()
             result = await client.call_tool("toolbox_hang", {"tag": "first"}, raise_on_error=False)
             elapsed = anyio.current_time() - started
@@ -280,6 +281,7 @@ async def test_shutdown_stops_upstream_processes(
         with anyio.fail_after(30):
             reply = await peer.request("initialize", INITIALIZE)
             assert reply["result"]["serverInfo"]["name"] == "archon"
+            await peer.request("tools/list")  # stdio starts upstreams lazily: this does
             pid = int((await wait_for_text(stderr, r"upstream toolbox ready \(pid (\d+)")).group(1))
             os.kill(pid, 0)  # alive
             assert process.stdin is not None
@@ -301,6 +303,8 @@ async def test_an_upstream_that_never_finishes_starting_does_not_hold_the_front_
         with anyio.fail_after(30):
             reply = await peer.initialize()
             assert reply["result"]["serverInfo"]["name"] == "archon"
+            # Lazy start: the first tools/list starts both and waits 1 s for them.
+            listed = await peer.request("tools/list")
             info = await peer.request("tools/call", {"name": "gateway_info", "arguments": {}})
             components = info["result"]["structuredContent"]["components"]
             assert components["upstream:sleepy"] == {"status": "degraded", "detail": "starting"}
@@ -320,8 +324,9 @@ async def test_the_gateway_answers_initialize_before_its_upstreams_are_ready(
     gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
 ) -> None:
     write_manifest("sleepy", args=["-c", "import time; time.sleep(3600)"], startup_timeout=300)
-    # Listing would wait long for sleepy; starting up and initialize must not wait at all.
-    env = {**gateway_env, "ARCHON_UPSTREAM_LIST_WAIT": "300"}
+    # Listing would wait long for sleepy; starting up and initialize must not wait at all,
+    # even when upstreams start eagerly.
+    env = {**gateway_env, "ARCHON_UPSTREAM_LIST_WAIT": "300", "ARCHON_UPSTREAM_LAZY_START": "0"}
     async with running_gateway(env, tmp_path) as (process, _):
         with anyio.fail_after(30):
             reply = await RawStdioPeer(process).initialize()

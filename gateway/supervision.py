@@ -1,0 +1,82 @@
+"""Upstream supervision as the rest of the gateway shows it: component health, metrics,
+per-upstream details (/health, gateway_info) and the `gateway_restart_upstream` tool."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import anyio
+from fastmcp import FastMCP
+from mcp_types import ToolAnnotations
+from prometheus_client.core import CounterMetricFamily, Metric
+from pydantic import BaseModel
+
+from gateway.components import ComponentRegistry
+from gateway.errors import tool_errors
+from gateway.metrics import GatewayMetrics, state_gauge
+from upstreams.pool import UpstreamPool
+from upstreams.supervisor import UpstreamState
+
+RESTART_TOOL = "gateway_restart_upstream"
+
+
+class UpstreamInfo(BaseModel):
+    state: str
+    pid: int | None
+    restarts: int
+    last_error: str | None
+    last_ping_ms: float | None
+    tools: int
+    retry_in_s: int | None
+
+
+def upstream_details(pool: UpstreamPool) -> dict[str, dict[str, Any]]:
+    return {name: upstream.info() for name, upstream in pool.upstreams.items()}
+
+
+def watch_upstreams(
+    pool: UpstreamPool, metrics: GatewayMetrics, components: ComponentRegistry
+) -> None:
+    """One non-critical component per upstream, and its state and restarts as metrics."""
+    for name, upstream in pool.upstreams.items():
+        components.register(f"upstream:{name}", upstream.status, critical=False)
+
+    def collect() -> Iterable[Metric]:
+        yield state_gauge(
+            "archon_upstream_state",
+            "Upstream supervision state (1 for the current one)",
+            "upstream",
+            [str(state) for state in UpstreamState],
+            {name: str(upstream.state) for name, upstream in pool.upstreams.items()},
+        )
+        restarts = CounterMetricFamily(
+            "archon_upstream_restarts", "Upstream restarts since start", labels=["upstream"]
+        )
+        for name, upstream in pool.upstreams.items():
+            restarts.add_metric([name], upstream.restarts)
+        yield restarts
+
+    metrics.watch(collect)
+
+
+def add_upstream_admin_tools(server: FastMCP, pool: UpstreamPool) -> None:
+    @server.tool(
+        name=RESTART_TOOL,
+        annotations=ToolAnnotations(
+            title="Restart an upstream",
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=False,
+            open_world_hint=False,
+        ),
+    )
+    async def restart_upstream(name: str) -> UpstreamInfo:
+        """Restart one stdio upstream now (calls in flight on it fail), skipping any backoff
+        or crash-loop wait, and wait for it to start. Returns its state afterwards."""
+        with tool_errors():
+            upstream = pool.get(name)
+            # Bounded: a slow stop plus a slow start; the state says how far it got.
+            with anyio.move_on_after(upstream.manifest.startup_timeout + 10):
+                await upstream.restart()
+            return UpstreamInfo(**upstream.info())

@@ -1,0 +1,396 @@
+"""One supervised stdio upstream: started on demand (or at once), pinged, restarted with
+backoff when it dies or stops answering, marked crash-looping when it keeps dying, and
+stopped when idle. One `supervise` task per upstream runs all of it."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+
+from gateway.components import ComponentStatus
+from gateway.errors import GatewayError, UpstreamUnavailable
+from upstreams.connection import ProgressCallback, UpstreamRequestFailed
+from upstreams.manifest import Manifest
+from upstreams.naming import namespaced
+from upstreams.restarts import CrashHistory, RestartPolicy
+from upstreams.session import UpstreamSession, open_session
+
+log = logging.getLogger(__name__)
+
+LIST_CHANGED = "notifications/tools/list_changed"
+
+
+class UpstreamState(StrEnum):
+    DISABLED = "disabled"  # off in its manifest, or its command is missing
+    STOPPED = "stopped"  # not started yet (lazy), or stopped while idle: a call starts it
+    STARTING = "starting"
+    READY = "ready"
+    DEGRADED = "degraded"  # died or stopped answering; a restart is scheduled
+    CRASH_LOOPING = "crash_looping"  # keeps dying; retried only slowly
+
+
+@dataclass(frozen=True)
+class UpstreamTool:
+    """One upstream tool as the gateway exposes it."""
+
+    exposed_name: str
+    upstream_tool: str
+    definition: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class UpstreamHooks:
+    """What the rest of the gateway hears from a supervised upstream."""
+
+    catalog_changed: Callable[[], None] = lambda: None
+    pinged: Callable[[str, float], None] = lambda name, seconds: None
+
+
+@dataclass(frozen=True)
+class _Ending:
+    """Why a run ended: `crash` counts towards backoff; `idle` and `restart` do not."""
+
+    kind: str
+    reason: str
+
+
+@dataclass
+class Upstream:
+    """One manifest at run time: its state, live session, tools and supervision."""
+
+    manifest: Manifest
+    command: str | None
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
+    history: CrashHistory = field(default_factory=lambda: CrashHistory(RestartPolicy()))
+    hooks: UpstreamHooks = field(default_factory=UpstreamHooks)
+    state: UpstreamState = UpstreamState.STOPPED
+    last_error: str | None = None
+    session: UpstreamSession | None = None
+    tools: dict[str, UpstreamTool] = field(default_factory=dict)
+    restarts: int = 0
+    runs: int = 0  # times the process was started
+    last_ping: float | None = None
+    retry_at: float | None = None
+    _changed: anyio.Event = field(default_factory=anyio.Event)
+    _wanted: anyio.Event = field(default_factory=anyio.Event)
+    _restart: anyio.Event = field(default_factory=anyio.Event)
+    _stale: anyio.Event = field(default_factory=anyio.Event)
+    _in_flight: int = 0
+    _failing: bool = False  # the last run crashed, and no run has been ready since
+    _last_used: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def pid(self) -> int | None:
+        return self.session.pid if self.session is not None else None
+
+    def disable(self, reason: str) -> None:
+        self.state, self.last_error = UpstreamState.DISABLED, reason
+
+    # -- what others see -------------------------------------------------------------------
+
+    def status(self) -> ComponentStatus:
+        state = self.state
+        if state is UpstreamState.DISABLED:
+            return ComponentStatus("disabled", self.last_error or "disabled")
+        if state is UpstreamState.READY:
+            return ComponentStatus("ok", f"{len(self.tools)} tools")
+        if state is UpstreamState.STOPPED:
+            # Not running by design (lazy or idle): healthy, it starts on the next call.
+            return ComponentStatus("ok", "stopped; starts on first use")
+        if state is UpstreamState.STARTING and not self._failing:
+            return ComponentStatus("degraded", "starting")
+        if state is UpstreamState.STARTING:
+            return ComponentStatus("down", f"restarting; it {self.last_error}")
+        return ComponentStatus("down", self.unavailable_reason())
+
+    def info(self) -> dict[str, Any]:
+        """Per-upstream details for /health and gateway_info."""
+        return {
+            "state": str(self.state),
+            "pid": self.pid,
+            "restarts": self.restarts,
+            "last_error": self.last_error,
+            "last_ping_ms": round(self.last_ping * 1000, 3) if self.last_ping is not None else None,
+            "tools": len(self.tools),
+            "retry_in_s": self._retry_in(),
+        }
+
+    def listed_tools(self) -> list[UpstreamTool]:
+        """The tools to list now: live ones, or the last known ones while the upstream is
+        stopped or (when the policy keeps them) restarting."""
+        if self.state in (UpstreamState.DEGRADED, UpstreamState.CRASH_LOOPING):
+            return list(self.tools.values()) if self.policy.keep_tools_when_down else []
+        return list(self.tools.values())
+
+    def unavailable_reason(self) -> str:
+        state = self.state
+        retry = self._retry_in()
+        when = f"retry in {retry} s" if retry is not None else "retry shortly"
+        if state is UpstreamState.DEGRADED:
+            return (
+                f"upstream '{self.name}' is restarting, {when} (it {self.last_error or 'stopped'})"
+            )
+        if state is UpstreamState.CRASH_LOOPING:
+            return (
+                f"upstream '{self.name}' is crash-looping ({self.history.recent} crashes in "
+                f"{self.policy.crash_loop_window:g} s), next {when} "
+                f"(last: it {self.last_error or 'stopped'}); see its log, or restart it with "
+                "gateway_restart_upstream"
+            )
+        return f"upstream '{self.name}' is not running ({self.last_error or state})"
+
+    def _retry_in(self) -> int | None:
+        if self.retry_at is None or self.state not in (
+            UpstreamState.DEGRADED,
+            UpstreamState.CRASH_LOOPING,
+        ):
+            return None
+        return max(0, math.ceil(self.retry_at - anyio.current_time()))
+
+    # -- demand ----------------------------------------------------------------------------
+
+    def want(self) -> None:
+        """Start the upstream if it is stopped (lazy start, or idle)."""
+        if self.state is not UpstreamState.DISABLED:
+            self._wanted.set()
+
+    def request_restart(self) -> None:
+        """Restart now: a running upstream is stopped and started again; one waiting out a
+        backoff or crash loop is started at once (its crash history is forgiven)."""
+        if self.state is UpstreamState.DISABLED:
+            raise UpstreamUnavailable(f"upstream '{self.name}' is disabled ({self.last_error})")
+        self.history.reset()
+        self._restart.set()
+        self.want()
+
+    async def restart(self) -> None:
+        """Request a restart and wait until the new run has started (or failed to)."""
+        target = self.runs + 1
+        self.request_restart()
+        while self.runs < target:
+            await self._changed.wait()
+        await self.wait_settled()
+
+    async def wait_settled(self) -> None:
+        """Wait while the upstream is starting (or about to start on demand)."""
+        while self.state is UpstreamState.STARTING or (
+            self.state is UpstreamState.STOPPED and self._wanted.is_set()
+        ):
+            await self._changed.wait()
+
+    async def call(
+        self,
+        tool: UpstreamTool,
+        arguments: Mapping[str, Any],
+        progress: ProgressCallback | None,
+    ) -> dict[str, Any]:
+        if self.session is None:
+            self.want()
+            await self.wait_settled()
+        session = self.session
+        if session is None:
+            raise UpstreamUnavailable(self.unavailable_reason())
+        self._in_flight += 1
+        try:
+            return await session.call_tool(tool.upstream_tool, arguments, progress)
+        finally:
+            self._in_flight -= 1
+            self._last_used = anyio.current_time()
+
+    # -- supervision -----------------------------------------------------------------------
+
+    def _set_state(self, state: UpstreamState, error: str | None = None) -> None:
+        self.state = state
+        if error is not None:
+            self.last_error = error
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    async def supervise(
+        self,
+        gateway_env: Mapping[str, str],
+        log_dir: Path,
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run (and re-run) the upstream until cancelled."""
+        assert self.command is not None
+        if not self.policy.lazy:
+            self._wanted.set()
+        task_status.started()
+        while True:
+            await self._wanted.wait()
+            self._restart = anyio.Event()
+            started = anyio.current_time()
+            ending = await self._run_once(gateway_env, log_dir)
+            self.session = None
+            if ending.kind == "idle":
+                log.info("upstream %s stopped after %s", self.name, ending.reason)
+                continue
+            self.restarts += 1
+            if ending.kind == "restart":
+                log.info("upstream %s restarting on request", self.name)
+                continue
+            self._failing = True
+            delay = self.history.crashed(anyio.current_time() - started)
+            self.retry_at = anyio.current_time() + delay
+            looping = self.history.looping
+            state = UpstreamState.CRASH_LOOPING if looping else UpstreamState.DEGRADED
+            self._set_state(state, ending.reason)
+            log.error(
+                "upstream %s %s; %s in %.1f s",
+                self.name,
+                ending.reason,
+                "crash-looping, next try" if looping else "restarting",
+                delay,
+            )
+            with anyio.move_on_after(delay):
+                await self._restart.wait()
+
+    async def _run_once(self, gateway_env: Mapping[str, str], log_dir: Path) -> _Ending:
+        assert self.command is not None
+        self.runs += 1
+        self._set_state(UpstreamState.STARTING)
+        self._stale = anyio.Event()
+        try:
+            async with open_session(
+                self.manifest,
+                self.command,
+                gateway_env=gateway_env,
+                log_dir=log_dir,
+                on_notification=self._on_notification,
+            ) as session:
+                with anyio.fail_after(self.manifest.startup_timeout):
+                    definitions = await session.list_tools()
+                self._update_catalog(definitions)
+                self.session, self.last_ping, self.retry_at = session, None, None
+                self._failing = False
+                self._last_used = anyio.current_time()
+                self._set_state(UpstreamState.READY)
+                ending = await self._watch(session)
+                self.session = None
+                if ending.kind == "idle":
+                    self._wanted = anyio.Event()  # the next call starts it again
+                self._set_state(
+                    _AFTER[ending.kind], ending.reason if ending.kind == "crash" else None
+                )
+                # Calls still waiting learn why at once, not when the process has exited.
+                session.connection.close(f"was stopped: {ending.reason}")
+                return ending
+        except TimeoutError:
+            return _Ending("crash", "did not list its tools in time")
+        except UpstreamUnavailable as exc:
+            return _Ending("crash", _without_name(str(exc), self.name))
+        except GatewayError as exc:
+            return _Ending("crash", f"failed to start: {exc}")
+        finally:
+            self.session = None
+
+    async def _watch(self, session: UpstreamSession) -> _Ending:
+        """Serve until the process dies, stops answering pings, idles out, or a restart
+        is requested; meanwhile rebuild the catalog when the upstream says it changed."""
+        endings: list[_Ending] = []
+        async with anyio.create_task_group() as tg:
+
+            def end(kind: str, reason: str) -> None:
+                endings.append(_Ending(kind, reason))
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(self._watch_closed, session, end)
+            tg.start_soon(self._watch_pings, session, end)
+            tg.start_soon(self._watch_restart, end)
+            if self.policy.idle_shutdown is not None:
+                tg.start_soon(self._watch_idle, self.policy.idle_shutdown, end)
+            tg.start_soon(self._refresh_catalog, session)
+        return endings[0]
+
+    async def _watch_closed(self, session: UpstreamSession, end: _End) -> None:
+        end("crash", await session.connection.wait_closed())
+
+    async def _watch_restart(self, end: _End) -> None:
+        await self._restart.wait()
+        end("restart", "a restart was requested")
+
+    async def _watch_pings(self, session: UpstreamSession, end: _End) -> None:
+        missed = 0
+        while True:
+            await anyio.sleep(self.policy.ping_interval)
+            try:
+                with anyio.fail_after(self.policy.ping_timeout):
+                    self.last_ping = await session.ping()
+                missed = 0
+                self.hooks.pinged(self.name, self.last_ping)
+            except UpstreamRequestFailed:
+                missed = 0  # it answered, if only with an error: it is alive
+            except TimeoutError:
+                missed += 1
+                log.warning("upstream %s missed a ping (%d in a row)", self.name, missed)
+                if missed >= self.policy.missed_pings:
+                    end("crash", f"stopped answering pings ({missed} missed)")
+                    return
+            except UpstreamUnavailable:
+                return  # _watch_closed reports it
+
+    async def _watch_idle(self, idle: float, end: _End) -> None:
+        while True:
+            quiet = anyio.current_time() - self._last_used
+            if self._in_flight == 0 and quiet >= idle:
+                end("idle", f"{idle / 60:g} min without calls")
+                return
+            await anyio.sleep(max(idle - quiet, 0.05))
+
+    def _on_notification(self, method: str, params: dict[str, Any]) -> None:
+        if method == LIST_CHANGED:
+            self._stale.set()
+
+    async def _refresh_catalog(self, session: UpstreamSession) -> None:
+        while True:
+            await self._stale.wait()
+            await anyio.sleep(self.policy.list_changed_debounce)
+            self._stale = anyio.Event()
+            try:
+                with anyio.fail_after(self.manifest.startup_timeout):
+                    definitions = await session.list_tools()
+            except (GatewayError, TimeoutError) as exc:
+                log.warning("upstream %s: could not re-list its tools: %s", self.name, exc)
+                continue
+            self._update_catalog(definitions)
+
+    def _update_catalog(self, definitions: Sequence[dict[str, Any]]) -> None:
+        tools: dict[str, UpstreamTool] = {}
+        for definition in definitions:
+            upstream_tool = str(definition["name"])
+            if not self.manifest.exposes(upstream_tool):
+                continue
+            exposed = namespaced(self.name, upstream_tool)
+            tools[exposed] = UpstreamTool(exposed, upstream_tool, definition)
+        changed = tools != self.tools
+        self.tools = tools
+        if changed:
+            self.hooks.catalog_changed()
+
+
+_End = Callable[[str, str], None]
+# The state shown while a run that ended this way is being stopped.
+_AFTER = {
+    "crash": UpstreamState.DEGRADED,
+    "restart": UpstreamState.STARTING,
+    "idle": UpstreamState.STOPPED,
+}
+
+
+def _without_name(message: str, name: str) -> str:
+    """ "upstream 'x' exited ..." -> "exited ...": the state line already names it."""
+    return message.removeprefix(f"upstream '{name}' ")
