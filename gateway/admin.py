@@ -42,6 +42,7 @@ def add_admin_tools(
     metrics: GatewayMetrics,
     components: ComponentRegistry,
     details: Mapping[str, Callable[[], Any]] | None = None,
+    upstream_tools: Callable[[], int] = lambda: 0,
 ) -> None:
     @server.tool(
         name="gateway_info",
@@ -57,9 +58,9 @@ def add_admin_tools(
         counts of tools, tool calls (by outcome) and sessions (by transport) since start,
         and each upstream's state (pid, restarts, last error, last ping, tools)."""
         snapshot = components.snapshot()
-        # Without list middleware: it re-dereferences every tool's schema (milliseconds
-        # with a dozen tools), and a count needs names only.
-        tools = {tool.name for tool in await server.list_tools(run_middleware=False)}
+        # Native tools from the local provider (the full list would re-dereference every
+        # schema, and start lazily started upstreams); upstream tools as last listed.
+        native = len(await server.local_provider.list_tools())
         return GatewayInfo(
             name=server.name,
             version=__version__,
@@ -71,7 +72,7 @@ def add_admin_tools(
                 for name, item in snapshot.items()
             },
             counts=Counts(
-                tools=len(tools),
+                tools=native + upstream_tools(),
                 tool_calls=metrics.tool_call_totals(),
                 sessions=metrics.session_totals(),
             ),

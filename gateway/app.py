@@ -83,20 +83,23 @@ def build_gateway(
         server.add_middleware(layer)
     server.add_middleware(timeouts)
     details: dict[str, Callable[[], Any]] = {}
+    upstream_tools = _no_tools
     if pool is not None:
         watch_upstreams(pool, metrics, components)
         clients = ClientSessions()
         server.add_middleware(clients)
+        clients.serve_listen(server)
         pool.on_tools_changed(clients.tools_changed)
         server.add_lifetime(pool.running)
         server.add_provider(UpstreamProvider(pool))
         add_upstream_admin_tools(server, pool)
         details["upstreams"] = functools.partial(upstream_details, pool)
+        upstream_tools = pool.listed_count
     else:
         components.register(
             "upstreams", lambda: ComponentStatus("disabled", "enable_external_gateway is off")
         )
-    add_admin_tools(server, settings.transports, metrics, components, details)
+    add_admin_tools(server, settings.transports, metrics, components, details, upstream_tools)
     add_http_routes(
         server,
         metrics,
@@ -134,6 +137,10 @@ def _transport_probe(name: str, served: list[str]) -> Callable[[], ComponentStat
         else ComponentStatus("disabled", f"not served (use --transport {name} or both)")
     )
     return lambda: status
+
+
+def _no_tools() -> int:
+    return 0
 
 
 def _not_upstream(tool: str) -> None:

@@ -1,5 +1,8 @@
-"""Connected client sessions, so a server-wide change (an upstream's tool list) reaches
-every client as `notifications/tools/list_changed`."""
+"""Telling every connected client that the tool list changed (an upstream's catalog).
+
+Two protocol eras, two routes: a handshake-era session (what desktop clients speak today)
+gets `notifications/tools/list_changed` on its session; a 2026-07-28 client has no standing
+channel and hears changes on a `subscriptions/listen` stream, which the gateway serves."""
 
 from __future__ import annotations
 
@@ -10,7 +13,10 @@ from typing import Any
 
 import anyio
 import mcp_types as mt
+from fastmcp import FastMCP
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from mcp.server.connection import Connection
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 
 log = logging.getLogger(__name__)
 
@@ -19,14 +25,24 @@ _SEND_LIMIT = 1.0
 
 
 class ClientSessions(Middleware):
-    """Remembers each session at initialize; forgets it when it closes (weakly held) or a
-    notification to it fails."""
+    """Remembers each handshake-era connection at initialize; forgets it when it closes
+    (weakly held) or a notification to it fails. `serve_listen` adds the modern route."""
 
     def __init__(self) -> None:
-        self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
+        # The SDK's per-client Connection: a ServerSession is a per-request view of it.
+        self._connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+        self._bus = InMemorySubscriptionBus()
+
+    def serve_listen(self, server: FastMCP[Any]) -> None:
+        """Serve `subscriptions/listen`, so 2026-07-28 clients can hear list changes (and
+        the server advertises listChanged to them)."""
+        # FastMCP has no public hook for this request; its low-level server does.
+        server._mcp_server.add_request_handler(
+            "subscriptions/listen", mt.SubscriptionsListenRequestParams, ListenHandler(self._bus)
+        )
 
     def __len__(self) -> int:
-        return len(self._sessions)
+        return len(self._connections)
 
     async def on_initialize(
         self,
@@ -36,15 +52,18 @@ class ClientSessions(Middleware):
         result = await call_next(context)
         if context.fastmcp_context is not None:
             with suppress(RuntimeError):  # no session to notify (a sessionless request)
-                self._sessions.add(context.fastmcp_context.session)
+                connection = getattr(context.fastmcp_context.session, "_connection", None)
+                if isinstance(connection, Connection):
+                    self._connections.add(connection)
         return result
 
     async def tools_changed(self) -> None:
         """Tell every connected client to list tools again."""
-        for session in list(self._sessions):
+        await self._bus.publish(ToolsListChanged())
+        for connection in list(self._connections):
             try:
                 with anyio.fail_after(_SEND_LIMIT):
-                    await session.send_notification(mt.ToolListChangedNotification())
+                    await connection.send_tool_list_changed()
             except Exception as exc:  # a closed or stuck client; the others still hear it
                 log.debug("could not send tools/list_changed to a client: %r", exc)
-                self._sessions.discard(session)
+                self._connections.discard(connection)

@@ -103,6 +103,8 @@ class RawStdioPeer:
             message["params"] = params
         await self.send(message)
         reply = await self.receive()
+        while "id" not in reply:  # a notification (list_changed, progress) came first
+            reply = await self.receive()
         assert reply.get("id") == self._next_id, reply
         return reply
 

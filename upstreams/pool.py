@@ -114,6 +114,10 @@ class UpstreamPool:
             for tool in upstream.listed_tools()
         ]
 
+    def listed_count(self) -> int:
+        """How many upstream tools a tools/list shows now (without starting anything)."""
+        return sum(len(upstream.listed_tools()) for upstream in self.upstreams.values())
+
     async def find(self, exposed_name: str) -> tuple[Upstream, UpstreamTool] | None:
         """The upstream tool behind a name. An upstream that never listed its tools is
         started (or waited for) first; a known tool is returned at once, even while its

@@ -360,6 +360,7 @@ class Upstream:
             await self._stale.wait()
             await anyio.sleep(self.policy.list_changed_debounce)
             self._stale = anyio.Event()
+            log.debug("upstream %s said its tools changed; re-listing", self.name)
             try:
                 with anyio.fail_after(self.manifest.startup_timeout):
                     definitions = await session.list_tools()

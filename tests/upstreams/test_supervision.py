@@ -1,0 +1,353 @@
+"""Supervision through a real gateway process: restarts with backoff, crash loops, pings,
+lazy start, idle stop, the restart tool, list_changed forwarding and what /health,
+/metrics and gateway_info say about it. Upstreams are real misbehaving processes
+(tests/upstreams/faulty_server.py)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import mcp_types as mt
+import pytest
+from fastmcp import Client
+from fastmcp.client.messages import MessageHandler
+from fastmcp.client.transports import StdioTransport
+from mcp import Client as SdkClient
+from mcp.shared.subscriptions import ToolsListChanged
+
+from tests.support import (
+    RawStdioPeer,
+    gateway_command,
+    running_gateway,
+    running_http_gateway,
+    wait_for_text,
+)
+from tests.upstreams.conftest import WriteManifest
+
+pytestmark = pytest.mark.anyio
+
+FAST_RESTARTS = {
+    "ARCHON_UPSTREAM_RESTART_BACKOFF": "0.1",
+    "ARCHON_UPSTREAM_RESTART_BACKOFF_MAX": "0.2",
+}
+
+
+@asynccontextmanager
+async def http_gateway(env: dict[str, str], cwd: Path) -> AsyncIterator[tuple[Client[Any], str]]:
+    """A gateway process over HTTP, a connected client, and the gateway's base URL."""
+    async with running_http_gateway(env, cwd) as (_, url, _stderr), Client(url) as client:
+        yield client, url.removesuffix("/mcp")
+
+
+async def upstream_health(base: str, name: str) -> dict[str, Any]:
+    async with httpx.AsyncClient() as web:
+        health = (await web.get(f"{base}/health")).json()
+    return dict(health["upstreams"][name])
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20) -> None:
+    with anyio.fail_after(within):
+        while not await check():  # noqa: ASYNC110 - polling another process's state
+            await anyio.sleep(0.05)
+
+
+def text(result: Any) -> str:
+    """The text a tool call answered (faulty_server sends no structured content)."""
+    return str(result.content[0].text)
+
+
+def starts(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_a_crash_fails_the_call_in_flight_and_the_upstream_comes_back(
+    gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    started = tmp_path / "starts"
+    write_manifest("faulty", faulty="crash-on-call", env={"FAULTY_STARTS_FILE": str(started)})
+    async with http_gateway({**gateway_env, **FAST_RESTARTS}, tmp_path) as (client, base):
+        with anyio.fail_after(30):
+            assert text(await client.call_tool("faulty_echo", {"text": "hi"})) == "hi"
+            first_pid = (await upstream_health(base, "faulty"))["pid"]
+            crashed = await client.call_tool("faulty_crash", {}, raise_on_error=False)
+            assert crashed.is_error
+            message = crashed.content[0].text  # type: ignore[union-attr]
+            assert "faulty" in message
+            assert "exited with code 3" in message
+
+            async def back() -> bool:
+                info = await upstream_health(base, "faulty")
+                return bool(info["state"] == "ready")
+
+            await eventually(back)
+            info = await upstream_health(base, "faulty")
+            assert info["restarts"] == 1
+            assert info["pid"] != first_pid
+            assert "exited with code 3" in info["last_error"]
+            assert text(await client.call_tool("faulty_echo", {"text": "again"})) == "again"
+    assert starts(started) == 2
+    assert not pid_alive(first_pid)
+
+
+async def test_while_restarting_the_tools_stay_listed_and_calls_say_when_to_retry(
+    gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    write_manifest("faulty", faulty="crash-on-call")
+    env = {**gateway_env, "ARCHON_UPSTREAM_RESTART_BACKOFF": "30"}
+    async with http_gateway(env, tmp_path) as (client, base):
+        with anyio.fail_after(30):
+            await client.call_tool("faulty_crash", {}, raise_on_error=False)
+            names = {tool.name for tool in await client.list_tools()}
+            assert "faulty_echo" in names
+            result = await client.call_tool("faulty_echo", {"text": "x"}, raise_on_error=False)
+            assert result.is_error
+            message = result.content[0].text  # type: ignore[union-attr]
+            assert message.startswith("upstream 'faulty' is restarting, retry in ")
+            assert "exited with code 3" in message
+            info = await upstream_health(base, "faulty")
+            assert info["state"] == "degraded"
+            assert 20 <= info["retry_in_s"] <= 37
+
+            restarted = await client.call_tool("gateway_restart_upstream", {"name": "faulty"})
+            assert restarted.structured_content is not None
+            assert restarted.structured_content["state"] == "ready"
+            assert text(await client.call_tool("faulty_echo", {"text": "back"})) == "back"
+
+
+async def test_hidden_while_down_when_the_catalog_should_not_keep_them(
+    gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    write_manifest("faulty", faulty="crash-on-call")
+    env = {
+        **gateway_env,
+        "ARCHON_UPSTREAM_RESTART_BACKOFF": "30",
+        "ARCHON_UPSTREAM_KEEP_TOOLS_WHEN_DOWN": "false",
+    }
+    async with http_gateway(env, tmp_path) as (client, _):
+        with anyio.fail_after(30):
+            await client.call_tool("faulty_crash", {}, raise_on_error=False)
+            names = {tool.name for tool in await client.list_tools()}
+            assert not any(name.startswith("faulty_") for name in names)
+            result = await client.call_tool("faulty_echo", {"text": "x"}, raise_on_error=False)
+            assert "is restarting, retry in" in result.content[0].text  # type: ignore[union-attr]
+
+
+async def test_an_upstream_that_keeps_dying_is_crash_looping_and_retried_only_slowly(
+    gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    started = tmp_path / "starts"
+    die = "import os, sys; open(os.environ['STARTS'], 'a').write('x\\n'); sys.exit(7)"
+    write_manifest("dying", args=["-c", die], env={"STARTS": str(started)})
+    env = {
+        **gateway_env,
+        **FAST_RESTARTS,
+        "ARCHON_UPSTREAM_CRASH_LOOP_RESTARTS": "3",
+        "ARCHON_UPSTREAM_CRASH_LOOP_RETRY": "600",
+    }
+    async with http_gateway(env, tmp_path) as (client, base):
+
+        async def looping() -> bool:
+            return bool((await upstream_health(base, "dying"))["state"] == "crash_looping")
+
+        await eventually(looping)
+        with anyio.fail_after(30):
+            await anyio.sleep(0.5)  # several backoffs' worth: no further start
+            assert starts(started) == 3
+            info = await upstream_health(base, "dying")
+            assert info["restarts"] == 3
+            assert info["retry_in_s"] > 400  # 600 s, less jitter
+            assert "exited with code 7 at start" in info["last_error"]
+            forced = await client.call_tool("gateway_restart_upstream", {"name": "dying"})
+            assert starts(started) == 4
+            assert forced.structured_content is not None
+            assert forced.structured_content["state"] == "degraded"  # forgiven, then crashed
+            unknown = await client.call_tool(
+                "gateway_restart_upstream", {"name": "nope"}, raise_on_error=False
+            )
+            assert unknown.content[0].text == "no upstream named 'nope' (upstreams: dying)"  # type: ignore[union-attr]
+
+
+async def test_an_upstream_that_stops_answering_pings_is_restarted(
+    gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    started = tmp_path / "starts"
+    write_manifest("faulty", faulty="ping-hang", env={"FAULTY_STARTS_FILE": str(started)})
+    env = {
+        **gateway_env,
+        **FAST_RESTARTS,
+        "ARCHON_UPSTREAM_PING_INTERVAL": "0.1",
+        "ARCHON_UPSTREAM_PING_TIMEOUT": "0.3",
+        "ARCHON_UPSTREAM_MISSED_PINGS": "2",
+    }
+    async with http_gateway(env, tmp_path) as (client, base):
+
+        async def pinged() -> bool:
+            return (await upstream_health(base, "faulty"))["last_ping_ms"] is not None
+
+        await eventually(pinged)
+        with anyio.fail_after(30):
+            await client.call_tool("faulty_stop_ping", {})
+
+        async def restarted() -> bool:
+            info = await upstream_health(base, "faulty")
+            return bool(info["restarts"] >= 1 and info["state"] == "ready")
+
+        await eventually(restarted)
+        info = await upstream_health(base, "faulty")
+        assert info["last_error"] == "stopped answering pings (2 missed)"
+        assert starts(started) >= 2
+        async with httpx.AsyncClient() as web:
+            metrics = (await web.get(f"{base}/metrics")).text
+        assert 'archon_upstream_state{state="ready",upstream="faulty"} 1.0' in metrics
+        assert 'archon_upstream_restarts_total{upstream="faulty"}' in metrics
+        assert 'archon_upstream_ping_seconds_count{upstream="faulty"}' in metrics
+
+
+async def test_stdio_starts_upstreams_on_first_use_and_stops_them_when_idle(
+    gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    started = tmp_path / "starts"
+    write_manifest("faulty", faulty="crash-on-call", env={"FAULTY_STARTS_FILE": str(started)})
+    env = {**gateway_env, "ARCHON_UPSTREAM_IDLE_MINUTES": "0.01"}  # 0.6 s
+    async with running_gateway(env, tmp_path) as (process, _):
+        # A raw peer: a client library might list tools on its own and start everything.
+        peer = RawStdioPeer(process)
+
+        async def call(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+            reply = await peer.request("tools/call", {"name": name, "arguments": arguments})
+            return dict(reply["result"])
+
+        async def faulty_info() -> dict[str, Any]:
+            info = (await call("gateway_info", {}))["structuredContent"]
+            return dict(info["upstreams"]["faulty"])
+
+        with anyio.fail_after(30):
+            await peer.initialize()
+            assert (await faulty_info())["state"] == "stopped"
+            assert starts(started) == 0  # initialize and a native call start nothing
+            assert (await call("faulty_echo", {"text": "a"}))["content"][0]["text"] == "a"
+            assert starts(started) == 1
+            pid = (await faulty_info())["pid"]
+
+        async def idle_stopped() -> bool:
+            return (await faulty_info())["state"] == "stopped"
+
+        await eventually(idle_stopped)
+        assert not pid_alive(pid)
+        with anyio.fail_after(30):
+            listed = await peer.request("tools/list")
+            assert "faulty_echo" in {tool["name"] for tool in listed["result"]["tools"]}
+            assert starts(started) == 1  # listed as last known, without a start
+            assert (await call("faulty_echo", {"text": "b"}))["content"][0]["text"] == "b"
+            assert starts(started) == 2
+
+
+class ListChanges(MessageHandler):
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def on_tool_list_changed(self, message: mt.ToolListChangedNotification) -> None:
+        self.count += 1
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+async def test_an_upstream_list_change_reaches_handshake_era_clients(
+    transport: str, gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    """What desktop clients speak today: list_changed arrives on their session."""
+    write_manifest("lc", faulty="list-changing")
+    changes = ListChanges()
+    if transport == "stdio":
+        target = StdioTransport(gateway_command(), ["serve"], env=gateway_env, cwd=str(tmp_path))
+        async with Client(target, message_handler=changes, mode="legacy") as client:
+            await _list_change_round_trip(client, changes)
+    else:
+        async with (
+            running_http_gateway(gateway_env, tmp_path) as (_, url, _stderr),
+            Client(url, message_handler=changes, mode="legacy") as client,
+        ):
+            await _list_change_round_trip(client, changes)
+
+
+async def test_an_upstream_list_change_reaches_a_2026_client_on_its_listen_stream(
+    gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    write_manifest("lc", faulty="list-changing")
+    async with (
+        running_http_gateway(gateway_env, tmp_path) as (_, url, _stderr),
+        SdkClient(url) as client,
+    ):
+        with anyio.fail_after(30):
+            names = {tool.name for tool in (await client.list_tools()).tools}
+            assert "lc_add_tool" in names
+            async with client.listen(tools_list_changed=True) as subscription:
+                await client.call_tool("lc_add_tool", {"name": "extra"})
+                async for event in subscription:  # re-list on each change, as a client does
+                    assert isinstance(event, ToolsListChanged)
+                    names = {tool.name for tool in (await client.list_tools()).tools}
+                    if "lc_extra" in names:
+                        break
+
+
+async def _list_change_round_trip(client: Client[Any], changes: ListChanges) -> None:
+    with anyio.fail_after(30):
+        names = {tool.name for tool in await client.list_tools()}
+        assert "lc_add_tool" in names
+        assert "lc_extra" not in names
+        before = changes.count
+        await client.call_tool("lc_add_tool", {"name": "extra"})
+        await eventually(lambda: _more(changes, before))
+
+        async def listed() -> bool:
+            return "lc_extra" in {tool.name for tool in await client.list_tools()}
+
+        await eventually(listed)
+        assert text(await client.call_tool("lc_extra", {"text": "new"})) == "new"
+
+
+async def test_a_burst_of_list_changes_is_folded_into_few_rebuilds(
+    gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    write_manifest("lc", faulty="list-changing")
+    env = {**gateway_env, "ARCHON_LOG_LEVEL": "debug"}
+    async with (
+        running_http_gateway(env, tmp_path) as (_, url, stderr),
+        Client(url) as client,
+    ):
+        with anyio.fail_after(30):
+            await client.call_tool("lc_burst", {"n": 50})
+            await wait_for_text(stderr, "upstream lc said its tools changed; re-listing")
+            await anyio.sleep(1)  # room for any further rebuilds to show
+    rebuilds = stderr.read_text().count("upstream lc said its tools changed; re-listing")
+    assert 1 <= rebuilds < 10
+
+
+async def _more(changes: ListChanges, than: int) -> bool:
+    return changes.count > than
+
+
+def test_faulty_server_refuses_unknown_modes() -> None:
+    # Guard for the fixtures above: a typo in a mode must not pass silently.
+    import subprocess
+
+    from tests.upstreams.conftest import FAULTY
+
+    done = subprocess.run(
+        [sys.executable, str(FAULTY), "no-such-mode"], capture_output=True, check=False
+    )
+    assert done.returncode == 2
