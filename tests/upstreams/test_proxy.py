@@ -75,6 +75,9 @@ async def test_hung_tool_times_out_upstream_sees_the_cancel_and_next_call_works(
         Client(url) as client,
     ):
         with anyio.fail_after(20):
+            # Listing waits for the upstream to start: under load its start alone can take
+            # longer than the 1 s limit, and the call would then time out before reaching it.
+            assert "toolbox_hang" in {tool.name for tool in await client.list_tools()}
             started = anyio.current_time()
             result = await client.call_tool("toolbox_hang", {"tag": "first"}, raise_on_error=False)
             elapsed = anyio.current_time() - started
