@@ -132,6 +132,86 @@ def import_config(
 
 
 @app.command
+def doctor(
+    *,
+    config: Annotated[Path | None, Parameter(help="TOML config file")] = None,
+    manifests: Annotated[
+        Path | None, Parameter(help="check only the upstream manifests in this folder")
+    ] = None,
+    as_json: Annotated[
+        bool, Parameter(name="--json", negative="", help="one JSON object instead of a table")
+    ] = False,
+    only: Annotated[
+        list[str] | None,
+        Parameter(negative="", consume_multiple=True, help="check only these upstreams"),
+    ] = None,
+    log_level: Annotated[LogLevel | None, Parameter(help="[default: warning]")] = None,
+) -> None:
+    """Start each enabled upstream once and report: command, state, startup time, tools,
+    ping and what to do about errors. Exit 1 when an enabled upstream fails."""
+    try:
+        settings = load_settings(config, {"manifests_dir": manifests})
+    except SettingsInvalid as exc:
+        _fail(str(exc), 2)
+
+    import json
+    import os
+
+    import anyio
+
+    from gateway.doctor import diagnose, render_table, summary
+    from gateway.logs import configure_logging
+    from upstreams.manifest import ManifestSet, load_manifests, manifest_folders
+
+    # The report is the output; logs (stderr) only for what the report cannot show.
+    configure_logging(log_level or "warning", settings.log_file)
+    for name in unknown_env_settings():
+        log.warning("ignoring %s: no such setting", name)
+    if not settings.enable_external_gateway:
+        log.warning("enable_external_gateway is off: `serve` will not start these upstreams")
+    folders = manifest_folders(settings.manifests_dir, settings.data_dir)
+    found = load_manifests(folders)
+    if only:
+        known = {m.name for m in found.manifests} | {p.path.stem for p in found.problems}
+        if unknown := [name for name in only if name not in known]:
+            _fail(
+                f"no upstream manifest named {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(known)) or 'none'})",
+                2,
+            )
+        found = ManifestSet(
+            [m for m in found.manifests if m.name in only],
+            [p for p in found.problems if p.path.stem in only],
+            found.files,
+        )
+    log_dir = settings.data_dir / "logs" / "upstreams"
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"invalid setting 'data_dir' (ARCHON_DATA_DIR): cannot create {exc.filename}", 2)
+
+    reports = anyio.run(lambda: diagnose(found, gateway_env=dict(os.environ), log_dir=log_dir))
+    ok = all(report.ok for report in reports)
+    if as_json:
+        document = {"ok": ok, "upstreams": [report.model_dump(mode="json") for report in reports]}
+        print(json.dumps(document, indent=2))
+    else:
+        from rich.console import Console
+
+        console = Console()
+        if not console.is_terminal:  # a pipe or CI log: keep rows whole rather than 80 wide
+            console.width = max(console.width, 160)
+        if reports:
+            console.print(render_table(reports))
+            console.print(summary(reports), style="green" if ok else "red", highlight=False)
+        else:
+            places = " or ".join(str(folder) for folder in folders)
+            console.print(f"no upstream manifests in {places}", highlight=False)
+    if not ok:
+        raise SystemExit(1)
+
+
+@app.command
 def version() -> None:
     """Print the gateway version."""
     print(__version__)

@@ -12,7 +12,7 @@ import re
 import shutil
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -113,11 +113,21 @@ class ManifestProblem:
 class ManifestSet:
     manifests: list[Manifest]
     problems: list[ManifestProblem]
+    # The file each manifest came from, by manifest name (for messages that say what to edit).
+    files: dict[str, Path] = field(default_factory=dict)
 
 
 def builtin_manifests_dir() -> Path:
     """The manifests shipped with the gateway (zen, codanna, serena, context7, ...)."""
     return Path(str(resources.files("manifests")))
+
+
+def manifest_folders(manifests_dir: Path | None, data_dir: Path) -> list[Path]:
+    """Where manifests are read from: exactly `manifests_dir` when set, else the shipped
+    ones followed by the user's `<data_dir>/manifests` (which override them by name)."""
+    if manifests_dir is not None:
+        return [manifests_dir]
+    return [builtin_manifests_dir(), data_dir / "manifests"]
 
 
 def parse_manifest(path: Path, data: Mapping[str, Any]) -> Manifest:
@@ -148,6 +158,7 @@ def load_manifests(directories: Iterable[Path]) -> ManifestSet:
     """Every `*.toml` in the directories, in order; a later manifest with the same name
     replaces an earlier one (so a user's file overrides a shipped one)."""
     by_name: dict[str, Manifest] = {}
+    files: dict[str, Path] = {}
     problems: list[ManifestProblem] = []
     for directory in directories:
         if not directory.is_dir():
@@ -158,7 +169,9 @@ def load_manifests(directories: Iterable[Path]) -> ManifestSet:
                 problems.append(loaded)
             else:
                 by_name[loaded.name.lower()] = loaded
-    return ManifestSet(sorted(by_name.values(), key=lambda m: m.name), problems)
+                files[loaded.name.lower()] = path
+    manifests = sorted(by_name.values(), key=lambda m: m.name)
+    return ManifestSet(manifests, problems, {m.name: files[m.name.lower()] for m in manifests})
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -1,11 +1,13 @@
 """A stdio MCP server written by hand (no SDK) that prints junk on its protocol stream:
 before every tool result it writes a line that is not JSON and one that is JSON but not
 JSON-RPC. A robust client skips both and still gets the result. `echo` with text "reject"
-is answered with a JSON-RPC error instead (the upstream is alive, the request was bad)."""
+is answered with a JSON-RPC error instead (the upstream is alive, the request was bad).
+With env GARBAGE_PING=ignore it never answers a ping (alive, but wedged)."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -48,6 +50,8 @@ def main() -> None:
         request = json.loads(line)
         if "id" not in request:
             continue  # a notification
+        if request.get("method") == "ping" and os.environ.get("GARBAGE_PING") == "ignore":
+            continue
         result = answer(request)
         if result is None:
             error = {"code": -32602, "message": f"cannot do {request.get('method')} with that"}
