@@ -32,7 +32,7 @@ from tools.patterns import add_pattern_tools
 from tools.workflow import TOOL_NAME as WORKFLOW_TOOL
 from tools.workflow import add_workflow_tools
 from upstreams.connection import UpstreamRequestFailed
-from upstreams.manifest import builtin_manifests_dir, load_manifests
+from upstreams.manifest import load_manifests, manifest_folders
 from upstreams.pool import UpstreamPool
 from upstreams.provider import UpstreamProvider
 from upstreams.restarts import RestartPolicy
@@ -157,12 +157,7 @@ def _upstream_pool(
 ) -> UpstreamPool | None:
     if not settings.enable_external_gateway:
         return None
-    folders = (
-        [settings.manifests_dir]
-        if settings.manifests_dir is not None
-        else [builtin_manifests_dir(), settings.data_dir / "manifests"]
-    )
-    found = load_manifests(folders)
+    found = load_manifests(manifest_folders(settings.manifests_dir, settings.data_dir))
     for problem in found.problems:
         log.error("ignoring manifest %s", problem)
     manifests_status = (
