@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 from cyclopts import App, CycloptsError, Parameter
 
@@ -129,6 +129,52 @@ def import_config(
         print(outcome)
     if settings.manifests_dir is None and into is not None:
         print(f"serve them with: archon-gateway serve --manifests {target}")
+
+
+@app.command(name="restart-upstream")
+def restart_upstream(
+    name: Annotated[str, Parameter(help="the upstream's name (its manifest's)")],
+    *,
+    url: Annotated[
+        str | None,
+        Parameter(help="the running gateway's MCP URL [default: from host, port, http_path]"),
+    ] = None,
+    config: Annotated[Path | None, Parameter(help="TOML config file")] = None,
+    timeout: Annotated[float, Parameter(help="seconds to wait for the restart")] = 120,
+) -> None:
+    """Restart one upstream of a running HTTP gateway now (skipping any backoff or
+    crash-loop wait). Exit 0 when it is ready again, 1 otherwise."""
+    try:
+        settings = load_settings(config)
+    except SettingsInvalid as exc:
+        _fail(str(exc), 2)
+
+    import anyio
+
+    from gateway.remote import restart_upstream as restart
+
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    target = url or f"http://{host}:{settings.port}{settings.http_path}"
+    token = settings.service_auth_token
+
+    async def bounded() -> dict[str, Any]:
+        with anyio.fail_after(timeout):
+            secret = token.get_secret_value() if token else None
+            return await restart(target, name, service_token=secret)
+
+    try:
+        info = anyio.run(bounded)
+    except GatewayError as exc:
+        _fail(str(exc), 1)
+    except TimeoutError:
+        _fail(f"upstream {name} did not restart within {timeout:g} s", 1)
+    state = info.get("state")
+    detail = f"pid {info.get('pid')}, {info.get('tools')} tools, restarts {info.get('restarts')}"
+    if state != "ready":
+        detail = str(info.get("last_error") or detail)
+    print(f"upstream {name}: {state} ({detail})")
+    if state != "ready":
+        raise SystemExit(1)
 
 
 @app.command

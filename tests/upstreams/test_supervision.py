@@ -351,3 +351,35 @@ def test_faulty_server_refuses_unknown_modes() -> None:
         [sys.executable, str(FAULTY), "no-such-mode"], capture_output=True, check=False
     )
     assert done.returncode == 2
+
+
+async def test_the_cli_restarts_an_upstream_of_a_running_gateway(
+    gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    write_manifest("faulty", faulty="crash-on-call")
+    async with http_gateway(gateway_env, tmp_path) as (client, base):
+        with anyio.fail_after(30):
+            await client.call_tool("faulty_echo", {"text": "up"})
+            before = (await upstream_health(base, "faulty"))["pid"]
+            command = [gateway_command(), "restart-upstream", "faulty", "--url", f"{base}/mcp"]
+            done = await anyio.run_process(command, env=gateway_env, check=False)
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.decode().startswith("upstream faulty: ready (pid ")
+            after = await upstream_health(base, "faulty")
+            assert after["pid"] != before
+            assert after["restarts"] == 1
+            assert not pid_alive(before)
+
+            command[2] = "nope"
+            done = await anyio.run_process(command, env=gateway_env, check=False)
+            assert done.returncode == 1
+            assert "no upstream named 'nope' (upstreams: faulty)" in done.stderr.decode()
+
+
+async def test_the_cli_says_when_no_gateway_answers(gateway_env: dict[str, str]) -> None:
+    url = "http://127.0.0.1:9/mcp"  # the discard port: nothing serves MCP there
+    command = [gateway_command(), "restart-upstream", "x", "--url", url]
+    with anyio.fail_after(60):
+        done = await anyio.run_process(command, env=gateway_env, check=False)
+    assert done.returncode == 1
+    assert f"cannot reach the gateway at {url}" in done.stderr.decode()
