@@ -15,6 +15,7 @@ from upstreams.manifest import Manifest
 HERE = Path(__file__).parent
 NODE_DIR = HERE / "node"
 TOOLBOX = HERE / "toolbox_server.py"
+FAULTY = HERE / "faulty_server.py"
 
 WriteManifest = Callable[..., Path]
 
@@ -26,10 +27,15 @@ def manifests_dir(gateway_env: dict[str, str]) -> Path:
 
 @pytest.fixture
 def write_manifest(manifests_dir: Path) -> WriteManifest:
-    """Write a manifest file; `toolbox=True` (the default) runs tests/upstreams' server."""
+    """Write a manifest file; `toolbox=True` (the default) runs tests/upstreams' server,
+    `faulty="crash-on-call"` (modes, comma-separated) runs faulty_server.py instead."""
 
-    def write(name: str = "toolbox", *, toolbox: bool = True, **fields: Any) -> Path:
-        if toolbox:
+    def write(
+        name: str = "toolbox", *, toolbox: bool = True, faulty: str | None = None, **fields: Any
+    ) -> Path:
+        if faulty is not None:
+            fields = {"command": sys.executable, "args": [str(FAULTY), faulty], **fields}
+        elif toolbox:
             fields = {"command": sys.executable, "args": [str(TOOLBOX)], **fields}
         path = manifests_dir / f"{name}.toml"
         path.write_text(to_toml(Manifest(name=name, **fields)))
