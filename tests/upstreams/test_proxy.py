@@ -71,9 +71,12 @@ async def test_hung_tool_times_out_upstream_sees_the_cancel_and_next_call_works(
     record = tmp_path / "record.txt"
     write_manifest("toolbox", env={"RECORD_FILE": str(record)}, tool_timeouts={"hang": 1.0})
     async with (
-        running_http_gateway(gateway_env, tmp_path) as (_, url, _stderr),
+        running_http_gateway(gateway_env, tmp_path) as (_, url, stderr),
         Client(url) as client,
     ):
+        # The limit counts from the call's start: on a busy machine a still-starting
+        # upstream could use it all up before it ever saw the call.
+        await wait_for_text(stderr, r"upstream toolbox ready")
         with anyio.fail_after(20):
             started = anyio.current_time()
             result = await client.call_tool("toolbox_hang", {"tag": "first"}, raise_on_error=False)
