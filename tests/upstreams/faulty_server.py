@@ -4,7 +4,7 @@ demand: `faulty_server.py MODE[,MODE...]`. Newline-delimited JSON-RPC 2.0 on std
 Always: initialize, ping, tools/list, tools/call with tools `echo(text)` and `sleep(seconds)`
 (answered from a timer thread, so other requests go on meanwhile). Every start appends
 its pid as one line to the file named by FAULTY_STARTS_FILE (when set), so tests can count
-starts and restarts.
+starts and restarts; every tool call appends "called <tool>" to FAULTY_RECORD_FILE.
 
 Modes:
 - crash-on-call: tool `crash` exits with code 3 without replying.
@@ -123,6 +123,7 @@ class Server:
         self.reply(request_id, {"content": [{"type": "text", "text": text}], "isError": False})
 
     def call(self, request_id: Any, name: Any, args: dict[str, Any]) -> None:
+        record("FAULTY_RECORD_FILE", f"called {name}")
         known = {entry["name"] for entry in self.tools} | self.added
         if name not in known:
             self.error(request_id, -32602, f"unknown tool: {name}")
@@ -179,11 +180,11 @@ class Server:
             out.flush()
 
 
-def record(env_name: str, pid: int) -> None:
+def record(env_name: str, line: object) -> None:
     path = os.environ.get(env_name)
     if path:
         with open(path, "a", encoding="utf-8") as handle:
-            handle.write(f"{pid}\n")
+            handle.write(f"{line}\n")
 
 
 def main() -> None:
