@@ -182,5 +182,5 @@ def _start_failure(
     else:
         reason = f"failed to initialize: {exc}"
     said = stderr_log.last_line()
-    hint = f" (its stderr: {said})" if said else f" (see {stderr_log.path})"
+    hint = f" (its stderr: {said})" if said else " (it wrote nothing to stderr)"
     return UpstreamUnavailable(f"upstream '{manifest.name}' {reason}{hint}")

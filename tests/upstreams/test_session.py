@@ -175,3 +175,18 @@ async def test_a_failed_start_names_the_exit_and_the_last_line_of_this_runs_stde
         "fatal: an old run's complaint",
         "fatal: no config",
     ]
+
+
+async def test_an_upstream_too_slow_to_initialize_is_stopped_with_a_clear_reason(
+    tmp_path: Path,
+) -> None:
+    starts = tmp_path / "starts"
+    env = {"FAULTY_START_DELAY": "60", "FAULTY_STARTS_FILE": str(starts)}
+    manifest = faulty("slow", "slow-start", env=env, startup_timeout=0.2)
+    with anyio.fail_after(10), pytest.raises(UpstreamUnavailable) as caught:
+        async with open_session(manifest, sys.executable, gateway_env=os.environ, log_dir=tmp_path):
+            pass
+    assert str(caught.value) == (
+        "upstream 'slow' did not answer initialize within 0.2 s (it wrote nothing to stderr)"
+    )
+    await wait_until_dead(int(starts.read_text()))
