@@ -34,7 +34,8 @@ async def running_gateway(
     env: dict[str, str], cwd: Path, *args: str, stdin: int = subprocess.PIPE
 ) -> AsyncIterator[tuple[Process, Path]]:
     """`archon-gateway serve ARGS` as a real process; yields it and its stderr log file.
-    Killed on exit if the test did not stop it."""
+    Stopped on exit if the test did not stop it: gracefully first, since its upstreams run
+    in their own process groups and would outlive a killed gateway."""
     stderr_path = cwd / "gateway.stderr"
     with stderr_path.open("wb") as stderr:
         process = await anyio.open_process(
@@ -49,8 +50,19 @@ async def running_gateway(
             try:
                 yield process, stderr_path
             finally:
-                if process.returncode is None:
-                    process.kill()
+                with anyio.CancelScope(shield=True):
+                    await stop_gracefully(process)
+
+
+async def stop_gracefully(process: Process, within: float = 10) -> None:
+    """SIGTERM (the gateway stops its upstreams), then SIGKILL if it takes too long."""
+    if process.returncode is not None:
+        return
+    process.terminate()
+    with anyio.move_on_after(within):
+        await process.wait()
+    if process.returncode is None:
+        process.kill()
 
 
 @asynccontextmanager

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +23,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from gateway.errors import GatewayError, UpstreamUnavailable
 from gateway.lines import BoundedLines, OversizedLine
+from upstreams.background import running_beside
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class RpcConnection:
     stdout: ByteReceiveStream
     max_message_bytes: int
     on_notification: NotificationHandler = lambda method, params: None
+    reason_at_eof: Callable[[], Awaitable[str]] | None = None
     _pending: dict[int, _Pending] = field(default_factory=dict)
     _next_id: int = 0
     _write_lock: anyio.Lock = field(default_factory=anyio.Lock)
@@ -89,8 +91,9 @@ class RpcConnection:
     _answering: int = 0
 
     async def serve(self) -> None:
-        """Read until the upstream closes its stdout, then fail everything still waiting."""
-        reason = "closed its output"
+        """Read until the upstream closes its stdout, then fail everything still waiting
+        (with the reason `reason_at_eof` gives, when set: usually how the process ended)."""
+        reason = "was stopped by the gateway"
         try:
             # Answers to the upstream's own requests are written from their own tasks: the
             # reader must never wait on the upstream's stdin, or an upstream that is busy
@@ -99,6 +102,9 @@ class RpcConnection:
                 self._replies = replies
                 await self._read_lines()
                 replies.cancel_scope.cancel()
+            reason = "closed its output"
+            if self.reason_at_eof is not None:
+                reason = await self.reason_at_eof()
         finally:
             self.close(reason)
 
@@ -321,17 +327,10 @@ class RpcConnection:
 
 
 @asynccontextmanager
-async def serving(connection: RpcConnection) -> AsyncIterator[RpcConnection]:
-    """Run the connection's reader for the duration of the block. An error raised in the
-    block comes out as itself, not wrapped in an exception group."""
-    failure: Exception | None = None
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(connection.serve)
-        try:
-            yield connection
-        except Exception as exc:
-            failure = exc
-        finally:
-            tg.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
+async def serving(
+    connection: RpcConnection, *beside: Callable[[], Coroutine[Any, Any, object]]
+) -> AsyncIterator[RpcConnection]:
+    """Run the connection's reader (and `beside` tasks) for the duration of the block. An
+    error raised in the block comes out as itself, not wrapped in an exception group."""
+    async with running_beside(connection.serve, *beside):
+        yield connection

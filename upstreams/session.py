@@ -21,13 +21,24 @@ from upstreams.connection import (
     serving,
 )
 from upstreams.manifest import Manifest
-from upstreams.process import last_stderr_line, upstream_process
+from upstreams.process import (
+    LOG_BACKUPS,
+    LOG_MAX_BYTES,
+    StderrLog,
+    describe_exit,
+    upstream_process,
+)
 
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = "2025-06-18"
 CLIENT_INFO = {"name": "archon-gateway", "version": __version__}
 _MAX_TOOL_PAGES = 100
+# After the process exits, how long the reader may still pass on what it wrote before
+# every call still waiting fails (its stdout may stay open in a grandchild).
+_DRAIN_AFTER_EXIT = 0.02
+# After its stdout ends, how long to wait for the process's exit code to name in errors.
+_EXIT_AFTER_EOF = 0.5
 
 
 @dataclass
@@ -87,12 +98,16 @@ async def open_session(
     gateway_env: Mapping[str, str],
     log_dir: Path,
     on_notification: NotificationHandler = lambda method, params: None,
+    log_max_bytes: int = LOG_MAX_BYTES,
+    log_backups: int = LOG_BACKUPS,
 ) -> AsyncIterator[UpstreamSession]:
     """Start the upstream, initialize it within its startup timeout, and keep it running
     for the block. Failures to start raise UpstreamUnavailable with the reason (and the
-    last line the upstream wrote to stderr, which usually says what is wrong)."""
-    stderr_log = log_dir / f"{manifest.name}.log"
-    offset = stderr_log.stat().st_size if stderr_log.exists() else 0
+    last line the upstream wrote to stderr, which usually says what is wrong). When the
+    process ends, every call still waiting fails at once with how it ended, even if
+    something it spawned keeps its stdout open. Its stderr goes to `<log_dir>/<name>.log`,
+    rotated at `log_max_bytes` with `log_backups` older files."""
+    stderr_log = StderrLog(log_dir, manifest.name, max_bytes=log_max_bytes, backups=log_backups)
     argv = [command, *manifest.args]
     async with upstream_process(
         manifest.name,
@@ -103,23 +118,37 @@ async def open_session(
     ) as process:
         assert process.stdin is not None
         assert process.stdout is not None
+
+        async def how_it_ended() -> str:
+            with anyio.move_on_after(_EXIT_AFTER_EOF):
+                return describe_exit(await process.wait())
+            return "closed its output"
+
         connection = RpcConnection(
             manifest.name,
             process.stdin,
             process.stdout,
             manifest.max_message_bytes,
             on_notification,
+            reason_at_eof=how_it_ended,
         )
-        async with serving(connection):
+
+        async def close_on_exit() -> None:
+            returncode = await process.wait()
+            # Let the reader pass on replies written just before the end; then fail the
+            # rest, since a grandchild holding stdout open would keep EOF from coming.
+            await anyio.sleep(_DRAIN_AFTER_EXIT)
+            connection.close(describe_exit(returncode))
+
+        async with serving(connection, close_on_exit):
             try:
                 with anyio.fail_after(manifest.startup_timeout):
                     server_info = await _initialize(connection)
             except (GatewayError, TimeoutError) as exc:
                 with anyio.move_on_after(0.5):  # let a dying process be reaped for its code
                     await process.wait()
-                raise _start_failure(
-                    manifest, process.returncode, exc, stderr_log, offset
-                ) from None
+                    await stderr_log.closed.wait()  # and its last words be read
+                raise _start_failure(manifest, process.returncode, exc, stderr_log) from None
             log.info(
                 "upstream %s ready (pid %d, %s %s)",
                 manifest.name,
@@ -144,15 +173,14 @@ def _start_failure(
     manifest: Manifest,
     returncode: int | None,
     exc: Exception,
-    stderr_log: Path,
-    offset: int,
+    stderr_log: StderrLog,
 ) -> UpstreamUnavailable:
     if isinstance(exc, TimeoutError):
         reason = f"did not answer initialize within {manifest.startup_timeout:g} s"
     elif returncode is not None:
-        reason = f"exited with code {returncode} at start"
+        reason = f"{describe_exit(returncode)} at start"
     else:
         reason = f"failed to initialize: {exc}"
-    said = last_stderr_line(stderr_log, since=offset)
-    hint = f" (its stderr: {said})" if said else f" (see {stderr_log})"
+    said = stderr_log.last_line()
+    hint = f" (its stderr: {said})" if said else " (it wrote nothing to stderr)"
     return UpstreamUnavailable(f"upstream '{manifest.name}' {reason}{hint}")

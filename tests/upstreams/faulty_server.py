@@ -1,9 +1,10 @@
 """A hand-written stdio MCP server (standard library only, starts fast) that misbehaves on
 demand: `faulty_server.py MODE[,MODE...]`. Newline-delimited JSON-RPC 2.0 on stdin/stdout.
 
-Always: initialize, ping, tools/list, tools/call with tool `echo(text)`. Every start appends
+Always: initialize, ping, tools/list, tools/call with tools `echo(text)` and `sleep(seconds)`
+(answered from a timer thread, so other requests go on meanwhile). Every start appends
 its pid as one line to the file named by FAULTY_STARTS_FILE (when set), so tests can count
-starts and restarts.
+starts and restarts; every tool call appends "called <tool>" to FAULTY_RECORD_FILE.
 
 Modes:
 - crash-on-call: tool `crash` exits with code 3 without replying.
@@ -17,7 +18,8 @@ Modes:
 - list-changing: tool `add_tool(name)` adds a tool (listed, echoes) and sends
   notifications/tools/list_changed before replying; tool `burst(n)` sends n of them.
 - ping-hang: tool `stop_ping` makes later pings go unanswered (other requests still answer).
-- garbage: writes non-JSON lines (and JSON that is not JSON-RPC) to stdout before replies.
+- garbage: writes non-JSON lines (and JSON that is not JSON-RPC) to stdout before replies;
+  tool `junk(n)` writes n more non-JSON lines first.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -55,24 +58,30 @@ MODE_TOOLS: dict[str, list[dict[str, Any]]] = {
         tool("burst", "Send `n` tools/list_changed notifications.", n="integer"),
     ],
     "ping-hang": [tool("stop_ping", "Leave later pings unanswered.")],
+    "garbage": [tool("junk", "Write `n` non-JSON lines to stdout, then reply.", n="integer")],
 }
 
 
 class Server:
     def __init__(self, modes: set[str]) -> None:
         self.modes = modes
-        self.tools = [tool("echo", "Return the text unchanged.", text="string")]
+        self.tools = [
+            tool("echo", "Return the text unchanged.", text="string"),
+            tool("sleep", "Reply after `seconds`.", seconds="number"),
+        ]
         for mode in sorted(modes):
             self.tools += MODE_TOOLS.get(mode, [])
         self.added: set[str] = set()
         self.ping_answered = True
+        self.writing = threading.Lock()  # timer threads reply too
 
     def send(self, message: dict[str, Any]) -> None:
-        if "garbage" in self.modes:
-            sys.stdout.write("Loading model weights... done\n")
-            sys.stdout.write('{"progress": "50%"}\n')
-        sys.stdout.write(json.dumps(message) + "\n")
-        sys.stdout.flush()
+        with self.writing:
+            if "garbage" in self.modes:
+                sys.stdout.write("Loading model weights... done\n")
+                sys.stdout.write('{"progress": "50%"}\n')
+            sys.stdout.write(json.dumps(message) + "\n")
+            sys.stdout.flush()
 
     def reply(self, request_id: Any, result: dict[str, Any]) -> None:
         self.send({"jsonrpc": "2.0", "id": request_id, "result": result})
@@ -114,11 +123,22 @@ class Server:
         self.reply(request_id, {"content": [{"type": "text", "text": text}], "isError": False})
 
     def call(self, request_id: Any, name: Any, args: dict[str, Any]) -> None:
+        record("FAULTY_RECORD_FILE", f"called {name}")
         known = {entry["name"] for entry in self.tools} | self.added
         if name not in known:
             self.error(request_id, -32602, f"unknown tool: {name}")
         elif name == "echo" or name in self.added:
             self.text(request_id, str(args.get("text", "")))
+        elif name == "sleep":
+            seconds = float(args.get("seconds", 1))
+            timer = threading.Timer(seconds, self.text, (request_id, f"slept {seconds:g} s"))
+            timer.daemon = True
+            timer.start()
+        elif name == "junk":
+            with self.writing:
+                for index in range(int(args.get("n", 100))):
+                    sys.stdout.write(f"progress {index}: still loading\n")
+            self.text(request_id, "wrote junk")
         elif name == "crash":
             os._exit(3)
         elif name == "die":
@@ -148,22 +168,23 @@ class Server:
 
     def big(self, request_id: Any, size: int) -> None:
         """One JSON line of `size` text bytes, written in chunks (never held whole)."""
-        head = {"jsonrpc": "2.0", "id": request_id}
-        out = sys.stdout
-        out.write(json.dumps(head)[:-1] + ', "result": {"content": [{"type": "text", "text": "')
+        head = json.dumps({"jsonrpc": "2.0", "id": request_id})[:-1]
         chunk = "x" * CHUNK
-        for _ in range(size // CHUNK):
-            out.write(chunk)
-        out.write("x" * (size % CHUNK))
-        out.write('"}], "isError": false}}\n')
-        out.flush()
+        with self.writing:
+            out = sys.stdout
+            out.write(head + ', "result": {"content": [{"type": "text", "text": "')
+            for _ in range(size // CHUNK):
+                out.write(chunk)
+            out.write("x" * (size % CHUNK))
+            out.write('"}], "isError": false}}\n')
+            out.flush()
 
 
-def record(env_name: str, pid: int) -> None:
+def record(env_name: str, line: object) -> None:
     path = os.environ.get(env_name)
     if path:
         with open(path, "a", encoding="utf-8") as handle:
-            handle.write(f"{pid}\n")
+            handle.write(f"{line}\n")
 
 
 def main() -> None:

@@ -80,9 +80,14 @@ async def test_oversized_replies_fail_only_their_call_and_junk_lines_are_skipped
 ) -> None:
     write_manifest("toolbox", max_message_bytes=64 * 1024)
     write_manifest("junk", args=[str(Path(__file__).parent / "garbage_server.py")])
+    write_manifest("noisy", faulty="garbage")
     settings = Settings(data_dir=tmp_path / "data", manifests_dir=manifests_dir)
     async with Client(build_gateway(settings, environ=dict(os.environ))) as client:
         with anyio.fail_after(30):
+            junk = await client.call_tool("noisy_junk", {"n": 5000})
+            assert junk.content[0].text == "wrote junk"  # type: ignore[union-attr]
+            echoed = await client.call_tool("noisy_echo", {"text": "next"})
+            assert echoed.content[0].text == "next"  # type: ignore[union-attr]
             small = await client.call_tool("toolbox_big", {"size": 1000})
             assert small.data == "x" * 1000
             large = await client.call_tool("toolbox_big", {"size": 200_000}, raise_on_error=False)
@@ -98,3 +103,6 @@ async def test_oversized_replies_fail_only_their_call_and_junk_lines_are_skipped
     assert "junk: skipped a non-JSON-RPC line on stdout" in caplog.text
     assert "Loading model weights" in caplog.text
     assert "(2 so far)" in caplog.text  # the JSON line that is not JSON-RPC counts too
+    # Thousands of junk lines, a handful of log lines (the first few, then powers of ten).
+    noisy = [r for r in caplog.records if r.getMessage().startswith("noisy: skipped")]
+    assert 3 < len(noisy) <= 7
