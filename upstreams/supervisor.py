@@ -180,15 +180,19 @@ class Upstream:
         target = self.runs + 1
         self.request_restart()
         while self.runs < target:
-            await self._changed.wait()
+            await self.wait_changed()
         await self.wait_settled()
+
+    async def wait_changed(self) -> None:
+        """Wait for the next state change."""
+        await self._changed.wait()
 
     async def wait_settled(self) -> None:
         """Wait while the upstream is starting (or about to start on demand)."""
         while self.state is UpstreamState.STARTING or (
             self.state is UpstreamState.STOPPED and self._wanted.is_set()
         ):
-            await self._changed.wait()
+            await self.wait_changed()
 
     async def call(
         self,
