@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from gateway import __version__
 from gateway.components import ComponentRegistry
 from gateway.metrics import GatewayMetrics
+from upstreams.provider import upstreams_as_last_listed
 
 
 class ComponentInfo(BaseModel):
@@ -42,7 +43,6 @@ def add_admin_tools(
     metrics: GatewayMetrics,
     components: ComponentRegistry,
     details: Mapping[str, Callable[[], Any]] | None = None,
-    upstream_tools: Callable[[], int] = lambda: 0,
 ) -> None:
     @server.tool(
         name="gateway_info",
@@ -58,9 +58,11 @@ def add_admin_tools(
         counts of tools, tool calls (by outcome) and sessions (by transport) since start,
         and each upstream's state (pid, restarts, last error, last ping, tools)."""
         snapshot = components.snapshot()
-        # Native tools from the local provider (the full list would re-dereference every
-        # schema, and start lazily started upstreams); upstream tools as last listed.
-        native = len(await server.local_provider.list_tools())
+        # Without list middleware: it re-dereferences every tool's schema (milliseconds
+        # with a dozen tools), and a count needs names only. Upstreams count as last
+        # listed: asking about the gateway must not start lazily started upstreams.
+        with upstreams_as_last_listed():
+            tools = {tool.name for tool in await server.list_tools(run_middleware=False)}
         return GatewayInfo(
             name=server.name,
             version=__version__,
@@ -72,7 +74,7 @@ def add_admin_tools(
                 for name, item in snapshot.items()
             },
             counts=Counts(
-                tools=native + upstream_tools(),
+                tools=len(tools),
                 tool_calls=metrics.tool_call_totals(),
                 sessions=metrics.session_totals(),
             ),

@@ -83,7 +83,6 @@ def build_gateway(
         server.add_middleware(layer)
     server.add_middleware(timeouts)
     details: dict[str, Callable[[], Any]] = {}
-    upstream_tools = _no_tools
     if pool is not None:
         watch_upstreams(pool, metrics, components)
         clients = ClientSessions()
@@ -94,12 +93,11 @@ def build_gateway(
         server.add_provider(UpstreamProvider(pool))
         add_upstream_admin_tools(server, pool)
         details["upstreams"] = functools.partial(upstream_details, pool)
-        upstream_tools = pool.listed_count
     else:
         components.register(
             "upstreams", lambda: ComponentStatus("disabled", "enable_external_gateway is off")
         )
-    add_admin_tools(server, settings.transports, metrics, components, details, upstream_tools)
+    add_admin_tools(server, settings.transports, metrics, components, details)
     add_http_routes(
         server,
         metrics,
@@ -137,10 +135,6 @@ def _transport_probe(name: str, served: list[str]) -> Callable[[], ComponentStat
         else ComponentStatus("disabled", f"not served (use --transport {name} or both)")
     )
     return lambda: status
-
-
-def _no_tools() -> int:
-    return 0
 
 
 def _not_upstream(tool: str) -> None:

@@ -23,9 +23,10 @@ _EDGE = 256
 class OversizedLine:
     """Keeps only the edges of a line that is too large, to answer it with its request id."""
 
-    def __init__(self, start: bytes) -> None:
-        self._head = start[:_EDGE]
-        self._tail = start[-_EDGE:]
+    def __init__(self, start: bytes | bytearray) -> None:
+        # Slices only: copying a buffer of max_bytes would double the peak memory.
+        self._head = bytes(start[:_EDGE])
+        self._tail = bytes(start[-_EDGE:])
         self.size = len(start)
 
     def drop(self, more: bytes) -> None:
@@ -61,7 +62,7 @@ class BoundedLines:
             else:
                 self._buffer += chunk[start:end]
                 if len(self._buffer) > self.max_bytes:
-                    self._oversized = OversizedLine(bytes(self._buffer))
+                    self._oversized = OversizedLine(self._buffer)
                     self._buffer.clear()
             if newline == -1:
                 return

@@ -108,15 +108,15 @@ class UpstreamPool:
                 upstream.want()
         with anyio.move_on_after(self.list_wait):
             await self.settled()
+        return self.listed()
+
+    def listed(self) -> list[tuple[Upstream, UpstreamTool]]:
+        """What a tools/list shows now, without starting or waiting for anything."""
         return [
             (upstream, tool)
             for upstream in self.upstreams.values()
             for tool in upstream.listed_tools()
         ]
-
-    def listed_count(self) -> int:
-        """How many upstream tools a tools/list shows now (without starting anything)."""
-        return sum(len(upstream.listed_tools()) for upstream in self.upstreams.values())
 
     async def find(self, exposed_name: str) -> tuple[Upstream, UpstreamTool] | None:
         """The upstream tool behind a name. An upstream that never listed its tools is
