@@ -17,6 +17,9 @@ from upstreams.supervisor import Upstream, UpstreamHooks, UpstreamState, Upstrea
 
 log = logging.getLogger(__name__)
 
+_DOWN = (UpstreamState.DEGRADED, UpstreamState.CRASH_LOOPING)
+_ANY_INPUT = {"type": "object"}
+
 
 class UpstreamPool:
     """Supervises every enabled upstream (one task each) and owns them until exit.
@@ -130,6 +133,11 @@ class UpstreamPool:
             upstream.want()
             await upstream.wait_settled()
         tool = upstream.tools.get(exposed_name)
+        if tool is None and not upstream.tools and upstream.state in _DOWN:
+            # Its tools are unknown because it never came up. A stand-in lets the call
+            # reach the upstream, whose error says why (not "unknown tool").
+            name = owner[1]
+            tool = UpstreamTool(exposed_name, name, {"name": name, "inputSchema": _ANY_INPUT})
         return (upstream, tool) if tool is not None else None
 
     def _owner(self, exposed_name: str) -> tuple[Upstream, str] | None:

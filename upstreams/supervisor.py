@@ -299,6 +299,9 @@ class Upstream:
             return _Ending("crash", _without_name(str(exc), self.name))
         except GatewayError as exc:
             return _Ending("crash", f"failed to start: {exc}")
+        except Exception as exc:  # a bug must cost one upstream a restart, not the gateway
+            log.exception("upstream %s: unexpected failure", self.name)
+            return _Ending("crash", f"failed: {exc!r}")
         finally:
             self.session = None
 

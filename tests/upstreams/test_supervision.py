@@ -172,6 +172,12 @@ async def test_an_upstream_that_keeps_dying_is_crash_looping_and_retried_only_sl
             assert info["restarts"] == 3
             assert info["retry_in_s"] > 400  # 600 s, less jitter
             assert "exited with code 7 at start" in info["last_error"]
+            # Its tools were never listed; a call in its namespace says why, not "unknown".
+            called = await client.call_tool("dying_anything", {}, raise_on_error=False)
+            message = text(called)
+            assert message.startswith("upstream 'dying' is crash-looping (3 crashes in 120 s)")
+            assert "next retry in" in message
+            assert "gateway_restart_upstream" in message
             forced = await client.call_tool("gateway_restart_upstream", {"name": "dying"})
             assert starts(started) == 4
             assert forced.structured_content is not None
