@@ -78,8 +78,7 @@ async def test_upstream_stderr_floods_go_to_its_log_and_never_to_the_gateways_st
         peer = RawStdioPeer(process)
         with anyio.fail_after(30):
             await peer.initialize()
-            await wait_for_text(stderr, r"upstream noisy ready")
-            flood = await peer.request(
+            flood = await peer.request(  # its first use starts it (lazy start on stdio)
                 "tools/call", {"name": "noisy_stderr_flood", "arguments": {"size": size}}
             )
             assert flood["result"]["content"][0]["text"] == f"wrote {size} bytes to stderr"
