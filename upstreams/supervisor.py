@@ -216,11 +216,14 @@ class Upstream:
     # -- supervision -----------------------------------------------------------------------
 
     def _set_state(self, state: UpstreamState, error: str | None = None) -> None:
+        listed_before = bool(self.listed_tools())
         self.state = state
         if error is not None:
             self.last_error = error
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
+        if bool(self.listed_tools()) != listed_before:
+            self.hooks.catalog_changed()  # tools hidden while down, or shown again
 
     async def supervise(
         self,

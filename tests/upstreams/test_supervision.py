@@ -138,13 +138,26 @@ async def test_hidden_while_down_when_the_catalog_should_not_keep_them(
         "ARCHON_UPSTREAM_RESTART_BACKOFF": "30",
         "ARCHON_UPSTREAM_KEEP_TOOLS_WHEN_DOWN": "false",
     }
-    async with http_gateway(env, tmp_path) as (client, _):
+    changes = ListChanges()
+    async with (
+        running_http_gateway(env, tmp_path) as (_, url, _stderr),
+        Client(url, message_handler=changes, mode="legacy") as client,
+    ):
         with anyio.fail_after(30):
+            assert "faulty_echo" in {tool.name for tool in await client.list_tools()}
+            await anyio.sleep(0.5)  # let the first listing's own notification pass
+            before = changes.count
             await client.call_tool("faulty_crash", {}, raise_on_error=False)
+            await eventually(lambda: _more(changes, before))  # told: its tools went away
             names = {tool.name for tool in await client.list_tools()}
             assert not any(name.startswith("faulty_") for name in names)
             result = await client.call_tool("faulty_echo", {"text": "x"}, raise_on_error=False)
-            assert "is restarting, retry in" in result.content[0].text  # type: ignore[union-attr]
+            assert "is restarting, retry in" in text(result)
+
+            before = changes.count
+            await client.call_tool("gateway_restart_upstream", {"name": "faulty"})
+            await eventually(lambda: _more(changes, before))  # told: they are back
+            assert "faulty_echo" in {tool.name for tool in await client.list_tools()}
 
 
 async def test_an_upstream_that_keeps_dying_is_crash_looping_and_retried_only_slowly(
