@@ -18,6 +18,7 @@ from gateway import __version__
 from gateway.admin import add_admin_tools
 from gateway.client_sessions import ClientSessions
 from gateway.components import ComponentRegistry, ComponentStatus
+from gateway.errors import UpstreamRestarting
 from gateway.guards import build_guards
 from gateway.http import add_http_routes
 from gateway.metrics import GatewayMetrics
@@ -74,7 +75,7 @@ def build_gateway(
         metrics,
         components,
         upstream_of=pool.upstream_of if pool else _not_upstream,
-        upstream_exclude=(UpstreamRequestFailed,),
+        upstream_exclude=(UpstreamRequestFailed, UpstreamRestarting),
         clock=clock,
     )
     # Outermost first: errors are translated after metrics have seen the raw outcome; then

@@ -32,6 +32,12 @@ class UpstreamUnavailable(GatewayError):
     """An upstream is not running, crashed, or is restarting."""
 
 
+class UpstreamRestarting(UpstreamUnavailable):
+    """Refused at once: the upstream is down and its supervisor will restart it. Circuit
+    breakers do not count these (the supervisor already fails fast; counting them would
+    keep the breaker open after the upstream is back)."""
+
+
 class ToolTimeout(GatewayError):
     """A tool call ran past its time limit and was cancelled."""
 

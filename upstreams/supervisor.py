@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from gateway.components import ComponentStatus
-from gateway.errors import GatewayError, UpstreamUnavailable
+from gateway.errors import GatewayError, UpstreamRestarting, UpstreamUnavailable
 from upstreams.connection import ProgressCallback, UpstreamRequestFailed
 from upstreams.manifest import Manifest
 from upstreams.naming import namespaced
@@ -60,6 +60,7 @@ class _Ending:
 
     kind: str
     reason: str
+    noted: bool = False  # the crash is already counted and its restart scheduled
 
 
 @dataclass
@@ -86,6 +87,7 @@ class Upstream:
     _in_flight: int = 0
     _failing: bool = False  # the last run crashed, and no run has been ready since
     _last_used: float = 0.0
+    _started: float = 0.0  # when the current run began
 
     @property
     def name(self) -> str:
@@ -205,7 +207,8 @@ class Upstream:
             await self.wait_settled()
         session = self.session
         if session is None:
-            raise UpstreamUnavailable(self.unavailable_reason())
+            down = self.state in (UpstreamState.DEGRADED, UpstreamState.CRASH_LOOPING)
+            raise (UpstreamRestarting if down else UpstreamUnavailable)(self.unavailable_reason())
         self._in_flight += 1
         try:
             return await session.call_tool(tool.upstream_tool, arguments, progress)
@@ -240,7 +243,7 @@ class Upstream:
         while True:
             await self._wanted.wait()
             self._restart = anyio.Event()
-            started = anyio.current_time()
+            self._started = anyio.current_time()
             ending = await self._run_once(gateway_env, log_dir)
             self.session = None
             if ending.kind == "idle":
@@ -250,21 +253,26 @@ class Upstream:
             if ending.kind == "restart":
                 log.info("upstream %s restarting on request", self.name)
                 continue
-            self._failing = True
-            delay = self.history.crashed(anyio.current_time() - started)
-            self.retry_at = anyio.current_time() + delay
-            looping = self.history.looping
-            state = UpstreamState.CRASH_LOOPING if looping else UpstreamState.DEGRADED
-            self._set_state(state, ending.reason)
-            log.error(
-                "upstream %s %s; %s in %.1f s",
-                self.name,
-                ending.reason,
-                "crash-looping, next try" if looping else "restarting",
-                delay,
-            )
-            with anyio.move_on_after(delay):
+            if not ending.noted:
+                self._crashed(ending.reason)
+            assert self.retry_at is not None
+            with anyio.move_on_after(self.retry_at - anyio.current_time()):
                 await self._restart.wait()
+
+    def _crashed(self, reason: str) -> None:
+        """Count the crash and schedule the restart; calls are told when to retry."""
+        self._failing = True
+        delay = self.history.crashed(anyio.current_time() - self._started)
+        self.retry_at = anyio.current_time() + delay
+        looping = self.history.looping
+        self._set_state(UpstreamState.CRASH_LOOPING if looping else UpstreamState.DEGRADED, reason)
+        log.error(
+            "upstream %s %s; %s in %.1f s",
+            self.name,
+            reason,
+            "crash-looping, next try" if looping else "restarting",
+            delay,
+        )
 
     async def _run_once(self, gateway_env: Mapping[str, str], log_dir: Path) -> _Ending:
         assert self.command is not None
@@ -288,11 +296,14 @@ class Upstream:
                 self._set_state(UpstreamState.READY)
                 ending = await self._watch(session)
                 self.session = None
-                if ending.kind == "idle":
+                if ending.kind == "crash":
+                    self._crashed(ending.reason)  # before the stop: calls hear it at once
+                    ending = replace(ending, noted=True)
+                elif ending.kind == "idle":
                     self._wanted = anyio.Event()  # the next call starts it again
-                self._set_state(
-                    _AFTER[ending.kind], ending.reason if ending.kind == "crash" else None
-                )
+                    self._set_state(UpstreamState.STOPPED)
+                else:
+                    self._set_state(UpstreamState.STARTING)  # restarting on request
                 # Calls still waiting learn why at once, not when the process has exited.
                 session.connection.close(f"was stopped: {ending.reason}")
                 return ending
@@ -394,12 +405,6 @@ class Upstream:
 
 
 _End = Callable[[str, str], None]
-# The state shown while a run that ended this way is being stopped.
-_AFTER = {
-    "crash": UpstreamState.DEGRADED,
-    "restart": UpstreamState.STARTING,
-    "idle": UpstreamState.STOPPED,
-}
 
 
 def _without_name(message: str, name: str) -> str:

@@ -405,3 +405,24 @@ async def test_the_cli_says_when_no_gateway_answers(gateway_env: dict[str, str])
         done = await anyio.run_process(command, env=gateway_env, check=False)
     assert done.returncode == 1
     assert f"cannot reach the gateway at {url}" in done.stderr.decode()
+
+
+async def test_refusals_while_restarting_do_not_open_the_upstreams_breaker(
+    gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    write_manifest("faulty", faulty="crash-on-call")
+    env = {
+        **gateway_env,
+        "ARCHON_UPSTREAM_RESTART_BACKOFF": "30",
+        "ARCHON_BREAKER_FAIL_MAX": "2",
+        "ARCHON_BREAKER_RESET_TIMEOUT": "60",
+    }
+    async with http_gateway(env, tmp_path) as (client, _):
+        with anyio.fail_after(30):
+            await client.call_tool("faulty_crash", {}, raise_on_error=False)  # failure 1
+            for _ in range(4):
+                refused = await client.call_tool("faulty_echo", {"text": "x"}, raise_on_error=False)
+                assert "is restarting, retry in" in text(refused)
+            await client.call_tool("gateway_restart_upstream", {"name": "faulty"})
+            # Back, and not shut out by a breaker that counted the refusals.
+            assert text(await client.call_tool("faulty_echo", {"text": "ok"})) == "ok"
