@@ -28,17 +28,26 @@ class OversizedLine:
         self._head = bytes(start[:_EDGE])
         self._tail = bytes(start[-_EDGE:])
         self.size = len(start)
+        self.answered = False  # set by a reader that already failed its request
 
     def drop(self, more: bytes) -> None:
         self._tail = (self._tail + more)[-_EDGE:]
         self.size += len(more)
 
     def request_id(self) -> str | int | None:
-        found = _LEADING_ID.match(self._head) or _TRAILING_ID.search(self._tail)
-        if found is None:
-            return None
-        value: str | int = json.loads(found.group(1))
-        return value
+        """The id, from either edge (once the line has ended)."""
+        return _id_of(_LEADING_ID.match(self._head) or _TRAILING_ID.search(self._tail))
+
+    def leading_id(self) -> str | int | None:
+        """The id when the line starts with it: known while the line is still arriving."""
+        return _id_of(_LEADING_ID.match(self._head))
+
+
+def _id_of(found: re.Match[bytes] | None) -> str | int | None:
+    if found is None:
+        return None
+    value: str | int = json.loads(found.group(1))
+    return value
 
 
 @dataclass
@@ -73,6 +82,11 @@ class BoundedLines:
                 yield bytes(self._buffer)
             self._buffer.clear()
             start = newline + 1
+
+    @property
+    def oversized(self) -> OversizedLine | None:
+        """The oversized line still arriving, if any."""
+        return self._oversized
 
     def finish(self) -> bytes | None:
         """At end of stream: the last line when it had no newline (and was not oversized)."""

@@ -120,6 +120,10 @@ class RpcConnection:
                     self._fail_oversized(line)
                 else:
                     self._dispatch(line)
+            growing = lines.oversized
+            if growing is not None and not growing.answered:
+                # Fail its request now, not after the rest of it (maybe never) arrives.
+                self._fail_request_oversized(growing, growing.leading_id())
 
     async def wait_closed(self) -> str:
         await self._ended.wait()
@@ -295,7 +299,6 @@ class RpcConnection:
 
     def _fail_oversized(self, line: OversizedLine) -> None:
         request_id = line.request_id()
-        pending = self._pending.pop(request_id, None) if isinstance(request_id, int) else None
         log.warning(
             "%s: dropped a %d-byte message over the %d-byte limit (request id %r)",
             self.name,
@@ -303,15 +306,22 @@ class RpcConnection:
             self.max_message_bytes,
             request_id,
         )
-        if pending is not None:
-            pending.finish(
-                None,
-                UpstreamUnavailable(
-                    f"upstream '{self.name}' sent a reply over the "
-                    f"{self.max_message_bytes}-byte message limit ({line.size} bytes so far); "
-                    "raise max_message_bytes in its manifest if this is expected"
-                ),
-            )
+        if not line.answered:
+            self._fail_request_oversized(line, request_id)
+
+    def _fail_request_oversized(self, line: OversizedLine, request_id: str | int | None) -> None:
+        pending = self._pending.pop(request_id, None) if isinstance(request_id, int) else None
+        if pending is None:
+            return
+        line.answered = True
+        pending.finish(
+            None,
+            UpstreamUnavailable(
+                f"upstream '{self.name}' sent a reply over the "
+                f"{self.max_message_bytes}-byte message limit ({line.size} bytes so far); "
+                "raise max_message_bytes in its manifest if this is expected"
+            ),
+        )
 
     def _log_garbage(self, line: bytes) -> None:
         self._garbage_lines += 1

@@ -51,6 +51,7 @@ MODE_TOOLS: dict[str, list[dict[str, Any]]] = {
     "spawn-child": [tool("die", "Exit (code 4) leaving the grandchild alive.")],
     "flood": [
         tool("big", "Reply with one line of `size` bytes of text.", size="integer"),
+        tool("big_stall", "Start a `size`-byte reply line, then stall.", size="integer"),
         tool("stderr_flood", "Write `size` bytes to stderr, then reply.", size="integer"),
     ],
     "list-changing": [
@@ -145,6 +146,8 @@ class Server:
             os._exit(4)
         elif name == "big":
             self.big(request_id, int(args.get("size", 50 * 1024 * 1024)))
+        elif name == "big_stall":
+            self.big(request_id, int(args.get("size", 50 * 1024 * 1024)), finish=False)
         elif name == "stderr_flood":
             size = int(args.get("size", 1024 * 1024))
             line = "x" * 99 + "\n"
@@ -166,8 +169,9 @@ class Server:
             self.ping_answered = False
             self.text(request_id, "pings will go unanswered")
 
-    def big(self, request_id: Any, size: int) -> None:
-        """One JSON line of `size` text bytes, written in chunks (never held whole)."""
+    def big(self, request_id: Any, size: int, *, finish: bool = True) -> None:
+        """One JSON line of `size` text bytes, written in chunks (never held whole); with
+        `finish=False` the line is left unfinished and the server stalls."""
         head = json.dumps({"jsonrpc": "2.0", "id": request_id})[:-1]
         chunk = "x" * CHUNK
         with self.writing:
@@ -176,6 +180,9 @@ class Server:
             for _ in range(size // CHUNK):
                 out.write(chunk)
             out.write("x" * (size % CHUNK))
+            if not finish:
+                out.flush()
+                time.sleep(3600)
             out.write('"}], "isError": false}}\n')
             out.flush()
 

@@ -190,3 +190,17 @@ async def test_an_upstream_too_slow_to_initialize_is_stopped_with_a_clear_reason
         "upstream 'slow' did not answer initialize within 0.2 s (it wrote nothing to stderr)"
     )
     await wait_until_dead(int(starts.read_text()))
+
+
+async def test_an_oversized_reply_fails_its_call_as_soon_as_it_crosses_the_limit(
+    tmp_path: Path,
+) -> None:
+    manifest = faulty("stall", "flood", max_message_bytes=1024 * 1024)
+    async with open_session(
+        manifest, sys.executable, gateway_env=os.environ, log_dir=tmp_path
+    ) as session:
+        # The upstream starts a 2 MB reply and stalls before finishing it: waiting for the
+        # end of the line would wait forever.
+        with anyio.fail_after(10):
+            said = await failure_of(session, "big_stall", size=2 * 1024 * 1024)
+    assert said.startswith("upstream 'stall' sent a reply over the 1048576-byte message limit")
