@@ -356,6 +356,11 @@ class Upstream:
             except UpstreamRequestFailed:
                 missed = 0  # it answered, if only with an error: it is alive
             except TimeoutError:
+                if self._in_flight:
+                    # Busy, not dead: many servers cannot answer while a tool runs. A call
+                    # that hangs is ended by its own time limit; then pings count again.
+                    log.info("upstream %s missed a ping while serving a call", self.name)
+                    continue
                 missed += 1
                 log.warning("upstream %s missed a ping (%d in a row)", self.name, missed)
                 if missed >= self.policy.missed_pings:

@@ -222,6 +222,10 @@ async def test_an_upstream_that_stops_answering_pings_is_restarted(
         await eventually(pinged)
         with anyio.fail_after(30):
             await client.call_tool("faulty_stop_ping", {})
+            # Busy is not dead: while a call runs, missed pings do not restart it.
+            slept = await client.call_tool("faulty_sleep", {"seconds": 1.5})
+            assert not slept.is_error, text(slept)
+            assert (await upstream_health(base, "faulty"))["restarts"] == 0
 
         async def restarted() -> bool:
             info = await upstream_health(base, "faulty")
