@@ -56,6 +56,12 @@ class Manifest(BaseModel):
     allow_tools: list[str] | None = Field(None, description="only these upstream tools")
     deny_tools: list[str] = Field(default_factory=list, description="never these tools")
     install_hint: str = ""
+    lazy_start: bool | None = Field(
+        None, description="start on first use (default: the gateway's upstream_lazy_start)"
+    )
+    idle_minutes: float | None = Field(
+        None, gt=0, description="stop after this many idle minutes (default: the gateway's)"
+    )
 
     @field_validator("pass_env")
     @classmethod

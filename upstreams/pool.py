@@ -6,7 +6,9 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -50,8 +52,9 @@ class UpstreamPool:
         search_path = self._gateway_env.get("PATH")
         for manifest in manifests:
             command = manifest.resolve_command(search_path) if manifest.enabled else None
-            history = CrashHistory(self.policy, clock=clock)
-            upstream = Upstream(manifest, command, self.policy, history, hooks)
+            policy = _policy_for(manifest, self.policy)
+            history = CrashHistory(policy, clock=clock)
+            upstream = Upstream(manifest, command, policy, history, hooks)
             if not manifest.enabled:
                 upstream.disable("disabled in manifest")
             elif command is None:
@@ -167,3 +170,13 @@ class UpstreamPool:
             return None
         upstream, tool = owner
         return upstream.manifest.timeout_for(tool, self.default_timeout)
+
+
+def _policy_for(manifest: Manifest, policy: RestartPolicy) -> RestartPolicy:
+    """The gateway's policy with the manifest's own lazy start and idle time, if it has them."""
+    overrides: dict[str, Any] = {}
+    if manifest.lazy_start is not None:
+        overrides["lazy"] = manifest.lazy_start
+    if manifest.idle_minutes is not None:
+        overrides["idle_shutdown"] = manifest.idle_minutes * 60
+    return replace(policy, **overrides) if overrides else policy

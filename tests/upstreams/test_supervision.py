@@ -449,3 +449,25 @@ async def test_a_slow_upstream_joins_the_catalog_later_and_clients_are_told(
             await eventually(lambda: _more(changes, 0))
             assert "slow_echo" in {tool.name for tool in await client.list_tools()}
             assert text(await client.call_tool("slow_echo", {"text": "late"})) == "late"
+
+
+async def test_a_manifest_can_start_its_upstream_at_once_on_a_lazy_gateway(
+    gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    write_manifest("eager", faulty="crash-on-call", lazy_start=False, idle_minutes=60)
+    write_manifest("lazy", faulty="crash-on-call")
+    async with running_gateway(gateway_env, tmp_path) as (process, _):
+        peer = RawStdioPeer(process)
+
+        async def states() -> dict[str, str]:
+            reply = await peer.request("tools/call", {"name": "gateway_info", "arguments": {}})
+            upstreams = reply["result"]["structuredContent"]["upstreams"]
+            return {name: info["state"] for name, info in upstreams.items()}
+
+        async def eager_ready() -> bool:
+            return (await states())["eager"] == "ready"
+
+        with anyio.fail_after(30):
+            await peer.initialize()
+        await eventually(eager_ready)
+        assert (await states())["lazy"] == "stopped"
