@@ -46,9 +46,12 @@ class StdioPeer:
         return self.next_id
 
     def receive(self) -> dict[str, Any]:
+        """The next reply; notifications (list_changed, progress) are skipped."""
         assert self.process.stdout is not None
-        reply: dict[str, Any] = json.loads(self.process.stdout.readline())
-        return reply
+        while True:
+            reply: dict[str, Any] = json.loads(self.process.stdout.readline())
+            if "id" in reply:
+                return reply
 
     def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         request_id = self.request(method, params)
