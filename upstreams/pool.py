@@ -15,11 +15,16 @@ import anyio
 from gateway.errors import NotFound
 from upstreams.manifest import Manifest
 from upstreams.restarts import CrashHistory, RestartPolicy
-from upstreams.supervisor import Upstream, UpstreamHooks, UpstreamState, UpstreamTool
+from upstreams.supervisor import (
+    DOWN_STATES,
+    Upstream,
+    UpstreamHooks,
+    UpstreamState,
+    UpstreamTool,
+)
 
 log = logging.getLogger(__name__)
 
-_DOWN = (UpstreamState.DEGRADED, UpstreamState.CRASH_LOOPING)
 _ANY_INPUT = {"type": "object"}
 
 
@@ -136,7 +141,7 @@ class UpstreamPool:
             upstream.want()
             await upstream.wait_settled()
         tool = upstream.tools.get(exposed_name)
-        if tool is None and not upstream.tools and upstream.state in _DOWN:
+        if tool is None and not upstream.tools and upstream.state in DOWN_STATES:
             # Its tools are unknown because it never came up. A stand-in lets the call
             # reach the upstream, whose error says why (not "unknown tool").
             name = owner[1]

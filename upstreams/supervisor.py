@@ -37,6 +37,10 @@ class UpstreamState(StrEnum):
     CRASH_LOOPING = "crash_looping"  # keeps dying; retried only slowly
 
 
+# Down, with a restart scheduled: calls are refused with when to retry.
+DOWN_STATES = frozenset({UpstreamState.DEGRADED, UpstreamState.CRASH_LOOPING})
+
+
 @dataclass(frozen=True)
 class UpstreamTool:
     """One upstream tool as the gateway exposes it."""
@@ -132,7 +136,7 @@ class Upstream:
     def listed_tools(self) -> list[UpstreamTool]:
         """The tools to list now: live ones, or the last known ones while the upstream is
         stopped or (when the policy keeps them) restarting."""
-        if self.state in (UpstreamState.DEGRADED, UpstreamState.CRASH_LOOPING):
+        if self.state in DOWN_STATES:
             return list(self.tools.values()) if self.policy.keep_tools_when_down else []
         return list(self.tools.values())
 
@@ -154,10 +158,7 @@ class Upstream:
         return f"upstream '{self.name}' is not running ({self.last_error or state})"
 
     def _retry_in(self) -> int | None:
-        if self.retry_at is None or self.state not in (
-            UpstreamState.DEGRADED,
-            UpstreamState.CRASH_LOOPING,
-        ):
+        if self.retry_at is None or self.state not in DOWN_STATES:
             return None
         return max(0, math.ceil(self.retry_at - anyio.current_time()))
 
@@ -207,7 +208,7 @@ class Upstream:
             await self.wait_settled()
         session = self.session
         if session is None:
-            down = self.state in (UpstreamState.DEGRADED, UpstreamState.CRASH_LOOPING)
+            down = self.state in DOWN_STATES
             raise (UpstreamRestarting if down else UpstreamUnavailable)(self.unavailable_reason())
         self._in_flight += 1
         try:
