@@ -21,13 +21,8 @@ from upstreams.connection import (
     serving,
 )
 from upstreams.manifest import Manifest
-from upstreams.process import (
-    LOG_BACKUPS,
-    LOG_MAX_BYTES,
-    StderrLog,
-    describe_exit,
-    upstream_process,
-)
+from upstreams.process import describe_exit, upstream_process
+from upstreams.stderr_log import LOG_BACKUPS, LOG_MAX_BYTES, StderrLog
 
 log = logging.getLogger(__name__)
 

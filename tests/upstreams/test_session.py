@@ -16,8 +16,9 @@ import pytest
 from gateway.errors import UpstreamUnavailable
 from tests.upstreams.conftest import FAULTY
 from upstreams.manifest import Manifest
-from upstreams.process import StderrLog, upstream_process
+from upstreams.process import upstream_process
 from upstreams.session import UpstreamSession, open_session
+from upstreams.stderr_log import StderrLog
 
 pytestmark = pytest.mark.anyio
 
