@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from fastmcp import FastMCP
 from mcp_types import ToolAnnotations
@@ -13,6 +12,7 @@ from gateway import __version__
 from gateway.components import ComponentRegistry
 from gateway.metrics import GatewayMetrics
 from upstreams.provider import upstreams_as_last_listed
+from upstreams.supervisor import UpstreamInfo
 
 
 class ComponentInfo(BaseModel):
@@ -34,7 +34,7 @@ class GatewayInfo(BaseModel):
     status: str
     components: dict[str, ComponentInfo]
     counts: Counts
-    upstreams: dict[str, dict[str, Any]] = {}
+    upstreams: dict[str, UpstreamInfo] = {}
 
 
 def add_admin_tools(
@@ -42,7 +42,7 @@ def add_admin_tools(
     transports: list[str],
     metrics: GatewayMetrics,
     components: ComponentRegistry,
-    details: Mapping[str, Callable[[], Any]] | None = None,
+    upstream_details: Callable[[], dict[str, UpstreamInfo]] = dict,
 ) -> None:
     @server.tool(
         name="gateway_info",
@@ -78,5 +78,5 @@ def add_admin_tools(
                 tool_calls=metrics.tool_call_totals(),
                 sessions=metrics.session_totals(),
             ),
-            upstreams=(details or {}).get("upstreams", dict)(),
+            upstreams=upstream_details(),
         )

@@ -27,7 +27,12 @@ from gateway.middleware.metrics import MetricsMiddleware
 from gateway.middleware.timeout import TimeoutMiddleware
 from gateway.server import GatewayServer
 from gateway.settings import Settings
-from gateway.supervision import add_upstream_admin_tools, upstream_details, watch_upstreams
+from gateway.supervision import (
+    add_upstream_admin_tools,
+    upstream_details,
+    upstream_health,
+    watch_upstreams,
+)
 from tools.codegen import add_codegen_tools
 from tools.patterns import add_pattern_tools
 from tools.workflow import TOOL_NAME as WORKFLOW_TOOL
@@ -37,6 +42,7 @@ from upstreams.manifest import load_manifests, manifest_folders
 from upstreams.pool import UpstreamPool
 from upstreams.provider import UpstreamProvider
 from upstreams.restarts import RestartPolicy
+from upstreams.supervisor import UpstreamInfo
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +90,7 @@ def build_gateway(
         server.add_middleware(layer)
     server.add_middleware(timeouts)
     details: dict[str, Callable[[], Any]] = {}
+    upstream_infos: Callable[[], dict[str, UpstreamInfo]] = dict
     if pool is not None:
         watch_upstreams(pool, metrics, components)
         clients = ClientSessions()
@@ -93,12 +100,13 @@ def build_gateway(
         server.add_lifetime(pool.running)
         server.add_provider(UpstreamProvider(pool))
         add_upstream_admin_tools(server, pool)
-        details["upstreams"] = functools.partial(upstream_details, pool)
+        upstream_infos = functools.partial(upstream_details, pool)
+        details["upstreams"] = functools.partial(upstream_health, pool)
     else:
         components.register(
             "upstreams", lambda: ComponentStatus("disabled", "enable_external_gateway is off")
         )
-    add_admin_tools(server, settings.transports, metrics, components, details)
+    add_admin_tools(server, settings.transports, metrics, components, upstream_infos)
     add_http_routes(
         server,
         metrics,

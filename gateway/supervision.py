@@ -10,29 +10,23 @@ import anyio
 from fastmcp import FastMCP
 from mcp_types import ToolAnnotations
 from prometheus_client.core import CounterMetricFamily, Metric
-from pydantic import BaseModel
 
 from gateway.components import ComponentRegistry
 from gateway.errors import tool_errors
 from gateway.metrics import GatewayMetrics, state_gauge
 from upstreams.pool import UpstreamPool
-from upstreams.supervisor import UpstreamState
+from upstreams.supervisor import UpstreamInfo, UpstreamState
 
 RESTART_TOOL = "gateway_restart_upstream"
 
 
-class UpstreamInfo(BaseModel):
-    state: str
-    pid: int | None
-    restarts: int
-    last_error: str | None
-    last_ping_ms: float | None
-    tools: int
-    retry_in_s: int | None
-
-
-def upstream_details(pool: UpstreamPool) -> dict[str, dict[str, Any]]:
+def upstream_details(pool: UpstreamPool) -> dict[str, UpstreamInfo]:
     return {name: upstream.info() for name, upstream in pool.upstreams.items()}
+
+
+def upstream_health(pool: UpstreamPool) -> dict[str, dict[str, Any]]:
+    """The same details as JSON for /health."""
+    return {name: info.model_dump() for name, info in upstream_details(pool).items()}
 
 
 def watch_upstreams(
@@ -79,4 +73,4 @@ def add_upstream_admin_tools(server: FastMCP, pool: UpstreamPool) -> None:
             # Bounded: a slow stop plus a slow start; the state says how far it got.
             with anyio.move_on_after(upstream.manifest.startup_timeout + 10):
                 await upstream.restart()
-            return UpstreamInfo(**upstream.info())
+            return upstream.info()

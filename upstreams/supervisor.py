@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
+from pydantic import BaseModel
 
 from gateway.components import ComponentStatus
 from gateway.errors import GatewayError, UpstreamRestarting, UpstreamUnavailable
@@ -39,6 +40,18 @@ class UpstreamState(StrEnum):
 
 # Down, with a restart scheduled: calls are refused with when to retry.
 DOWN_STATES = frozenset({UpstreamState.DEGRADED, UpstreamState.CRASH_LOOPING})
+
+
+class UpstreamInfo(BaseModel):
+    """What is known about one upstream now."""
+
+    state: str
+    pid: int | None
+    restarts: int
+    last_error: str | None
+    last_ping_ms: float | None
+    tools: int
+    retry_in_s: int | None
 
 
 @dataclass(frozen=True)
@@ -121,17 +134,17 @@ class Upstream:
             return ComponentStatus("down", f"restarting; it {self.last_error}")
         return ComponentStatus("down", self.unavailable_reason())
 
-    def info(self) -> dict[str, Any]:
-        """Per-upstream details for /health and gateway_info."""
-        return {
-            "state": str(self.state),
-            "pid": self.pid,
-            "restarts": self.restarts,
-            "last_error": self.last_error,
-            "last_ping_ms": round(self.last_ping * 1000, 3) if self.last_ping is not None else None,
-            "tools": len(self.tools),
-            "retry_in_s": self._retry_in(),
-        }
+    def info(self) -> UpstreamInfo:
+        """Per-upstream details for /health, gateway_info and the restart tool."""
+        return UpstreamInfo(
+            state=str(self.state),
+            pid=self.pid,
+            restarts=self.restarts,
+            last_error=self.last_error,
+            last_ping_ms=round(self.last_ping * 1000, 3) if self.last_ping is not None else None,
+            tools=len(self.tools),
+            retry_in_s=self._retry_in(),
+        )
 
     def listed_tools(self) -> list[UpstreamTool]:
         """The tools to list now: live ones, or the last known ones while the upstream is
