@@ -1,3 +1,2 @@
-"""Archon Gateway: one MCP front door for AI assistants."""
-
-__version__ = "0.1.0"
+"""The front door: settings, CLI, serve loop, stdio transport, HTTP routes, middleware
+and the composition root (`app.build_gateway`). May import everything."""

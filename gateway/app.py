@@ -14,35 +14,35 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from gateway import __version__
-from gateway.admin import add_admin_tools
-from gateway.client_sessions import ClientSessions
-from gateway.components import ComponentRegistry, ComponentStatus
-from gateway.errors import UpstreamRestarting
-from gateway.guards import build_guards
-from gateway.http import add_http_routes
-from gateway.metrics import GatewayMetrics
-from gateway.middleware.errors import ErrorTranslationMiddleware
-from gateway.middleware.metrics import MetricsMiddleware
-from gateway.middleware.timeout import TimeoutMiddleware
-from gateway.server import GatewayServer
-from gateway.settings import Settings
-from gateway.supervision import (
+from archon_gateway.gateway.client_sessions import ClientSessions
+from archon_gateway.gateway.core.errors import UpstreamRestarting
+from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
+from archon_gateway.gateway.core.version import __version__
+from archon_gateway.gateway.gateway_info import add_admin_tools
+from archon_gateway.gateway.gateway_metrics import GatewayMetrics
+from archon_gateway.gateway.guards import build_guards
+from archon_gateway.gateway.http import add_http_routes
+from archon_gateway.gateway.mcp_server import GatewayServer
+from archon_gateway.gateway.middleware.call_metrics import MetricsMiddleware
+from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
+from archon_gateway.gateway.middleware.timeout import TimeoutMiddleware
+from archon_gateway.gateway.settings import Settings
+from archon_gateway.gateway.upstream_admin import (
     add_upstream_admin_tools,
     upstream_details,
     upstream_health,
     watch_upstreams,
 )
-from tools.codegen import add_codegen_tools
-from tools.patterns import add_pattern_tools
-from tools.workflow import TOOL_NAME as WORKFLOW_TOOL
-from tools.workflow import add_workflow_tools
-from upstreams.connection import UpstreamRequestFailed
-from upstreams.manifest import load_manifests, manifest_folders
-from upstreams.pool import UpstreamPool
-from upstreams.provider import UpstreamProvider
-from upstreams.restarts import RestartPolicy
-from upstreams.supervisor import UpstreamInfo
+from archon_gateway.tools.codegen import add_codegen_tools
+from archon_gateway.tools.patterns import add_pattern_tools
+from archon_gateway.tools.workflow import TOOL_NAME as WORKFLOW_TOOL
+from archon_gateway.tools.workflow import add_workflow_tools
+from archon_gateway.upstreams.connection import UpstreamRequestFailed
+from archon_gateway.upstreams.manifest import load_manifests, manifest_folders
+from archon_gateway.upstreams.pool import UpstreamPool
+from archon_gateway.upstreams.provider import UpstreamProvider
+from archon_gateway.upstreams.restarts import RestartPolicy
+from archon_gateway.upstreams.supervisor import UpstreamInfo
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,11 @@ def build_gateway(
         ruff_timeout=settings.codegen_ruff_timeout,
     )
     add_workflow_tools(
-        server, components, url=settings.workflow_coordinator_url, breakers=guards.breakers
+        server,
+        components,
+        add_lifetime=server.add_lifetime,
+        url=settings.workflow_coordinator_url,
+        breakers=guards.breakers,
     )
     return server
 

@@ -14,11 +14,11 @@ from typing import Annotated, Any, NoReturn
 
 from cyclopts import App, CycloptsError, Parameter
 
-from gateway import __version__
-from gateway.errors import GatewayError, SettingsInvalid
-from gateway.settings import LogLevel, Transport, load_settings, unknown_env_settings
+from archon_gateway.gateway.core.errors import GatewayError, SettingsInvalid
+from archon_gateway.gateway.core.version import __version__
+from archon_gateway.gateway.settings import LogLevel, Transport, load_settings, unknown_env_settings
 
-log = logging.getLogger("gateway")
+log = logging.getLogger("archon_gateway")
 
 app = App(
     name="archon-gateway",
@@ -63,10 +63,10 @@ def serve(
     # Imported after settings are valid: a bad flag should not pay for the server's imports.
     import anyio
 
-    from gateway.app import build_gateway
-    from gateway.logs import configure_logging
-    from gateway.serve import bind_listener
-    from gateway.serve import serve as serve_gateway
+    from archon_gateway.gateway.app import build_gateway
+    from archon_gateway.gateway.logs import configure_logging
+    from archon_gateway.gateway.serve_loop import bind_listener
+    from archon_gateway.gateway.serve_loop import serve as serve_gateway
 
     if settings.serves_stdio and (missing := [fd for fd in closed_fds if fd in (0, 1)]):
         _fail(
@@ -115,7 +115,7 @@ def import_config(
     config: Annotated[Path | None, Parameter(help="TOML config file")] = None,
 ) -> None:
     """Write one upstream manifest per stdio server of a Claude Desktop / Cursor config."""
-    from upstreams.import_config import import_config as write_manifests
+    from archon_gateway.upstreams.import_config import import_config as write_manifests
 
     try:
         settings = load_settings(config)
@@ -151,7 +151,7 @@ def restart_upstream(
 
     import anyio
 
-    from gateway.remote import restart_upstream as restart
+    from archon_gateway.gateway.remote_control import restart_upstream as restart
 
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     target = url or f"http://{host}:{settings.port}{settings.http_path}"
@@ -205,9 +205,9 @@ def doctor(
 
     import anyio
 
-    from gateway.doctor import diagnose, render_table, summary
-    from gateway.logs import configure_logging
-    from upstreams.manifest import ManifestSet, load_manifests, manifest_folders
+    from archon_gateway.gateway.doctor import diagnose, render_table, summary
+    from archon_gateway.gateway.logs import configure_logging
+    from archon_gateway.upstreams.manifest import ManifestSet, load_manifests, manifest_folders
 
     # The report is the output; logs (stderr) only for what the report cannot show.
     configure_logging(log_level or "warning", settings.log_file)

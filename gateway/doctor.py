@@ -19,9 +19,14 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from gateway.errors import GatewayError
-from upstreams.manifest import Manifest, ManifestProblem, ManifestSet, builtin_manifests_dir
-from upstreams.session import open_session
+from archon_gateway.gateway.core.errors import GatewayError
+from archon_gateway.upstreams.manifest import (
+    Manifest,
+    ManifestProblem,
+    ManifestSet,
+    builtin_manifests_dir,
+)
+from archon_gateway.upstreams.session import open_session
 
 State = Literal["ready", "failed", "disabled", "not_found"]
 

@@ -12,9 +12,11 @@ from fastmcp.server.middleware import Middleware
 from prometheus_client.core import Metric
 from starlette.middleware import Middleware as StarletteMiddleware
 
-from gateway.components import ComponentRegistry, ComponentStatus
-from gateway.metrics import GatewayMetrics, state_gauge
-from gateway.middleware.auth import (
+from archon_gateway.gateway.core.circuit_breaker import STATES, BreakerRegistry
+from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
+from archon_gateway.gateway.gateway_metrics import GatewayMetrics, state_gauge
+from archon_gateway.gateway.mcp_server import GatewayServer
+from archon_gateway.gateway.middleware.auth import (
     AuditEvent,
     AuditSink,
     Authenticator,
@@ -24,10 +26,8 @@ from gateway.middleware.auth import (
     jwt_verifier,
     stdio_decision,
 )
-from gateway.middleware.breaker import BreakerMiddleware, breakers_by_owner
-from gateway.resilience.breaker import STATES, BreakerRegistry
-from gateway.server import GatewayServer
-from gateway.settings import Settings
+from archon_gateway.gateway.middleware.breaker_guard import BreakerMiddleware, breakers_by_owner
+from archon_gateway.gateway.settings import Settings
 
 OwnerLookup = Callable[[str], str | None]
 

@@ -12,11 +12,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway import __version__
-from gateway.components import ComponentRegistry
-from gateway.metrics import GatewayMetrics
-from gateway.resilience.breaker import BreakerRegistry
-from gateway.server import GatewayServer
+from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
+from archon_gateway.gateway.core.health import ComponentRegistry
+from archon_gateway.gateway.core.version import __version__
+from archon_gateway.gateway.gateway_metrics import GatewayMetrics
+from archon_gateway.gateway.mcp_server import GatewayServer
 
 
 def add_http_routes(

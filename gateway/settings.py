@@ -28,7 +28,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from gateway.errors import SettingsInvalid
+from archon_gateway.gateway.core.errors import SettingsInvalid
 
 ENV_PREFIX = "ARCHON_"
 DEFAULT_CONFIG_NAME = "archon.toml"

@@ -29,8 +29,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
-from gateway.errors import GatewayError
-from gateway.lines import BoundedLines, OversizedLine
+from archon_gateway.gateway.core.errors import GatewayError
+from archon_gateway.gateway.core.line_framing import BoundedLines, OversizedLine
 
 log = logging.getLogger(__name__)
 

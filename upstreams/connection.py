@@ -21,9 +21,9 @@ import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream, TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
-from gateway.errors import GatewayError, UpstreamUnavailable
-from gateway.lines import BoundedLines, OversizedLine
-from upstreams.background import running_beside
+from archon_gateway.gateway.core.background import running_beside
+from archon_gateway.gateway.core.errors import GatewayError, UpstreamUnavailable
+from archon_gateway.gateway.core.line_framing import BoundedLines, OversizedLine
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway.errors import ManifestInvalid
-from upstreams.manifest import Manifest, describe_validation_error, parse_manifest
+from archon_gateway.gateway.core.errors import ManifestInvalid
+from archon_gateway.upstreams.manifest import Manifest, describe_validation_error, parse_manifest
 
 
 @dataclass(frozen=True)

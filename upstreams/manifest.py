@@ -125,7 +125,7 @@ class ManifestSet:
 
 def builtin_manifests_dir() -> Path:
     """The manifests shipped with the gateway (zen, codanna, serena, context7, ...)."""
-    return Path(str(resources.files("manifests")))
+    return Path(str(resources.files("archon_gateway.manifests")))
 
 
 def manifest_folders(manifests_dir: Path | None, data_dir: Path) -> list[Path]:

@@ -12,10 +12,10 @@ from typing import Any
 
 import anyio
 
-from gateway.errors import NotFound
-from upstreams.manifest import Manifest
-from upstreams.restarts import CrashHistory, RestartPolicy
-from upstreams.supervisor import (
+from archon_gateway.gateway.core.errors import NotFound
+from archon_gateway.upstreams.manifest import Manifest
+from archon_gateway.upstreams.restarts import CrashHistory, RestartPolicy
+from archon_gateway.upstreams.supervisor import (
     DOWN_STATES,
     Upstream,
     UpstreamHooks,

@@ -20,9 +20,9 @@ from pathlib import Path
 import anyio
 from anyio.abc import Process
 
-from gateway.errors import UpstreamUnavailable
-from upstreams.background import running_beside
-from upstreams.stderr_log import StderrLog
+from archon_gateway.gateway.core.background import running_beside
+from archon_gateway.gateway.core.errors import UpstreamUnavailable
+from archon_gateway.upstreams.stderr_log import StderrLog
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from fastmcp.utilities.tasks import TaskConfig
 from fastmcp.utilities.versions import VersionSpec
 from pydantic import PrivateAttr
 
-from gateway.errors import tool_errors
-from upstreams.connection import ProgressCallback
-from upstreams.pool import UpstreamPool
-from upstreams.supervisor import Upstream, UpstreamTool
+from archon_gateway.gateway.core.errors import tool_errors
+from archon_gateway.upstreams.connection import ProgressCallback
+from archon_gateway.upstreams.pool import UpstreamPool
+from archon_gateway.upstreams.supervisor import Upstream, UpstreamTool
 
 
 class ProxiedTool(Tool):

@@ -12,17 +12,17 @@ from typing import Any
 
 import anyio
 
-from gateway import __version__
-from gateway.errors import GatewayError, UpstreamUnavailable
-from upstreams.connection import (
+from archon_gateway.gateway.core.errors import GatewayError, UpstreamUnavailable
+from archon_gateway.gateway.core.version import __version__
+from archon_gateway.upstreams.connection import (
     NotificationHandler,
     ProgressCallback,
     RpcConnection,
     serving,
 )
-from upstreams.manifest import Manifest
-from upstreams.process import describe_exit, upstream_process
-from upstreams.stderr_log import LOG_BACKUPS, LOG_MAX_BYTES, StderrLog
+from archon_gateway.upstreams.manifest import Manifest
+from archon_gateway.upstreams.process import describe_exit, upstream_process
+from archon_gateway.upstreams.stderr_log import LOG_BACKUPS, LOG_MAX_BYTES, StderrLog
 
 log = logging.getLogger(__name__)
 

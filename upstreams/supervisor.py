@@ -16,13 +16,13 @@ import anyio
 from anyio.abc import TaskStatus
 from pydantic import BaseModel
 
-from gateway.components import ComponentStatus
-from gateway.errors import GatewayError, UpstreamRestarting, UpstreamUnavailable
-from upstreams.connection import ProgressCallback, UpstreamRequestFailed
-from upstreams.manifest import Manifest
-from upstreams.naming import namespaced
-from upstreams.restarts import CrashHistory, RestartPolicy
-from upstreams.session import UpstreamSession, open_session
+from archon_gateway.gateway.core.errors import GatewayError, UpstreamRestarting, UpstreamUnavailable
+from archon_gateway.gateway.core.health import ComponentStatus
+from archon_gateway.upstreams.connection import ProgressCallback, UpstreamRequestFailed
+from archon_gateway.upstreams.manifest import Manifest
+from archon_gateway.upstreams.naming import namespaced
+from archon_gateway.upstreams.restarts import CrashHistory, RestartPolicy
+from archon_gateway.upstreams.session import UpstreamSession, open_session
 
 log = logging.getLogger(__name__)
 

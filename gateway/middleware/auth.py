@@ -35,7 +35,7 @@ from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from mcp import MCPError
 from pydantic import SecretStr
 
-from gateway.errors import AuthRejected
+from archon_gateway.gateway.core.errors import AuthRejected
 
 AuthMode = Literal["none", "service", "service_or_user"]
 SERVICE_HEADER = "x-service-auth"
@@ -49,7 +49,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-audit_log = logging.getLogger("gateway.audit")
+audit_log = logging.getLogger("archon_gateway.audit")
 
 
 # --- audit ------------------------------------------------------------------------------

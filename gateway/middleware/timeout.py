@@ -10,7 +10,7 @@ import mcp_types as mt
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import ToolResult
 
-from gateway.errors import ToolTimeout
+from archon_gateway.gateway.core.errors import ToolTimeout
 
 TimeoutLookup = Callable[[str], float | None]
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import anyio
 
-from tools.codegen.correct import correct
-from tools.codegen.ruff import Ruff
-from tools.codegen.rules import RuleSet
-from tools.codegen.validate import validate
+from archon_gateway.tools.codegen.correct import correct
+from archon_gateway.tools.codegen.ruff import Ruff
+from archon_gateway.tools.codegen.rules import RuleSet
+from archon_gateway.tools.codegen.validate import validate
 
 ROOT = Path(__file__).resolve().parents[2]
 

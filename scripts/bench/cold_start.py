@@ -31,7 +31,7 @@ import httpx
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-GATEWAY = "import sys; from gateway.cli import main; main(['serve', *sys.argv[1:]])"
+GATEWAY = "import sys; from archon_gateway.gateway.cli import main; main(['serve', *sys.argv[1:]])"
 BARE = """
 import sys
 from fastmcp import FastMCP

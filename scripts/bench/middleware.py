@@ -32,12 +32,12 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from gateway.app import build_gateway
-from gateway.errors import CircuitOpen
-from gateway.middleware.auth import Authenticator, HttpAuthMiddleware, LogAuditSink
-from gateway.middleware.breaker import BreakerMiddleware
-from gateway.resilience.breaker import CircuitBreaker
-from gateway.settings import Settings
+from archon_gateway.gateway.app import build_gateway
+from archon_gateway.gateway.core.circuit_breaker import CircuitBreaker
+from archon_gateway.gateway.core.errors import CircuitOpen
+from archon_gateway.gateway.middleware.auth import Authenticator, HttpAuthMiddleware, LogAuditSink
+from archon_gateway.gateway.middleware.breaker_guard import BreakerMiddleware
+from archon_gateway.gateway.settings import Settings
 
 TOKEN = "bench-0123456789abcdef-token"
 

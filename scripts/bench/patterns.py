@@ -36,11 +36,11 @@ import numpy as np
 from benchlib import StdioPeer, pct
 from fastmcp import Client, FastMCP
 
-from gateway.middleware.errors import ErrorTranslationMiddleware
-from tools.patterns import add_pattern_tools
-from tools.patterns.edge import EdgeIndex
-from tools.patterns.embeddings import MiniLMProvider
-from tools.patterns.index import Match, Query, VectorPoint
+from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
+from archon_gateway.tools.patterns import add_pattern_tools
+from archon_gateway.tools.patterns.edge import EdgeIndex
+from archon_gateway.tools.patterns.embeddings import MiniLMProvider
+from archon_gateway.tools.patterns.index import Match, Query, VectorPoint
 
 LANGUAGES = ["python", "javascript", "go", "rust", "sql"]
 VERBS = ["parse", "load", "save", "sort", "filter", "merge", "validate", "fetch", "retry", "cache"]
@@ -168,7 +168,12 @@ async def main(args: argparse.Namespace) -> None:
         # a raw JSON-RPC peer (no client-side output-schema validation in the timing).
         env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHON_")}
         env["ARCHON_DATA_DIR"] = str(data_dir)
-        gateway = [sys.executable, "-c", "from gateway.cli import main; main()", "serve"]
+        gateway = [
+            sys.executable,
+            "-c",
+            "from archon_gateway.gateway.cli import main; main()",
+            "serve",
+        ]
         peer = StdioPeer([*gateway, "--log-level", "warning"], env, quiet=False)
         try:
             for _ in range(20):  # warm-up (the first call opens the store, loads the model)

@@ -176,8 +176,8 @@ def rss_mb() -> float:
 async def bench_timeouts(manifests_src: Path, data: Path, count: int) -> None:
     from fastmcp import Client as FastClient
 
-    from gateway.app import build_gateway
-    from gateway.settings import Settings
+    from archon_gateway.gateway.app import build_gateway
+    from archon_gateway.gateway.settings import Settings
 
     manifests = data / "timeouts"
     manifests.mkdir()

@@ -29,11 +29,11 @@ from typing import Any
 import anyio
 from benchlib import machine, pct
 
-from gateway.errors import GatewayError
-from upstreams.manifest import Manifest
-from upstreams.pool import UpstreamPool
-from upstreams.restarts import RestartPolicy
-from upstreams.supervisor import Upstream, UpstreamState
+from archon_gateway.gateway.core.errors import GatewayError
+from archon_gateway.upstreams.manifest import Manifest
+from archon_gateway.upstreams.pool import UpstreamPool
+from archon_gateway.upstreams.restarts import RestartPolicy
+from archon_gateway.upstreams.supervisor import Upstream, UpstreamState
 
 FAULTY = Path(__file__).resolve().parents[2] / "tests" / "upstreams" / "faulty_server.py"
 FLOOD = 50 * 1024 * 1024

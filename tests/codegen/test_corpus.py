@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tools.codegen.correct import correct
-from tools.codegen.rules import RuleSet
-from tools.codegen.validate import validate
+from archon_gateway.tools.codegen.correct import correct
+from archon_gateway.tools.codegen.rules import RuleSet
+from archon_gateway.tools.codegen.validate import validate
 
 pytestmark = pytest.mark.anyio
 

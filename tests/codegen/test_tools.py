@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from fastmcp import Client, FastMCP
 
-from gateway.app import build_gateway
-from gateway.middleware.errors import ErrorTranslationMiddleware
-from gateway.settings import Settings
-from tools.codegen import add_codegen_tools
-from tools.codegen.mixins import catalog
+from archon_gateway.gateway.app import build_gateway
+from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
+from archon_gateway.gateway.settings import Settings
+from archon_gateway.tools.codegen import add_codegen_tools
+from archon_gateway.tools.codegen.mixins import catalog
 
 pytestmark = pytest.mark.anyio
 

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from fastmcp import FastMCP
 
-from gateway.components import ComponentRegistry, ComponentStatus
-from gateway.errors import SettingsInvalid
-from gateway.http import add_http_routes, build_http_app
-from gateway.metrics import GatewayMetrics
-from gateway.settings import load_settings
+from archon_gateway.gateway.core.errors import SettingsInvalid
+from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
+from archon_gateway.gateway.gateway_metrics import GatewayMetrics
+from archon_gateway.gateway.http import add_http_routes, build_http_app
+from archon_gateway.gateway.settings import load_settings
 from tests.support import (
     URL_PATTERN,
     RawStdioPeer,

@@ -8,9 +8,9 @@ import httpx
 import pytest
 from fastmcp import Client
 
-from gateway.app import build_gateway
-from gateway.http import build_http_app
-from gateway.settings import Settings
+from archon_gateway.gateway.app import build_gateway
+from archon_gateway.gateway.http import build_http_app
+from archon_gateway.gateway.settings import Settings
 from tests.support import tool_call_samples
 
 pytestmark = pytest.mark.anyio

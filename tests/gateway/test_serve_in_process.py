@@ -11,10 +11,10 @@ import pytest
 from fastmcp import FastMCP
 from mcp import Client
 
-from gateway.app import build_gateway
-from gateway.errors import GatewayError
-from gateway.serve import bind_listener, http_url, serve
-from gateway.settings import Settings
+from archon_gateway.gateway.app import build_gateway
+from archon_gateway.gateway.core.errors import GatewayError
+from archon_gateway.gateway.serve_loop import bind_listener, http_url, serve
+from archon_gateway.gateway.settings import Settings
 from tests.support import INITIALIZE
 
 pytestmark = pytest.mark.anyio

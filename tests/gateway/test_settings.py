@@ -7,8 +7,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from gateway.errors import SettingsInvalid
-from gateway.settings import Settings, load_settings, unknown_env_settings
+from archon_gateway.gateway.core.errors import SettingsInvalid
+from archon_gateway.gateway.settings import Settings, load_settings, unknown_env_settings
 from tests.support import gateway_command
 
 

@@ -15,10 +15,10 @@ import anyio
 import pytest
 from fastmcp import FastMCP
 
-from gateway.middleware.errors import ErrorTranslationMiddleware
-from tools.patterns import PatternTools, add_pattern_tools
-from tools.patterns.embeddings import EmbeddingProvider, MiniLMProvider
-from tools.patterns.index import VectorIndex
+from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
+from archon_gateway.tools.patterns import PatternTools, add_pattern_tools
+from archon_gateway.tools.patterns.embeddings import EmbeddingProvider, MiniLMProvider
+from archon_gateway.tools.patterns.index import VectorIndex
 
 # The engines behind the one VectorIndex protocol:
 # - "edge": Qdrant Edge, the Qdrant engine in-process (the default);
@@ -80,7 +80,7 @@ def client_local_index(collection: str = "patterns") -> AbstractAsyncContextMana
 
         from qdrant_client import AsyncQdrantClient
 
-        from tools.patterns.qdrant_server import QdrantServerIndex
+        from archon_gateway.tools.patterns.qdrant_server import QdrantServerIndex
 
         client = AsyncQdrantClient(location=":memory:")
         try:

@@ -14,13 +14,13 @@ import pytest
 from fastmcp import Client
 from pydantic import SecretStr
 
-from gateway.app import build_gateway
-from gateway.http import build_http_app
-from gateway.resilience.breaker import CircuitBreaker
-from gateway.settings import Settings
+from archon_gateway.gateway.app import build_gateway
+from archon_gateway.gateway.core.circuit_breaker import CircuitBreaker
+from archon_gateway.gateway.http import build_http_app
+from archon_gateway.gateway.settings import Settings
+from archon_gateway.tools.patterns.embeddings import MiniLMProvider
+from archon_gateway.tools.patterns.family import NOT_OUTAGES
 from tests.patterns.conftest import FailingProvider, error_text, pattern_server, structured
-from tools.patterns.embeddings import MiniLMProvider
-from tools.patterns.mcp import NOT_OUTAGES
 
 pytestmark = pytest.mark.anyio
 

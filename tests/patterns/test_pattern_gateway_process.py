@@ -13,12 +13,12 @@ import httpx
 import pytest
 from fastmcp import Client
 
-from gateway.app import build_gateway
-from gateway.errors import VectorStoreUnavailable
-from gateway.settings import Settings
+from archon_gateway.gateway.app import build_gateway
+from archon_gateway.gateway.core.errors import VectorStoreUnavailable
+from archon_gateway.gateway.settings import Settings
+from archon_gateway.tools.patterns.edge import EdgeIndex
 from tests.patterns.conftest import error_text, structured
 from tests.support import running_http_gateway
-from tools.patterns.edge import EdgeIndex
 
 pytestmark = pytest.mark.anyio
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fastmcp import Client
 
+from archon_gateway.tools.patterns.embeddings import MiniLMProvider
 from tests.patterns.conftest import pattern_server, structured
-from tools.patterns.embeddings import MiniLMProvider
 
 pytestmark = pytest.mark.anyio
 

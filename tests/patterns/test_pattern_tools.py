@@ -10,8 +10,8 @@ import anyio
 import pytest
 from fastmcp import Client
 
+from archon_gateway.tools.patterns.embeddings import MiniLMProvider
 from tests.patterns.conftest import error_text, pattern_server, structured
-from tools.patterns.embeddings import MiniLMProvider
 
 pytestmark = pytest.mark.anyio
 
@@ -329,7 +329,7 @@ def _cosine(a: list[float], b: list[float]) -> float:
 async def test_the_embedded_store_indexes_the_filter_fields(
     tmp_path: Path, provider: MiniLMProvider
 ) -> None:
-    from tools.patterns.edge import EdgeIndex
+    from archon_gateway.tools.patterns.edge import EdgeIndex
 
     async with EdgeIndex(tmp_path / "store") as store:
         await store.ensure_collection(provider.model, provider.dimension)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from fastmcp import Client
 
-from gateway.app import build_gateway
-from gateway.settings import load_settings
+from archon_gateway.gateway.app import build_gateway
+from archon_gateway.gateway.settings import load_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -24,8 +24,8 @@ def test_building_and_listing_the_gateway_loads_no_vector_or_model_library(
     code = f"""
 import json, sys, anyio
 from fastmcp import Client
-from gateway.app import build_gateway
-from gateway.settings import Settings
+from archon_gateway.gateway.app import build_gateway
+from archon_gateway.gateway.settings import Settings
 
 async def main():
     async with Client(build_gateway(Settings(data_dir={str(tmp_path)!r}))) as client:
@@ -92,8 +92,8 @@ async def test_the_qdrant_breaker_is_the_gateways_own_and_shows_in_readiness(
 ) -> None:
     import httpx
 
-    from gateway.http import build_http_app
-    from gateway.settings import Settings
+    from archon_gateway.gateway.http import build_http_app
+    from archon_gateway.gateway.settings import Settings
 
     # An empty breaker registry is still the gateway's registry (it was once mistaken for
     # "no registry" and the qdrant breaker went private, invisible to /health/ready).

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from upstreams.import_config import to_toml
-from upstreams.manifest import Manifest
+from archon_gateway.upstreams.import_config import to_toml
+from archon_gateway.upstreams.manifest import Manifest
 
 HERE = Path(__file__).parent
 NODE_DIR = HERE / "node"

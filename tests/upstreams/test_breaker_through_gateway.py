@@ -14,9 +14,9 @@ import pytest
 from fastmcp import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.app import build_gateway
-from gateway.http import build_http_app
-from gateway.settings import Settings
+from archon_gateway.gateway.app import build_gateway
+from archon_gateway.gateway.http import build_http_app
+from archon_gateway.gateway.settings import Settings
 from tests.support import tool_call_samples
 from tests.upstreams.conftest import WriteManifest
 

@@ -10,10 +10,10 @@ from typing import Any
 import anyio
 import pytest
 
-from gateway.doctor import diagnose
+from archon_gateway.gateway.doctor import diagnose
+from archon_gateway.upstreams.manifest import builtin_manifests_dir, load_manifests
 from tests.support import gateway_command
 from tests.upstreams.conftest import WriteManifest
-from upstreams.manifest import builtin_manifests_dir, load_manifests
 
 pytestmark = pytest.mark.anyio
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import gateway_command
-from upstreams.manifest import (
+from archon_gateway.upstreams.manifest import (
     Manifest,
     builtin_manifests_dir,
     load_manifest_file,
     load_manifests,
 )
-from upstreams.naming import MAX_TOOL_NAME, namespaced
+from archon_gateway.upstreams.naming import MAX_TOOL_NAME, namespaced
+from tests.support import gateway_command
 
 
 def test_shipped_manifests_cover_the_known_upstreams_and_validate() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from upstreams.restarts import CrashHistory, RestartPolicy
+from archon_gateway.upstreams.restarts import CrashHistory, RestartPolicy
 
 POLICY = RestartPolicy(
     backoff_initial=0.5,

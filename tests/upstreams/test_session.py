@@ -13,12 +13,12 @@ from typing import Any
 import anyio
 import pytest
 
-from gateway.errors import UpstreamUnavailable
+from archon_gateway.gateway.core.errors import UpstreamUnavailable
+from archon_gateway.upstreams.manifest import Manifest
+from archon_gateway.upstreams.process import upstream_process
+from archon_gateway.upstreams.session import UpstreamSession, open_session
+from archon_gateway.upstreams.stderr_log import StderrLog
 from tests.upstreams.conftest import FAULTY
-from upstreams.manifest import Manifest
-from upstreams.process import upstream_process
-from upstreams.session import UpstreamSession, open_session
-from upstreams.stderr_log import StderrLog
 
 pytestmark = pytest.mark.anyio
 

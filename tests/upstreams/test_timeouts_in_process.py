@@ -10,8 +10,8 @@ import anyio
 import pytest
 from fastmcp import Client
 
-from gateway.app import build_gateway
-from gateway.settings import Settings
+from archon_gateway.gateway.app import build_gateway
+from archon_gateway.gateway.settings import Settings
 from tests.upstreams.conftest import WriteManifest
 
 pytestmark = pytest.mark.anyio

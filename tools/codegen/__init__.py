@@ -13,12 +13,18 @@ from fastmcp import FastMCP
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from gateway.errors import InvalidArgument, tool_errors
-from tools.codegen.analyze import analyze
-from tools.codegen.models import Analysis, Correction, MixinAdvice, NodeKind, ValidationReport
-from tools.codegen.ruff import Ruff
-from tools.codegen.rules import RuleSet
-from tools.codegen.validate import MAX_INPUT_BYTES, require_python, validate
+from archon_gateway.gateway.core.errors import InvalidArgument, tool_errors
+from archon_gateway.tools.codegen.analyze import analyze
+from archon_gateway.tools.codegen.models import (
+    Analysis,
+    Correction,
+    MixinAdvice,
+    NodeKind,
+    ValidationReport,
+)
+from archon_gateway.tools.codegen.ruff import Ruff
+from archon_gateway.tools.codegen.rules import RuleSet
+from archon_gateway.tools.codegen.validate import MAX_INPUT_BYTES, require_python, validate
 
 __all__ = ["MAX_INPUT_BYTES", "add_codegen_tools"]
 
@@ -114,7 +120,7 @@ def add_codegen_tools(
         fixes (import sorting included). Returns the code, a unified diff, the rule ids fixed
         and the findings that remain. Never returns code that does not parse; correcting
         the result again changes nothing."""
-        from tools.codegen.correct import correct
+        from archon_gateway.tools.codegen.correct import correct
 
         with tool_errors():
             require_python(code, language, max_input_bytes)
@@ -156,7 +162,7 @@ def add_codegen_tools(
         caching, transaction, FSM, introspection) for a node, from its code and/or a
         description: each with the reasons it matches; mixins that do not fit the node kind
         are ruled out with why, and incompatible pairs are flagged."""
-        from tools.codegen.mixins import recommend
+        from archon_gateway.tools.codegen.mixins import recommend
 
         with tool_errors():
             if not (code or description):

@@ -5,8 +5,15 @@ from __future__ import annotations
 import ast
 import sys
 
-from tools.codegen.checks import FunctionNode, class_kind, complexity, dotted, node_classes, parse
-from tools.codegen.models import (
+from archon_gateway.tools.codegen.checks import (
+    FunctionNode,
+    class_kind,
+    complexity,
+    dotted,
+    node_classes,
+    parse,
+)
+from archon_gateway.tools.codegen.models import (
     Analysis,
     ClassInfo,
     Finding,

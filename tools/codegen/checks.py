@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from tools.codegen.models import Finding, NodeKind
-from tools.codegen.rules import (
+from archon_gateway.tools.codegen.models import Finding, NodeKind
+from archon_gateway.tools.codegen.rules import (
     KINDS,
     KNOWN_IMPORTS,
     RuleSet,

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 import anyio.to_thread
 
-from tools.codegen.checks import CheckResult, Fixes, check
-from tools.codegen.models import Correction, Finding, NodeKind
-from tools.codegen.ruff import Ruff
-from tools.codegen.rules import KNOWN_IMPORTS, OWN_PREFIXES, RuleSet
-from tools.codegen.validate import merge, ruff_file_name, validate
+from archon_gateway.tools.codegen.checks import CheckResult, Fixes, check
+from archon_gateway.tools.codegen.models import Correction, Finding, NodeKind
+from archon_gateway.tools.codegen.ruff import Ruff
+from archon_gateway.tools.codegen.rules import KNOWN_IMPORTS, OWN_PREFIXES, RuleSet
+from archon_gateway.tools.codegen.validate import merge, ruff_file_name, validate
 
 if TYPE_CHECKING:
     import libcst as cst

@@ -10,14 +10,14 @@ from importlib.resources import files
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.codegen.analyze import analyze
-from tools.codegen.models import (
+from archon_gateway.tools.codegen.analyze import analyze
+from archon_gateway.tools.codegen.models import (
     MixinAdvice,
     MixinConflict,
     MixinRecommendation,
     NodeKind,
 )
-from tools.codegen.rules import KINDS
+from archon_gateway.tools.codegen.rules import KINDS
 
 THRESHOLD = 2.0
 
@@ -53,7 +53,7 @@ class Catalog(BaseModel):
 
 @functools.cache
 def catalog() -> Catalog:
-    text = files("tools.codegen").joinpath("mixins.toml").read_text(encoding="utf-8")
+    text = files("archon_gateway.tools.codegen").joinpath("mixins.toml").read_text(encoding="utf-8")
     return Catalog.model_validate(tomllib.loads(text))
 
 

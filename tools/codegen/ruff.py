@@ -17,9 +17,9 @@ from typing import Any
 import anyio
 from anyio.abc import ByteReceiveStream
 
-from gateway.errors import InvalidArgument, ToolFailed
-from tools.codegen.models import Finding, Severity
-from tools.codegen.rules import RuleSet
+from archon_gateway.gateway.core.errors import InvalidArgument, ToolFailed
+from archon_gateway.tools.codegen.models import Finding, Severity
+from archon_gateway.tools.codegen.rules import RuleSet
 
 _ERROR_PREFIXES = ("E9", "F63", "F7", "F82", "F811")
 _INFO_PREFIXES = ("I", "W", "UP")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from gateway.errors import InvalidArgument
-from tools.codegen.models import NodeKind, Severity
+from archon_gateway.gateway.core.errors import InvalidArgument
+from archon_gateway.tools.codegen.models import NodeKind, Severity
 
 
 @dataclass(frozen=True)

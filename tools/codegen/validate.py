@@ -8,11 +8,11 @@ from pathlib import PurePosixPath
 import anyio
 import anyio.to_thread
 
-from gateway.errors import GatewayError, InvalidArgument
-from tools.codegen.checks import CheckResult, check
-from tools.codegen.models import Finding, NodeKind, ValidationReport
-from tools.codegen.ruff import Ruff
-from tools.codegen.rules import RuleSet
+from archon_gateway.gateway.core.errors import GatewayError, InvalidArgument
+from archon_gateway.tools.codegen.checks import CheckResult, check
+from archon_gateway.tools.codegen.models import Finding, NodeKind, ValidationReport
+from archon_gateway.tools.codegen.ruff import Ruff
+from archon_gateway.tools.codegen.rules import RuleSet
 
 PENALTY = {"error": 10.0, "warning": 3.0, "info": 1.0}
 MAX_INPUT_BYTES = 1_000_000

@@ -4,6 +4,6 @@
 in-process by default, or a Qdrant server) and the embedding model load on first use.
 """
 
-from tools.patterns.mcp import PatternTools, add_pattern_tools
+from archon_gateway.tools.patterns.family import PatternTools, add_pattern_tools
 
 __all__ = ["PatternTools", "add_pattern_tools"]

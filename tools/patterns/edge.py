@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import anyio
 
-from gateway.components import ComponentStatus
-from gateway.errors import IncompatibleVectorStore, VectorStoreUnavailable
-from tools.patterns.index import KEYWORD_FIELDS, Hit, Query, StoredPoint, VectorPoint
+from archon_gateway.gateway.core.errors import IncompatibleVectorStore, VectorStoreUnavailable
+from archon_gateway.gateway.core.health import ComponentStatus
+from archon_gateway.tools.patterns.index import KEYWORD_FIELDS, Hit, Query, StoredPoint, VectorPoint
 
 if TYPE_CHECKING:
     import qdrant_edge

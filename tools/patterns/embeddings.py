@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 
-from gateway.errors import EmbeddingFailed
+from archon_gateway.gateway.core.errors import EmbeddingFailed
 
 if TYPE_CHECKING:
     import numpy as np

@@ -12,14 +12,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from gateway.components import ComponentStatus
-from gateway.errors import (
+from archon_gateway.gateway.core.errors import (
     CircuitOpen,
     IncompatibleVectorStore,
     InvalidArgument,
     VectorStoreUnavailable,
 )
-from tools.patterns.index import KEYWORD_FIELDS, Hit, Query, StoredPoint, VectorPoint
+from archon_gateway.gateway.core.health import ComponentStatus
+from archon_gateway.tools.patterns.index import KEYWORD_FIELDS, Hit, Query, StoredPoint, VectorPoint
 
 if TYPE_CHECKING:
     from qdrant_client import AsyncQdrantClient

@@ -18,15 +18,15 @@ from typing import Any
 
 import anyio
 
-from gateway.errors import (
+from archon_gateway.gateway.core.errors import (
     EmbeddingFailed,
     GatewayError,
     InvalidArgument,
     NotFound,
 )
-from tools.patterns.embeddings import EmbeddingProvider
-from tools.patterns.index import Match, Query, VectorIndex, VectorPoint
-from tools.patterns.models import (
+from archon_gateway.tools.patterns.embeddings import EmbeddingProvider
+from archon_gateway.tools.patterns.index import Match, Query, VectorIndex, VectorPoint
+from archon_gateway.tools.patterns.models import (
     DeleteResult,
     IndexFailure,
     IndexResult,

@@ -10,22 +10,26 @@ is cancelled before the error is returned.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from fastmcp import Context
+from fastmcp import Context, FastMCP
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from gateway.components import ComponentRegistry, ComponentStatus, Probe
-from gateway.errors import InvalidArgument, UpstreamUnavailable, WorkflowFailed, tool_errors
-from gateway.server import GatewayServer
+from archon_gateway.gateway.core.errors import (
+    InvalidArgument,
+    UpstreamUnavailable,
+    WorkflowFailed,
+    tool_errors,
+)
+from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus, Probe
 
 if TYPE_CHECKING:
-    from gateway.resilience.breaker import BreakerRegistry, CircuitBreaker
-    from tools.workflow.client import CoordinatorClient, RunStatus
+    from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry, CircuitBreaker
+    from archon_gateway.tools.workflow.client import CoordinatorClient, RunStatus
 
 __all__ = ["TOOL_NAME", "WorkflowResult", "add_workflow_tools"]
 
@@ -40,9 +44,10 @@ class WorkflowResult(BaseModel):
 
 
 def add_workflow_tools(
-    server: GatewayServer,
+    server: FastMCP,
     components: ComponentRegistry,
     *,
+    add_lifetime: Callable[[Callable[[], AbstractAsyncContextManager[Any]]], None],
     url: str | None,
     breakers: BreakerRegistry | None = None,
     request_timeout: float = 30.0,
@@ -56,9 +61,9 @@ def add_workflow_tools(
         status = ComponentStatus("disabled", "set ARCHON_WORKFLOW_COORDINATOR_URL")
         components.register("workflow_coordinator", lambda: status, critical=False)
     else:
-        from gateway.resilience.breaker import BreakerRegistry
-        from gateway.resilience.http_client import create_http_client
-        from tools.workflow.client import NAME, CoordinatorClient
+        from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
+        from archon_gateway.gateway.core.http_client import create_http_client
+        from archon_gateway.tools.workflow.client import NAME, CoordinatorClient
 
         not_outages = (InvalidArgument, WorkflowFailed)
         registry = breakers if breakers is not None else BreakerRegistry()  # empty is falsy
@@ -74,7 +79,7 @@ def add_workflow_tools(
                 finally:
                     holder.clear()
 
-        server.add_lifetime(lifetime)
+        add_lifetime(lifetime)
 
     @server.tool(
         name=TOOL_NAME,

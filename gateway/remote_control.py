@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.errors import GatewayError, UpstreamUnavailable
-from gateway.supervision import RESTART_TOOL
+from archon_gateway.gateway.core.errors import GatewayError, UpstreamUnavailable
+from archon_gateway.gateway.upstream_admin import RESTART_TOOL
 
 
 async def restart_upstream(url: str, name: str, *, service_token: str | None) -> dict[str, Any]:

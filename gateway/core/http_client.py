@@ -18,7 +18,7 @@ from types import TracebackType
 
 import httpx
 
-from gateway.errors import UpstreamUnavailable
+from archon_gateway.gateway.core.errors import UpstreamUnavailable
 
 POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 

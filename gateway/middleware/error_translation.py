@@ -9,7 +9,7 @@ from fastmcp.exceptions import NotFoundError, ToolError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import ToolResult
 
-from gateway.errors import GatewayError
+from archon_gateway.gateway.core.errors import GatewayError
 
 
 class ErrorTranslationMiddleware(Middleware):

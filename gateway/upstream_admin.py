@@ -11,11 +11,11 @@ from fastmcp import FastMCP
 from mcp_types import ToolAnnotations
 from prometheus_client.core import CounterMetricFamily, Metric
 
-from gateway.components import ComponentRegistry
-from gateway.errors import tool_errors
-from gateway.metrics import GatewayMetrics, state_gauge
-from upstreams.pool import UpstreamPool
-from upstreams.supervisor import UpstreamInfo, UpstreamState
+from archon_gateway.gateway.core.errors import tool_errors
+from archon_gateway.gateway.core.health import ComponentRegistry
+from archon_gateway.gateway.gateway_metrics import GatewayMetrics, state_gauge
+from archon_gateway.upstreams.pool import UpstreamPool
+from archon_gateway.upstreams.supervisor import UpstreamInfo, UpstreamState
 
 RESTART_TOOL = "gateway_restart_upstream"
 

@@ -15,8 +15,8 @@ from fastmcp.exceptions import NotFoundError, ToolError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import ToolResult
 
-from gateway.errors import AuthRejected, CircuitOpen, ToolTimeout
-from gateway.metrics import UNKNOWN_TOOL, GatewayMetrics
+from archon_gateway.gateway.core.errors import AuthRejected, CircuitOpen, ToolTimeout
+from archon_gateway.gateway.gateway_metrics import UNKNOWN_TOOL, GatewayMetrics
 
 
 def outcome_of(exc: BaseException) -> str:

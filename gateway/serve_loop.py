@@ -23,10 +23,10 @@ from fastmcp import FastMCP
 from fastmcp.server.context import reset_transport, set_transport
 from sse_starlette.sse import AppStatus
 
-from gateway.errors import GatewayError, ListenFailed
-from gateway.http import build_http_app
-from gateway.middleware.drain import InFlightCalls
-from gateway.stdio import StdioChannel, stdio_streams
+from archon_gateway.gateway.core.errors import GatewayError, ListenFailed
+from archon_gateway.gateway.http import build_http_app
+from archon_gateway.gateway.middleware.drain import InFlightCalls
+from archon_gateway.gateway.stdio import StdioChannel, stdio_streams
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,17 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from gateway.errors import CircuitOpen, GatewayError, ToolTimeout, UpstreamUnavailable
-from gateway.resilience.breaker import BreakerRegistry, BreakerState, CircuitBreaker
+from archon_gateway.gateway.core.circuit_breaker import (
+    BreakerRegistry,
+    BreakerState,
+    CircuitBreaker,
+)
+from archon_gateway.gateway.core.errors import (
+    CircuitOpen,
+    GatewayError,
+    ToolTimeout,
+    UpstreamUnavailable,
+)
 
 pytestmark = pytest.mark.anyio
 

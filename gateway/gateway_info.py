@@ -8,11 +8,11 @@ from fastmcp import FastMCP
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel
 
-from gateway import __version__
-from gateway.components import ComponentRegistry
-from gateway.metrics import GatewayMetrics
-from upstreams.provider import upstreams_as_last_listed
-from upstreams.supervisor import UpstreamInfo
+from archon_gateway.gateway.core.health import ComponentRegistry
+from archon_gateway.gateway.core.version import __version__
+from archon_gateway.gateway.gateway_metrics import GatewayMetrics
+from archon_gateway.upstreams.provider import upstreams_as_last_listed
+from archon_gateway.upstreams.supervisor import UpstreamInfo
 
 
 class ComponentInfo(BaseModel):

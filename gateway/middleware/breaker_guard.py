@@ -12,8 +12,8 @@ from fastmcp.exceptions import ToolError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import ToolResult
 
-from gateway.errors import GatewayError
-from gateway.resilience.breaker import BreakerRegistry, CircuitBreaker
+from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry, CircuitBreaker
+from archon_gateway.gateway.core.errors import GatewayError
 
 BreakerLookup = Callable[[str], CircuitBreaker | None]
 

@@ -12,9 +12,9 @@ import pytest
 from anyio.abc import SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from gateway.errors import CircuitOpen, UpstreamUnavailable
-from gateway.resilience.breaker import CircuitBreaker
-from gateway.resilience.http_client import (
+from archon_gateway.gateway.core.circuit_breaker import CircuitBreaker
+from archon_gateway.gateway.core.errors import CircuitOpen, UpstreamUnavailable
+from archon_gateway.gateway.core.http_client import (
     BackendTimeout,
     create_http_client,
     http_errors,

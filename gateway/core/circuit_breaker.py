@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, ParamSpec, Protocol, TypeVar
 
-from gateway.errors import CircuitOpen
+from archon_gateway.gateway.core.errors import CircuitOpen
 
 log = logging.getLogger(__name__)
 

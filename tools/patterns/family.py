@@ -22,17 +22,17 @@ from fastmcp.server.providers import LocalProvider
 from mcp_types import ToolAnnotations
 from pydantic import Field, SecretStr
 
-from gateway.components import ComponentRegistry, ComponentStatus
-from gateway.errors import (
+from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
+from archon_gateway.gateway.core.errors import (
     IncompatibleVectorStore,
     InvalidArgument,
     NotFound,
     tool_errors,
 )
-from gateway.resilience.breaker import BreakerRegistry
-from tools.patterns.embeddings import EmbeddingProvider, MiniLMProvider
-from tools.patterns.index import VectorIndex
-from tools.patterns.models import (
+from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
+from archon_gateway.tools.patterns.embeddings import EmbeddingProvider, MiniLMProvider
+from archon_gateway.tools.patterns.index import VectorIndex
+from archon_gateway.tools.patterns.models import (
     DeleteResult,
     IndexResult,
     Label,
@@ -48,8 +48,8 @@ from tools.patterns.models import (
     UpdateResult,
     Vector,
 )
-from tools.patterns.qdrant_server import Breaker
-from tools.patterns.service import MAX_TOP_K, PatternService
+from archon_gateway.tools.patterns.qdrant_server import Breaker
+from archon_gateway.tools.patterns.service import MAX_TOP_K, PatternService
 
 # Errors that say the request was wrong, not that Qdrant is down: they never trip the breaker.
 NOT_OUTAGES = (InvalidArgument, IncompatibleVectorStore, NotFound)
@@ -110,14 +110,14 @@ def _default_opener(
     if qdrant_url is None:
 
         def open_edge() -> AbstractAsyncContextManager[VectorIndex]:
-            from tools.patterns.edge import EdgeIndex
+            from archon_gateway.tools.patterns.edge import EdgeIndex
 
             return EdgeIndex(data_dir / collection)
 
         return open_edge
 
     def open_server() -> AbstractAsyncContextManager[VectorIndex]:
-        from tools.patterns.qdrant_server import open_server_index
+        from archon_gateway.tools.patterns.qdrant_server import open_server_index
 
         key = api_key.get_secret_value() if api_key is not None else None
         return open_server_index(qdrant_url, collection, api_key=key, breaker=breaker)
