@@ -19,9 +19,7 @@ import time
 
 from benchlib import StdioPeer, machine, pct
 
-GATEWAY = (
-    "from archon_gateway.gateway.cli import main; main(['serve', '--log-level', 'warning'])"
-)
+GATEWAY = "from archon_gateway.gateway.cli import main; main(['serve', '--log-level', 'warning'])"
 # Same shape of answer as gateway_info, so the difference is the server path, not the payload.
 BARE = """
 from fastmcp import FastMCP
