@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from archon_gateway.gateway.client_sessions import ClientSessions
-from archon_gateway.gateway.core.errors import UpstreamRestarting
 from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
 from archon_gateway.gateway.core.version import __version__
 from archon_gateway.gateway.gateway_info import add_admin_tools
@@ -37,7 +36,6 @@ from archon_gateway.tools.codegen import add_codegen_tools
 from archon_gateway.tools.patterns import add_pattern_tools
 from archon_gateway.tools.workflow import TOOL_NAME as WORKFLOW_TOOL
 from archon_gateway.tools.workflow import add_workflow_tools
-from archon_gateway.upstreams.connection import UpstreamRequestFailed
 from archon_gateway.upstreams.manifest import load_manifests, manifest_folders
 from archon_gateway.upstreams.pool import UpstreamPool
 from archon_gateway.upstreams.provider import UpstreamProvider
@@ -81,7 +79,6 @@ def build_gateway(
         metrics,
         components,
         upstream_of=pool.upstream_of if pool else _not_upstream,
-        upstream_exclude=(UpstreamRequestFailed, UpstreamRestarting),
         clock=clock,
     )
     # Outermost first: errors are translated after metrics have seen the raw outcome; then

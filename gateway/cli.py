@@ -100,7 +100,10 @@ def serve(
             )
         )
     except* GatewayError as failures:
-        _fail("; ".join(str(exc) for exc in _leaves(failures)), 1)
+        leaves = _leaves(failures)
+        for leaf in leaves:  # the user reads one line; the cause goes to the log
+            log.debug("serve stopped: %s", leaf, exc_info=leaf)
+        _fail("; ".join(str(leaf) for leaf in leaves), 1)
 
 
 @app.command(name="import-config")

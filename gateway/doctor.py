@@ -19,7 +19,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from archon_gateway.gateway.core.errors import GatewayError
+from archon_gateway.gateway.core.errors import GatewayError, UpstreamStartTimeout
 from archon_gateway.upstreams.manifest import (
     Manifest,
     ManifestProblem,
@@ -138,8 +138,7 @@ async def _start_once(
         )
         hint = timeout_hint
     except GatewayError as exc:
-        # open_session reports its own timeout as UpstreamUnavailable: the clock tells which.
-        timed_out = time.perf_counter() - started >= manifest.startup_timeout
+        timed_out = isinstance(exc, UpstreamStartTimeout)
         error, hint = str(exc), timeout_hint if timed_out else log_hint
     return _report(
         manifest,

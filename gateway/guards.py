@@ -46,12 +46,11 @@ def build_guards(
     components: ComponentRegistry,
     *,
     upstream_of: OwnerLookup,
-    upstream_exclude: tuple[type[BaseException], ...] = (),
     audit: AuditSink | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Guards:
     """`upstream_of(tool)` names the upstream serving a tool (None for native tools); each
-    upstream gets one breaker, "upstream <name>", that ignores `upstream_exclude`."""
+    upstream gets one breaker, "upstream <name>" (caller errors and refusals never count)."""
     audit = audit or LogAuditSink()
     breakers = BreakerRegistry(
         fail_max=settings.breaker_fail_max,
@@ -95,7 +94,7 @@ def build_guards(
                 "accept" if stdio.accepted else "reject", "stdio", stdio.reason, stdio.principal
             )
         )
-    lookup = breakers_by_owner(breakers, upstream_of, prefix="upstream ", exclude=upstream_exclude)
+    lookup = breakers_by_owner(breakers, upstream_of, prefix="upstream ")
     return Guards(
         breakers=breakers,
         audit=audit,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from archon_gateway.gateway.core.errors import GatewayError, UpstreamUnavailable
+from archon_gateway.gateway.core.errors import Refused, UpstreamUnavailable
 from archon_gateway.gateway.upstream_admin import RESTART_TOOL
 
 
@@ -21,8 +21,8 @@ async def restart_upstream(url: str, name: str, *, service_token: str | None) ->
         async with Client(transport) as client:
             result = await client.call_tool(RESTART_TOOL, {"name": name}, raise_on_error=False)
     except (httpx.HTTPError, OSError, RuntimeError) as exc:
-        raise UpstreamUnavailable(f"cannot reach the gateway at {url}: {exc}") from None
+        raise UpstreamUnavailable(f"cannot reach the gateway at {url}: {exc}") from exc
     if result.is_error:
         said = " ".join(getattr(part, "text", "") for part in result.content)
-        raise GatewayError(said or f"{RESTART_TOOL} failed")
+        raise Refused(said or f"{RESTART_TOOL} failed")
     return dict(result.structured_content or {})

@@ -23,7 +23,7 @@ from fastmcp import FastMCP
 from fastmcp.server.context import reset_transport, set_transport
 from sse_starlette.sse import AppStatus
 
-from archon_gateway.gateway.core.errors import GatewayError, ListenFailed
+from archon_gateway.gateway.core.errors import FrontDoorFailed, ListenFailed, SettingsInvalid
 from archon_gateway.gateway.http import build_http_app
 from archon_gateway.gateway.middleware.drain import InFlightCalls
 from archon_gateway.gateway.stdio import StdioChannel, stdio_streams
@@ -39,7 +39,7 @@ def bind_listener(host: str, port: int) -> socket.socket:
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
     except socket.gaierror as exc:
-        raise ListenFailed(f"cannot listen on {where}: unknown host ({exc.strerror})") from None
+        raise ListenFailed(f"cannot listen on {where}: unknown host ({exc.strerror})") from exc
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -51,8 +51,8 @@ def bind_listener(host: str, port: int) -> socket.socket:
             raise ListenFailed(
                 f"cannot listen on {where}: the port is already in use "
                 "(is another gateway running? choose one with --port or ARCHON_PORT)"
-            ) from None
-        raise ListenFailed(f"cannot listen on {where}: {exc.strerror}") from None
+            ) from exc
+        raise ListenFailed(f"cannot listen on {where}: {exc.strerror}") from exc
     sock.setblocking(False)
     return sock
 
@@ -83,7 +83,7 @@ async def serve(
     runs after `shutdown_grace` is cancelled.
     """
     if not stdio and listener is None:
-        raise GatewayError("nothing to serve: enable stdio, HTTP, or both")
+        raise SettingsInvalid("nothing to serve: enable stdio, HTTP, or both")
     stop = stop or anyio.Event()
     in_flight = InFlightCalls()
     server.middleware.insert(0, in_flight)  # outermost: it sees every call first
@@ -215,8 +215,8 @@ async def _run_http(
     http = _EmbeddedUvicorn(config, started)
     try:
         await http.serve(sockets=[listener])
-    except SystemExit:
+    except SystemExit as exc:
         # uvicorn exits the process when the app's startup fails; report it instead.
-        raise GatewayError("the HTTP front door failed to start (see the log above)") from None
+        raise FrontDoorFailed("the HTTP front door failed to start (see the log above)") from exc
     finally:
         stop.set()

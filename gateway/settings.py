@@ -247,12 +247,12 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
-    except FileNotFoundError:
-        raise SettingsInvalid(f"config file {path} does not exist") from None
+    except FileNotFoundError as exc:
+        raise SettingsInvalid(f"config file {path} does not exist") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise SettingsInvalid(f"config file {path} is not valid TOML: {exc}") from None
+        raise SettingsInvalid(f"config file {path} is not valid TOML: {exc}") from exc
     except OSError as exc:
-        raise SettingsInvalid(f"config file {path} cannot be read: {exc.strerror}") from None
+        raise SettingsInvalid(f"config file {path} cannot be read: {exc.strerror}") from exc
 
 
 def _describe(error: Mapping[str, Any], config_path: Path | None) -> str:
@@ -302,6 +302,7 @@ def load_settings(
         return _Configured(**flag_values)
     except ValidationError as exc:
         message = "; ".join(_describe(error, config_path) for error in exc.errors())
+        # from None: pydantic's error quotes the input values, which may be secrets.
         raise SettingsInvalid(message) from None
 
 

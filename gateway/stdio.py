@@ -29,7 +29,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
-from archon_gateway.gateway.core.errors import GatewayError
+from archon_gateway.gateway.core.errors import FrontDoorFailed
 from archon_gateway.gateway.core.line_framing import BoundedLines, OversizedLine
 
 log = logging.getLogger(__name__)
@@ -97,10 +97,10 @@ def _claim(fd: int, diversion: int) -> tuple[int, Callable[[], None]]:
         private = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
     except OSError as exc:
         os.close(diversion)
-        raise GatewayError(
+        raise FrontDoorFailed(
             f"the stdio transport needs an open stdin and stdout, but fd {fd} is not "
             f"usable ({exc.strerror}); for a service run `--transport http`"
-        ) from None
+        ) from exc
     os.dup2(diversion, fd)
     os.close(diversion)
 

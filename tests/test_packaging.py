@@ -4,6 +4,7 @@ whose wheel installs generic top-level names (`tools`, `server`, `utils`, `confi
 
 from __future__ import annotations
 
+import shutil
 import site
 import subprocess
 import sys
@@ -24,11 +25,18 @@ FOLDERS = ("gateway", "tools", "upstreams", "manifests")
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel as `pip wheel` builds it from this checkout (no network: the build
-    backend comes from the dev extras)."""
+    """The wheel as `pip wheel` builds it from a copy of this checkout (a build in place
+    would leave build/ behind, whose stale files a later wheel would pick up). No network:
+    the build backend comes from the dev extras."""
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    for folder in FOLDERS:
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        shutil.copytree(ROOT / folder, source / folder, ignore=ignore)
     out = tmp_path_factory.mktemp("wheel")
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
-    command += ["--quiet", "--wheel-dir", str(out), str(ROOT)]
+    command += ["--quiet", "--wheel-dir", str(out), str(source)]
     subprocess.run(command, check=True, capture_output=True, timeout=300)
     (built,) = out.glob("archon_gateway-*.whl")
     return built

@@ -22,7 +22,11 @@ from anyio.abc import ByteReceiveStream, ByteSendStream, TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
 from archon_gateway.gateway.core.background import running_beside
-from archon_gateway.gateway.core.errors import GatewayError, UpstreamUnavailable
+from archon_gateway.gateway.core.errors import (
+    GatewayError,
+    UpstreamRequestFailed,
+    UpstreamUnavailable,
+)
 from archon_gateway.gateway.core.line_framing import BoundedLines, OversizedLine
 
 log = logging.getLogger(__name__)
@@ -38,16 +42,6 @@ _CANCEL_SEND_LIMIT = 1.0
 
 ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
 NotificationHandler = Callable[[str, dict[str, Any]], None]
-
-
-class UpstreamRequestFailed(GatewayError):
-    """The upstream answered a request with a JSON-RPC error (passed through as it came)."""
-
-    def __init__(self, upstream: str, code: int, message: str, data: Any = None) -> None:
-        super().__init__(f"upstream '{upstream}' error {code}: {message}")
-        self.code = code
-        self.upstream_message = message
-        self.data = data
 
 
 @dataclass

@@ -31,9 +31,9 @@ def read_servers(path: Path) -> dict[str, Any]:
     try:
         document = json.loads(path.read_text())
     except OSError as exc:
-        raise ManifestInvalid(f"{path}: cannot be read: {exc.strerror}") from None
+        raise ManifestInvalid(f"{path}: cannot be read: {exc.strerror}") from exc
     except ValueError as exc:
-        raise ManifestInvalid(f"{path}: not valid JSON: {exc}") from None
+        raise ManifestInvalid(f"{path}: not valid JSON: {exc}") from exc
     servers = None
     if isinstance(document, dict):
         servers = document.get("mcpServers", document.get("servers"))
@@ -71,6 +71,7 @@ def manifest_from_entry(server: str, entry: Any, source: Path) -> Manifest:
     try:
         return parse_manifest(source, values)
     except ValidationError as exc:
+        # from None: pydantic's error quotes the input values (env may hold secrets).
         raise ManifestInvalid(describe_validation_error(exc)) from None
 
 

@@ -55,7 +55,7 @@ async def upstream_process(
     except OSError as exc:
         raise UpstreamUnavailable(
             f"upstream '{name}' could not start {argv[0]}: {exc.strerror or exc}"
-        ) from None
+        ) from exc
     assert process.stderr is not None
     async with running_beside(partial(stderr_log.pump, process.stderr)):
         try:

@@ -12,7 +12,11 @@ from typing import Any
 
 import anyio
 
-from archon_gateway.gateway.core.errors import GatewayError, UpstreamUnavailable
+from archon_gateway.gateway.core.errors import (
+    GatewayError,
+    UpstreamStartTimeout,
+    UpstreamUnavailable,
+)
 from archon_gateway.gateway.core.version import __version__
 from archon_gateway.upstreams.connection import (
     NotificationHandler,
@@ -143,7 +147,7 @@ async def open_session(
                 with anyio.move_on_after(0.5):  # let a dying process be reaped for its code
                     await process.wait()
                     await stderr_log.closed.wait()  # and its last words be read
-                raise _start_failure(manifest, process.returncode, exc, stderr_log) from None
+                raise _start_failure(manifest, process.returncode, exc, stderr_log) from exc
             log.info(
                 "upstream %s ready (pid %d, %s %s)",
                 manifest.name,
@@ -170,12 +174,13 @@ def _start_failure(
     exc: Exception,
     stderr_log: StderrLog,
 ) -> UpstreamUnavailable:
+    said = stderr_log.last_line()
+    hint = f" (its stderr: {said})" if said else " (it wrote nothing to stderr)"
     if isinstance(exc, TimeoutError):
         reason = f"did not answer initialize within {manifest.startup_timeout:g} s"
-    elif returncode is not None:
+        return UpstreamStartTimeout(f"upstream '{manifest.name}' {reason}{hint}")
+    if returncode is not None:
         reason = f"{describe_exit(returncode)} at start"
     else:
         reason = f"failed to initialize: {exc}"
-    said = stderr_log.last_line()
-    hint = f" (its stderr: {said})" if said else " (it wrote nothing to stderr)"
     return UpstreamUnavailable(f"upstream '{manifest.name}' {reason}{hint}")

@@ -16,9 +16,14 @@ import anyio
 from anyio.abc import TaskStatus
 from pydantic import BaseModel
 
-from archon_gateway.gateway.core.errors import GatewayError, UpstreamRestarting, UpstreamUnavailable
+from archon_gateway.gateway.core.errors import (
+    GatewayError,
+    UpstreamRequestFailed,
+    UpstreamRestarting,
+    UpstreamUnavailable,
+)
 from archon_gateway.gateway.core.health import ComponentStatus
-from archon_gateway.upstreams.connection import ProgressCallback, UpstreamRequestFailed
+from archon_gateway.upstreams.connection import ProgressCallback
 from archon_gateway.upstreams.manifest import Manifest
 from archon_gateway.upstreams.naming import namespaced
 from archon_gateway.upstreams.restarts import CrashHistory, RestartPolicy

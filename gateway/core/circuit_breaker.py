@@ -8,8 +8,9 @@ failure (it handles any BaseException), reads `time.time()` and also lets every 
 through while half-open. None takes an injected monotonic clock.
 
 Rules here:
-- Only `Exception`s count as failures, minus `exclude`. Cancellation (the caller went away,
-  anyio's cancel exception is a BaseException on every backend) never counts; a timeout
+- Only outages count as failures (`errors.counts_as_outage`: not caller errors, not
+  refusals of a dependency that is up), minus an optional extra `exclude`. Cancellation
+  (the caller went away; anyio's cancel exception is a BaseException) never counts; a timeout
   raised inside the guard (`ToolTimeout`, `TimeoutError`, httpx timeouts translated to
   `UpstreamUnavailable`) does. So put time limits *inside* the guard.
 - Half-open admits one trial call at a time; the others fail fast. Success closes, failure
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, ParamSpec, Protocol, TypeVar
 
-from archon_gateway.gateway.core.errors import CircuitOpen
+from archon_gateway.gateway.core.errors import CircuitOpen, counts_as_outage
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class CircuitBreaker:
     def _counts(self, exc: BaseException) -> bool:
         if isinstance(exc, BaseExceptionGroup):
             return any(self._counts(inner) for inner in exc.exceptions)
-        return isinstance(exc, Exception) and not isinstance(exc, self.exclude)
+        return counts_as_outage(exc) and not isinstance(exc, self.exclude)
 
     def _open(self) -> None:
         self._opened_at = self._clock()

@@ -18,7 +18,7 @@ from types import TracebackType
 
 import httpx
 
-from archon_gateway.gateway.core.errors import UpstreamUnavailable
+from archon_gateway.gateway.core.errors import BackendTimeout, UpstreamUnavailable
 
 POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
@@ -43,10 +43,6 @@ def create_http_client(
     )
 
 
-class BackendTimeout(UpstreamUnavailable):
-    """An HTTP backend did not answer in time (counts as a breaker failure)."""
-
-
 class http_errors:  # lowercase: used like a function, `with http_errors("x"):`
     """Translate httpx transport failures into UpstreamUnavailable (one line, naming the
     backend; never the URL's query or headers, which may carry credentials). Works with
@@ -67,11 +63,11 @@ class http_errors:  # lowercase: used like a function, `with http_errors("x"):`
         if isinstance(exc, httpx.TimeoutException):
             raise BackendTimeout(
                 f"{self.backend} did not answer in time ({_describe(exc)}); try again later"
-            ) from None
+            ) from exc
         if isinstance(exc, httpx.TransportError):
             raise UpstreamUnavailable(
                 f"{self.backend} is unreachable ({_describe(exc)}); is it running?"
-            ) from None
+            ) from exc
 
     async def __aenter__(self) -> None:
         return None

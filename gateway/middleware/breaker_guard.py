@@ -35,8 +35,9 @@ class BreakerMiddleware(Middleware):
                 return await call_next(context)
             except ToolError as exc:
                 # FastMCP wraps what a tool raises; the breaker judges the real failure.
-                if isinstance(exc.__cause__, GatewayError):
-                    raise exc.__cause__ from None
+                cause = exc.__cause__
+                if isinstance(cause, GatewayError):
+                    raise cause from cause.__cause__  # its own cause stays for the log
                 raise
 
 
@@ -45,7 +46,6 @@ def breakers_by_owner(
     owner_of: Callable[[str], str | None],
     *,
     prefix: str = "",
-    exclude: tuple[type[BaseException], ...] = (),
 ) -> BreakerLookup:
     """A lookup giving every tool of one owner (an upstream, a backend) one shared breaker,
     named `prefix + owner` (e.g. "upstream zen"); tools without an owner get none."""
@@ -54,6 +54,6 @@ def breakers_by_owner(
         owner = owner_of(tool)
         if owner is None:
             return None
-        return breakers.get_or_create(prefix + owner, exclude=exclude)
+        return breakers.get_or_create(prefix + owner)
 
     return lookup

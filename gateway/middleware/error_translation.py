@@ -20,10 +20,10 @@ class ErrorTranslationMiddleware(Middleware):
     ) -> ToolResult:
         try:
             return await call_next(context)
-        except NotFoundError:
-            raise ToolError(await _unknown_tool_message(context)) from None
+        except NotFoundError as exc:
+            raise ToolError(await _unknown_tool_message(context)) from exc
         except GatewayError as exc:
-            raise ToolError(str(exc)) from None
+            raise ToolError(str(exc)) from exc
 
 
 async def _unknown_tool_message(context: MiddlewareContext[mt.CallToolRequestParams]) -> str:

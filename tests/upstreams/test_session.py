@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
-from archon_gateway.gateway.core.errors import UpstreamUnavailable
+from archon_gateway.gateway.core.errors import UpstreamStartTimeout, UpstreamUnavailable
 from archon_gateway.upstreams.manifest import Manifest
 from archon_gateway.upstreams.process import upstream_process
 from archon_gateway.upstreams.session import UpstreamSession, open_session
@@ -184,7 +184,7 @@ async def test_an_upstream_too_slow_to_initialize_is_stopped_with_a_clear_reason
     starts = tmp_path / "starts"
     env = {"FAULTY_START_DELAY": "60", "FAULTY_STARTS_FILE": str(starts)}
     manifest = faulty("slow", "slow-start", env=env, startup_timeout=0.2)
-    with anyio.fail_after(10), pytest.raises(UpstreamUnavailable) as caught:
+    with anyio.fail_after(10), pytest.raises(UpstreamStartTimeout) as caught:
         async with open_session(manifest, sys.executable, gateway_env=os.environ, log_dir=tmp_path):
             pass
     assert str(caught.value) == (

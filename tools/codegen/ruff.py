@@ -31,8 +31,8 @@ def ruff_binary() -> str:
 
     try:
         return str(find_ruff_bin())
-    except FileNotFoundError:
-        raise ToolFailed("the ruff binary is missing; reinstall archon-gateway") from None
+    except FileNotFoundError as exc:
+        raise ToolFailed("the ruff binary is missing; reinstall archon-gateway") from exc
 
 
 def _common_args(rules: RuleSet, filename: str) -> list[str]:
@@ -125,10 +125,10 @@ class Ruff:
             try:
                 with anyio.fail_after(self.time_limit):
                     returncode, stdout, stderr = await _exec(command, code.encode())
-            except TimeoutError:
-                raise ToolFailed(f"ruff did not finish within {self.time_limit:g} s") from None
+            except TimeoutError as exc:
+                raise ToolFailed(f"ruff did not finish within {self.time_limit:g} s") from exc
             except OSError as exc:
-                raise ToolFailed(f"ruff could not be started: {exc.strerror or exc}") from None
+                raise ToolFailed(f"ruff could not be started: {exc.strerror or exc}") from exc
         if returncode != 0:
             lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()]
             detail = "; ".join(line for line in lines if line) or "no output"
@@ -146,8 +146,8 @@ class Ruff:
         )
         try:
             payload = json.loads(out or b"[]")
-        except json.JSONDecodeError:
-            raise ToolFailed("ruff returned output that is not JSON") from None
+        except json.JSONDecodeError as exc:
+            raise ToolFailed("ruff returned output that is not JSON") from exc
         return findings_from_json(payload)
 
     async def fix(self, code: str, rules: RuleSet, filename: str) -> Fixed:

@@ -81,7 +81,7 @@ async def validate(
     except ExceptionGroup as group:
         for exc in group.exceptions:
             if isinstance(exc, GatewayError):
-                raise exc from None
+                raise exc from exc.__cause__  # out of the group, its own cause kept
         raise
     assert checked is not None
     findings = checked.findings if checked.tree is None else merge(checked, linted)

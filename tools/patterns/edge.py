@@ -56,7 +56,7 @@ class OwnerLock:
                 f"{self._what} at {self._path.parent} is in use by pid {self._owner()}; "
                 "stop that gateway, or give this one another ARCHON_DATA_DIR "
                 "(or a Qdrant server with ARCHON_QDRANT_URL)"
-            ) from None
+            ) from exc
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
@@ -157,7 +157,7 @@ class EdgeIndex:
         except Exception as exc:
             raise VectorStoreUnavailable(
                 f"cannot open the pattern store at {shard_path}: {_one_line(exc)}"
-            ) from None
+            ) from exc
         if not meta_path.exists():
             temporary = meta_path.with_suffix(".tmp")
             temporary.write_text(json.dumps(wanted))
@@ -177,7 +177,7 @@ class EdgeIndex:
         except Exception as exc:
             message = f"the pattern store failed: {_one_line(exc)}"
             self._state = ComponentStatus("degraded", message)
-            raise VectorStoreUnavailable(message) from None
+            raise VectorStoreUnavailable(message) from exc
         if self._state.status != "ok":
             self._state = self._open_state
         return result

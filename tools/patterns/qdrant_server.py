@@ -96,18 +96,18 @@ class QdrantServerIndex:
         except UnexpectedResponse as exc:
             detail = _response_detail(exc)
             if exc.status_code is not None and 400 <= exc.status_code < 500:
-                raise InvalidArgument(f"the Qdrant server rejected the request: {detail}") from None
+                raise InvalidArgument(f"the Qdrant server rejected the request: {detail}") from exc
             self._last_error = f"answered {detail}"
             raise VectorStoreUnavailable(
                 f"the Qdrant server at {self._location} failed: {detail}"
-            ) from None
+            ) from exc
         except (ResponseHandlingException, OSError) as exc:
             source = getattr(exc, "source", exc)
             self._last_error = f"unreachable ({_one_line(source)})"
             raise VectorStoreUnavailable(
                 f"the Qdrant server at {self._location} is unreachable "
                 f"({_one_line(source)}); is it running?"
-            ) from None
+            ) from exc
         except CircuitOpen:
             raise
         self._last_error = ""

@@ -20,6 +20,7 @@ import anyio
 
 from archon_gateway.gateway.core.errors import (
     EmbeddingFailed,
+    EmbeddingTimeout,
     GatewayError,
     InvalidArgument,
     NotFound,
@@ -150,7 +151,7 @@ class PatternService:
         try:
             vectors = await self._embed([embedding_text(i.pattern) for i in to_embed])
         except EmbeddingFailed as exc:
-            if len(to_embed) == 1 or "timed out" in str(exc):
+            if len(to_embed) == 1 or isinstance(exc, EmbeddingTimeout):
                 for item in to_embed:
                     item.error = exc
                 return
@@ -170,14 +171,14 @@ class PatternService:
         try:
             with anyio.fail_after(self._embed_timeout):
                 vectors = await self.provider.embed(texts)
-        except TimeoutError:
-            raise EmbeddingFailed(
+        except TimeoutError as exc:
+            raise EmbeddingTimeout(
                 f"embedding with {model} timed out after {self._embed_timeout:g} s"
-            ) from None
+            ) from exc
         except EmbeddingFailed:
             raise
         except Exception as exc:
-            raise EmbeddingFailed(f"embedding with {model} failed: {_one_line(exc)}") from None
+            raise EmbeddingFailed(f"embedding with {model} failed: {_one_line(exc)}") from exc
         if len(vectors) != len(texts):
             raise EmbeddingFailed(
                 f"embedding with {model} returned {len(vectors)} vectors for {len(texts)} texts"
@@ -187,7 +188,7 @@ class PatternService:
             try:
                 checked.append(self.check_vector(vector, "the embedding"))
             except InvalidArgument as exc:
-                raise EmbeddingFailed(f"{model} returned a bad vector: {exc}") from None
+                raise EmbeddingFailed(f"{model} returned a bad vector: {exc}") from exc
         return checked
 
     def check_vector(self, vector: Sequence[float], what: str) -> list[float]:

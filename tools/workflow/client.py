@@ -102,6 +102,7 @@ class CoordinatorClient:
             return RunStatus.model_validate(_json(response))
         except ValidationError:
             reason = f"{NAME} sent an unreadable status for run {run_id}"
+            # from None: pydantic's error quotes the body, which may echo the caller's inputs.
             raise UpstreamUnavailable(reason) from None
 
     async def cancel(self, run_id: str) -> None:
@@ -162,10 +163,10 @@ class CoordinatorClient:
 def _json(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
-    except ValueError:
+    except ValueError as exc:
         raise UpstreamUnavailable(
             f"{NAME} answered HTTP {response.status_code} with a body that is not JSON"
-        ) from None
+        ) from exc
     return body if isinstance(body, dict) else {}
 
 
