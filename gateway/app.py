@@ -40,7 +40,7 @@ from archon_gateway.upstreams.manifest import load_manifests, manifest_folders
 from archon_gateway.upstreams.pool import UpstreamPool
 from archon_gateway.upstreams.provider import UpstreamProvider
 from archon_gateway.upstreams.restarts import RestartPolicy
-from archon_gateway.upstreams.supervisor import UpstreamInfo
+from archon_gateway.upstreams.state import UpstreamInfo
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from archon_gateway.gateway.core.health import ComponentRegistry
 from archon_gateway.gateway.core.version import __version__
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
 from archon_gateway.upstreams.provider import upstreams_as_last_listed
-from archon_gateway.upstreams.supervisor import UpstreamInfo
+from archon_gateway.upstreams.state import UpstreamInfo
 
 
 class ComponentInfo(BaseModel):

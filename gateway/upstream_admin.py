@@ -15,7 +15,7 @@ from archon_gateway.gateway.core.errors import tool_errors
 from archon_gateway.gateway.core.health import ComponentRegistry
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics, state_gauge
 from archon_gateway.upstreams.pool import UpstreamPool
-from archon_gateway.upstreams.supervisor import UpstreamInfo, UpstreamState
+from archon_gateway.upstreams.state import UpstreamInfo, UpstreamState
 
 RESTART_TOOL = "gateway_restart_upstream"
 

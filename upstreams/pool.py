@@ -13,15 +13,11 @@ from typing import Any
 import anyio
 
 from archon_gateway.gateway.core.errors import NotFound
+from archon_gateway.upstreams.catalog import UpstreamTool
 from archon_gateway.upstreams.manifest import Manifest
 from archon_gateway.upstreams.restarts import CrashHistory, RestartPolicy
-from archon_gateway.upstreams.supervisor import (
-    DOWN_STATES,
-    Upstream,
-    UpstreamHooks,
-    UpstreamState,
-    UpstreamTool,
-)
+from archon_gateway.upstreams.state import DOWN_STATES, UpstreamState
+from archon_gateway.upstreams.supervisor import Upstream, UpstreamHooks
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,10 @@ from fastmcp.utilities.versions import VersionSpec
 from pydantic import PrivateAttr
 
 from archon_gateway.gateway.core.errors import tool_errors
+from archon_gateway.upstreams.catalog import UpstreamTool
 from archon_gateway.upstreams.connection import ProgressCallback
 from archon_gateway.upstreams.pool import UpstreamPool
-from archon_gateway.upstreams.supervisor import Upstream, UpstreamTool
+from archon_gateway.upstreams.supervisor import Upstream
 
 
 class ProxiedTool(Tool):

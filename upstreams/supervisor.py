@@ -1,6 +1,7 @@
 """One supervised stdio upstream: started on demand (or at once), pinged, restarted with
 backoff when it dies or stops answering, marked crash-looping when it keeps dying, and
-stopped when idle. One `supervise` task per upstream runs all of it."""
+stopped when idle. One `supervise` task per upstream runs all of it. Its states are in
+`state.py`, the backoff rules in `restarts.py`, what it lists in `catalog.py`."""
 
 from __future__ import annotations
 
@@ -8,13 +9,11 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
-from pydantic import BaseModel
 
 from archon_gateway.gateway.core.errors import (
     GatewayError,
@@ -23,49 +22,14 @@ from archon_gateway.gateway.core.errors import (
     UpstreamUnavailable,
 )
 from archon_gateway.gateway.core.health import ComponentStatus
+from archon_gateway.upstreams.catalog import LIST_CHANGED, UpstreamTool, catalog_of
 from archon_gateway.upstreams.connection import ProgressCallback
 from archon_gateway.upstreams.manifest import Manifest
-from archon_gateway.upstreams.naming import namespaced
 from archon_gateway.upstreams.restarts import CrashHistory, RestartPolicy
 from archon_gateway.upstreams.session import UpstreamSession, open_session
+from archon_gateway.upstreams.state import DOWN_STATES, UpstreamInfo, UpstreamState
 
 log = logging.getLogger(__name__)
-
-LIST_CHANGED = "notifications/tools/list_changed"
-
-
-class UpstreamState(StrEnum):
-    DISABLED = "disabled"  # off in its manifest, or its command is missing
-    STOPPED = "stopped"  # not started yet (lazy), or stopped while idle: a call starts it
-    STARTING = "starting"
-    READY = "ready"
-    DEGRADED = "degraded"  # died or stopped answering; a restart is scheduled
-    CRASH_LOOPING = "crash_looping"  # keeps dying; retried only slowly
-
-
-# Down, with a restart scheduled: calls are refused with when to retry.
-DOWN_STATES = frozenset({UpstreamState.DEGRADED, UpstreamState.CRASH_LOOPING})
-
-
-class UpstreamInfo(BaseModel):
-    """What is known about one upstream now."""
-
-    state: str
-    pid: int | None
-    restarts: int
-    last_error: str | None
-    last_ping_ms: float | None
-    tools: int
-    retry_in_s: int | None
-
-
-@dataclass(frozen=True)
-class UpstreamTool:
-    """One upstream tool as the gateway exposes it."""
-
-    exposed_name: str
-    upstream_tool: str
-    definition: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -415,13 +379,7 @@ class Upstream:
             self._update_catalog(definitions)
 
     def _update_catalog(self, definitions: Sequence[dict[str, Any]]) -> None:
-        tools: dict[str, UpstreamTool] = {}
-        for definition in definitions:
-            upstream_tool = str(definition["name"])
-            if not self.manifest.exposes(upstream_tool):
-                continue
-            exposed = namespaced(self.name, upstream_tool)
-            tools[exposed] = UpstreamTool(exposed, upstream_tool, definition)
+        tools = catalog_of(self.manifest, definitions)
         changed = tools != self.tools
         self.tools = tools
         if changed:

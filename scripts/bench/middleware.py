@@ -33,9 +33,11 @@ from pydantic import SecretStr
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from archon_gateway.gateway.app import build_gateway
+from archon_gateway.gateway.auth.audit import LogAuditSink
+from archon_gateway.gateway.auth.decisions import Authenticator
+from archon_gateway.gateway.auth.http_guard import HttpAuthMiddleware
 from archon_gateway.gateway.core.circuit_breaker import CircuitBreaker
 from archon_gateway.gateway.core.errors import CircuitOpen
-from archon_gateway.gateway.middleware.auth import Authenticator, HttpAuthMiddleware, LogAuditSink
 from archon_gateway.gateway.middleware.breaker_guard import BreakerMiddleware
 from archon_gateway.gateway.settings import Settings
 

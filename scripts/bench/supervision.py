@@ -33,7 +33,8 @@ from archon_gateway.gateway.core.errors import GatewayError
 from archon_gateway.upstreams.manifest import Manifest
 from archon_gateway.upstreams.pool import UpstreamPool
 from archon_gateway.upstreams.restarts import RestartPolicy
-from archon_gateway.upstreams.supervisor import Upstream, UpstreamState
+from archon_gateway.upstreams.state import UpstreamState
+from archon_gateway.upstreams.supervisor import Upstream
 
 FAULTY = Path(__file__).resolve().parents[2] / "tests" / "upstreams" / "faulty_server.py"
 FLOOD = 50 * 1024 * 1024

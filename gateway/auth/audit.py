@@ -1,0 +1,38 @@
+"""Audit of auth decisions: one event per decision, never holding a credential."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Literal, Protocol
+
+audit_log = logging.getLogger("archon_gateway.audit")
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One auth decision. Never holds a credential."""
+
+    action: Literal["accept", "reject"]
+    transport: str
+    reason: str  # service_token, user_jwt, bypass, missing, invalid_service_token, ...
+    principal: str = "anonymous"  # "service", "user:<sub>", "anonymous"
+    path: str = ""
+    client: str = ""
+    at: float = field(default_factory=time.time)
+
+
+class AuditSink(Protocol):
+    def record(self, event: AuditEvent) -> None: ...
+
+
+class LogAuditSink:
+    """Until the store persists them: one JSON line per event on the `gateway.audit` logger
+    (accepts at debug, rejects at warning, so a busy gateway does not flood its log)."""
+
+    def record(self, event: AuditEvent) -> None:
+        level = logging.DEBUG if event.action == "accept" else logging.WARNING
+        if audit_log.isEnabledFor(level):
+            audit_log.log(level, "audit %s", json.dumps(asdict(event), sort_keys=True))

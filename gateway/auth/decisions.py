@@ -1,0 +1,114 @@
+"""Who is calling: the service token (constant-time), a user's JWT (FastMCP's verifier),
+or the stdio launcher; each answer is a Decision with a reason for the audit trail."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from pydantic import SecretStr
+
+AuthMode = Literal["none", "service", "service_or_user"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    accepted: bool
+    reason: str
+    principal: str = "anonymous"
+
+
+class TokenVerifier(Protocol):
+    async def verify_token(self, token: str) -> Any: ...
+
+
+def tokens_match(given: str | bytes | None, expected: SecretStr | None) -> bool:
+    """Constant-time comparison (in the length of the expected token)."""
+    if given is None or expected is None:
+        return False
+    given_bytes = given.encode() if isinstance(given, str) else given
+    return hmac.compare_digest(given_bytes, expected.get_secret_value().encode())
+
+
+def jwt_verifier(
+    *,
+    issuer: str | None,
+    audience: str | None,
+    jwks_uri: str | None,
+    public_key: str | None,
+    algorithm: str | None,
+) -> TokenVerifier | None:
+    """FastMCP's JWTVerifier, imported only when user auth is configured."""
+    if not (jwks_uri or public_key):
+        return None
+    from fastmcp.server.auth.providers.jwt import JWTVerifier
+
+    return JWTVerifier(
+        public_key=public_key,
+        jwks_uri=jwks_uri,
+        issuer=issuer,
+        audience=audience,
+        algorithm=algorithm,
+    )
+
+
+class Authenticator:
+    def __init__(
+        self,
+        mode: AuthMode,
+        service_token: SecretStr | None = None,
+        verifier: TokenVerifier | None = None,
+    ) -> None:
+        if mode == "service" and service_token is None:
+            raise ValueError("auth mode 'service' needs a service token")
+        if mode == "service_or_user" and verifier is None:
+            raise ValueError("auth mode 'service_or_user' needs a JWT verifier")
+        self.mode = mode
+        self._service_token = service_token
+        self._verifier = verifier if mode == "service_or_user" else None
+
+    @property
+    def required(self) -> bool:
+        return self.mode != "none"
+
+    def challenge(self, reason: str) -> str:
+        """The WWW-Authenticate value: every scheme this gateway accepts."""
+        challenges = ['X-Service-Auth realm="archon"']
+        if self._verifier is not None:
+            error = ', error="invalid_token"' if reason == "invalid_bearer_token" else ""
+            challenges.append(f'Bearer realm="archon"{error}')
+        return ", ".join(challenges)
+
+    async def decide(self, service: list[bytes], authorization: list[bytes]) -> Decision:
+        if len(service) > 1 or len(authorization) > 1:
+            return Decision(False, "repeated_credentials")
+        if service:
+            if tokens_match(service[0], self._service_token):
+                return Decision(True, "service_token", "service")
+            if self._verifier is None or not authorization:
+                return Decision(False, "invalid_service_token")
+        if authorization and self._verifier is not None:
+            scheme, _, token = authorization[0].decode("latin-1").partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                return Decision(False, "unsupported_authorization")
+            access = await self._verifier.verify_token(token.strip())
+            if access is None:
+                return Decision(False, "invalid_bearer_token")
+            return Decision(True, "user_jwt", f"user:{access.claims.get('sub', '?')}")
+        if authorization:
+            return Decision(False, "unsupported_authorization")
+        return Decision(False, "missing_credentials")
+
+
+def stdio_decision(
+    require_token: bool, given: SecretStr | None, expected: SecretStr | None
+) -> Decision:
+    """Decided once at start: the stdio client is the process that launched the gateway."""
+    if not require_token:
+        return Decision(True, "stdio_trusted", "local")
+    if given is None:
+        return Decision(False, "missing_credentials")
+    if tokens_match(given.get_secret_value(), expected):
+        return Decision(True, "service_token", "service")
+    return Decision(False, "invalid_service_token")
