@@ -11,12 +11,14 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from archon_gateway.gateway.client_sessions import ClientSessions
+from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.errors import UpstreamRestarting
 from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
+from archon_gateway.gateway.core.tool_family import ToolFamily
 from archon_gateway.gateway.core.version import __version__
 from archon_gateway.gateway.gateway_info import add_admin_tools
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
@@ -33,10 +35,9 @@ from archon_gateway.gateway.upstream_admin import (
     upstream_health,
     watch_upstreams,
 )
-from archon_gateway.tools.codegen import add_codegen_tools
-from archon_gateway.tools.patterns import add_pattern_tools
-from archon_gateway.tools.workflow import TOOL_NAME as WORKFLOW_TOOL
-from archon_gateway.tools.workflow import add_workflow_tools
+from archon_gateway.tools.codegen import CodegenTools
+from archon_gateway.tools.patterns import PatternTools
+from archon_gateway.tools.workflow import WorkflowTools
 from archon_gateway.upstreams.connection import UpstreamRequestFailed
 from archon_gateway.upstreams.manifest import load_manifests, manifest_folders
 from archon_gateway.upstreams.pool import UpstreamPool
@@ -58,9 +59,11 @@ def build_gateway(
     environ: Mapping[str, str] | None = None,
     *,
     clock: Callable[[], float] = time.monotonic,
+    families: Sequence[ToolFamily] | None = None,
 ) -> GatewayServer:
     """`environ` is what upstreams may inherit from (only names their manifests allow);
-    `clock` drives the circuit breakers (tests inject one)."""
+    `clock` drives the circuit breakers (tests inject one); `families` replaces the native
+    tool families built from settings (tests give their own)."""
     metrics = GatewayMetrics()
     components = ComponentRegistry()
     components.register("native_tools", lambda: ComponentStatus("ok"))
@@ -70,7 +73,7 @@ def build_gateway(
     environ = os.environ if environ is None else environ
     pool = _upstream_pool(settings, environ, metrics, components, clock)
     upstream_limit = pool.timeout_for if pool else _not_upstream
-    native_limits = {WORKFLOW_TOOL: settings.workflow_timeout}
+    native_limits: dict[str, float] = {}  # the tool families' own limits, added below
     timeouts = TimeoutMiddleware(
         settings.tool_timeout, lambda tool: native_limits.get(tool) or upstream_limit(tool)
     )
@@ -115,30 +118,50 @@ def build_gateway(
         protect_details=settings.auth_protect_health_details,
         details=details,
     )
-    add_pattern_tools(
-        server,
-        components,
-        data_dir=settings.data_dir / "patterns",
-        qdrant_url=settings.qdrant_url,
-        qdrant_api_key=settings.qdrant_api_key,
-        collection=settings.patterns_collection,
-        batch_size=settings.patterns_batch_size,
-        embed_timeout=settings.patterns_embed_timeout,
-        breakers=guards.breakers,
-    )
-    add_codegen_tools(
-        server,
-        max_input_bytes=settings.codegen_max_input_bytes,
-        ruff_timeout=settings.codegen_ruff_timeout,
-    )
-    add_workflow_tools(
-        server,
-        components,
-        add_lifetime=server.add_lifetime,
-        url=settings.workflow_coordinator_url,
-        breakers=guards.breakers,
-    )
+    if families is None:
+        families = tool_families(settings, guards.breakers)
+    native_limits.update(add_tool_families(server, components, families))
     return server
+
+
+def tool_families(settings: Settings, breakers: BreakerRegistry) -> list[ToolFamily]:
+    """The native tool families, in listing order."""
+    return [
+        CodegenTools(
+            max_input_bytes=settings.codegen_max_input_bytes,
+            ruff_timeout=settings.codegen_ruff_timeout,
+        ),
+        WorkflowTools(
+            settings.workflow_coordinator_url,
+            timeout=settings.workflow_timeout,
+            breakers=breakers,
+        ),
+        PatternTools(
+            settings.data_dir / "patterns",
+            qdrant_url=settings.qdrant_url,
+            qdrant_api_key=settings.qdrant_api_key,
+            collection=settings.patterns_collection,
+            batch_size=settings.patterns_batch_size,
+            embed_timeout=settings.patterns_embed_timeout,
+            breakers=breakers,
+        ),
+    ]
+
+
+def add_tool_families(
+    server: GatewayServer, components: ComponentRegistry, families: Iterable[ToolFamily]
+) -> dict[str, float]:
+    """Add each family's tools to `server`, enter its lifespan while the server runs and
+    register its health probes; returns the families' time limits (tool -> seconds)."""
+    limits: dict[str, float] = {}
+    for family in families:
+        for tool in family.tools():
+            server.add_tool(tool)
+        server.add_lifetime(family.lifespan)
+        for probe in family.health_probes():
+            components.register(probe.name, probe.probe, critical=probe.critical)
+        limits.update(family.time_limits())
+    return limits
 
 
 def _transport_probe(name: str, served: list[str]) -> Callable[[], ComponentStatus]:
