@@ -11,11 +11,14 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from archon_gateway.gateway.client_sessions import ClientSessions
+from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
+from archon_gateway.gateway.core.tool_family import ToolFamily
 from archon_gateway.gateway.core.version import __version__
 from archon_gateway.gateway.gateway_info import add_admin_tools
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
@@ -32,10 +35,9 @@ from archon_gateway.gateway.upstream_admin import (
     upstream_health,
     watch_upstreams,
 )
-from archon_gateway.tools.codegen import add_codegen_tools
-from archon_gateway.tools.patterns import add_pattern_tools
-from archon_gateway.tools.workflow import TOOL_NAME as WORKFLOW_TOOL
-from archon_gateway.tools.workflow import add_workflow_tools
+from archon_gateway.tools.codegen import CodegenTools
+from archon_gateway.tools.patterns import PatternTools
+from archon_gateway.tools.workflow import WorkflowTools
 from archon_gateway.upstreams.manifest import load_manifests, manifest_folders
 from archon_gateway.upstreams.pool import UpstreamPool
 from archon_gateway.upstreams.provider import UpstreamProvider
@@ -56,22 +58,15 @@ def build_gateway(
     environ: Mapping[str, str] | None = None,
     *,
     clock: Callable[[], float] = time.monotonic,
+    families: Sequence[ToolFamily] | None = None,
 ) -> GatewayServer:
     """`environ` is what upstreams may inherit from (only names their manifests allow);
-    `clock` drives the circuit breakers (tests inject one)."""
+    `clock` drives the circuit breakers (tests inject one); `families` replaces the native
+    tool families built from settings (tests give their own)."""
     metrics = GatewayMetrics()
-    components = ComponentRegistry()
-    components.register("native_tools", lambda: ComponentStatus("ok"))
-    for transport in ("stdio", "http"):
-        components.register(transport, _transport_probe(transport, settings.transports))
-
+    components = _base_components(settings.transports)
     environ = os.environ if environ is None else environ
     pool = _upstream_pool(settings, environ, metrics, components, clock)
-    upstream_limit = pool.timeout_for if pool else _not_upstream
-    native_limits = {WORKFLOW_TOOL: settings.workflow_timeout}
-    timeouts = TimeoutMiddleware(
-        settings.tool_timeout, lambda tool: native_limits.get(tool) or upstream_limit(tool)
-    )
     server = GatewayServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
     guards = build_guards(
         server,
@@ -81,61 +76,117 @@ def build_gateway(
         upstream_of=pool.upstream_of if pool else _not_upstream,
         clock=clock,
     )
+    native_limits: dict[str, float] = {}  # the tool families' own limits, added below
+    upstream_limit = pool.timeout_for if pool else _not_upstream
+    timeouts = TimeoutMiddleware(
+        settings.tool_timeout, lambda tool: native_limits.get(tool) or upstream_limit(tool)
+    )
     # Outermost first: errors are translated after metrics have seen the raw outcome; then
     # stdio auth and breakers; the timeout is innermost so it measures only the tool itself.
     for layer in (ErrorTranslationMiddleware(), MetricsMiddleware(metrics), *guards.middleware):
         server.add_middleware(layer)
     server.add_middleware(timeouts)
-    details: dict[str, Callable[[], Any]] = {}
-    upstream_infos: Callable[[], dict[str, UpstreamInfo]] = dict
-    if pool is not None:
-        watch_upstreams(pool, metrics, components)
-        clients = ClientSessions()
-        server.add_middleware(clients)
-        clients.serve_listen(server)
-        pool.on_tools_changed(clients.tools_changed)
-        server.add_lifetime(pool.running)
-        server.add_provider(UpstreamProvider(pool))
-        add_upstream_admin_tools(server, pool)
-        upstream_infos = functools.partial(upstream_details, pool)
-        details["upstreams"] = functools.partial(upstream_health, pool)
-    else:
-        components.register(
-            "upstreams", lambda: ComponentStatus("disabled", "enable_external_gateway is off")
-        )
-    add_admin_tools(server, settings.transports, metrics, components, upstream_infos)
+    upstreams = _serve_upstreams(server, pool, metrics, components)
+    add_admin_tools(
+        server, settings.transports, metrics, components, upstreams.infos, upstreams.tool_names
+    )
+    protect = settings.auth_protect_health_details
     add_http_routes(
         server,
         metrics,
         components,
         breakers=guards.breakers,
-        protect_details=settings.auth_protect_health_details,
-        details=details,
+        protect_details=protect,
+        details=upstreams.details,
     )
-    add_pattern_tools(
-        server,
-        components,
-        data_dir=settings.data_dir / "patterns",
-        qdrant_url=settings.qdrant_url,
-        qdrant_api_key=settings.qdrant_api_key,
-        collection=settings.patterns_collection,
-        batch_size=settings.patterns_batch_size,
-        embed_timeout=settings.patterns_embed_timeout,
-        breakers=guards.breakers,
-    )
-    add_codegen_tools(
-        server,
-        max_input_bytes=settings.codegen_max_input_bytes,
-        ruff_timeout=settings.codegen_ruff_timeout,
-    )
-    add_workflow_tools(
-        server,
-        components,
-        add_lifetime=server.add_lifetime,
-        url=settings.workflow_coordinator_url,
-        breakers=guards.breakers,
-    )
+    if families is None:
+        families = tool_families(settings, guards.breakers)
+    native_limits.update(add_tool_families(server, components, families))
     return server
+
+
+@dataclass(frozen=True)
+class _UpstreamViews:
+    """What the admin tool and /health show of the upstreams (nothing without a pool)."""
+
+    infos: Callable[[], dict[str, UpstreamInfo]] = dict
+    tool_names: Callable[[], list[str]] = list
+    details: dict[str, Callable[[], Any]] = field(default_factory=dict)
+
+
+def _serve_upstreams(
+    server: GatewayServer,
+    pool: UpstreamPool | None,
+    metrics: GatewayMetrics,
+    components: ComponentRegistry,
+) -> _UpstreamViews:
+    """Serve the pool's tools, its admin tool and health; tell clients of catalog changes."""
+    if pool is None:
+        disabled = ComponentStatus("disabled", "enable_external_gateway is off")
+        components.register("upstreams", lambda: disabled)
+        return _UpstreamViews()
+    watch_upstreams(pool, metrics, components)
+    clients = ClientSessions()
+    server.add_middleware(clients)
+    clients.serve_listen(server)
+    pool.on_tools_changed(clients.tools_changed)
+    server.add_lifetime(pool.running)
+    server.add_provider(UpstreamProvider(pool))
+    add_upstream_admin_tools(server, pool)
+    return _UpstreamViews(
+        infos=functools.partial(upstream_details, pool),
+        # As last listed: asking about the gateway must not start lazy upstreams.
+        tool_names=lambda: [tool.exposed_name for _, tool in pool.listed()],
+        details={"upstreams": functools.partial(upstream_health, pool)},
+    )
+
+
+def _base_components(served: list[str]) -> ComponentRegistry:
+    components = ComponentRegistry()
+    components.register("native_tools", lambda: ComponentStatus("ok"))
+    for transport in ("stdio", "http"):
+        components.register(transport, _transport_probe(transport, served))
+    return components
+
+
+def tool_families(settings: Settings, breakers: BreakerRegistry) -> list[ToolFamily]:
+    """The native tool families, in listing order."""
+    return [
+        CodegenTools(
+            max_input_bytes=settings.codegen_max_input_bytes,
+            ruff_timeout=settings.codegen_ruff_timeout,
+        ),
+        WorkflowTools(
+            settings.workflow_coordinator_url,
+            timeout=settings.workflow_timeout,
+            breakers=breakers,
+        ),
+        PatternTools(
+            settings.data_dir / "patterns",
+            qdrant_url=settings.qdrant_url,
+            qdrant_api_key=settings.qdrant_api_key,
+            collection=settings.patterns_collection,
+            batch_size=settings.patterns_batch_size,
+            embed_timeout=settings.patterns_embed_timeout,
+            breakers=breakers,
+        ),
+    ]
+
+
+def add_tool_families(
+    server: GatewayServer, components: ComponentRegistry, families: Iterable[ToolFamily]
+) -> dict[str, float]:
+    """Add each family's tools to `server`, enter its lifespan while the server runs and
+    register its health probes; returns the families' time limits (tool -> seconds)."""
+    limits: dict[str, float] = {}
+    for family in families:
+        for tool in family.tools():
+            server.add_tool(tool)
+        server.add_lifetime(family.lifespan)
+        for probe in family.health_probes():
+            components.register(probe.name, probe.probe, critical=probe.critical)
+        limits.update(family.time_limits())
+    return limits
 
 
 def _transport_probe(name: str, served: list[str]) -> Callable[[], ComponentStatus]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from fastmcp import FastMCP
 from mcp_types import ToolAnnotations
@@ -11,7 +11,6 @@ from pydantic import BaseModel
 from archon_gateway.gateway.core.health import ComponentRegistry
 from archon_gateway.gateway.core.version import __version__
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
-from archon_gateway.upstreams.provider import upstreams_as_last_listed
 from archon_gateway.upstreams.state import UpstreamInfo
 
 
@@ -43,7 +42,11 @@ def add_admin_tools(
     metrics: GatewayMetrics,
     components: ComponentRegistry,
     upstream_details: Callable[[], dict[str, UpstreamInfo]] = dict,
+    upstream_tool_names: Callable[[], Iterable[str]] = tuple,
 ) -> None:
+    """`upstream_tool_names` gives the upstream tools as last listed: counting them must
+    not start lazily started upstreams or wait for slow ones."""
+
     @server.tool(
         name="gateway_info",
         annotations=ToolAnnotations(
@@ -58,11 +61,10 @@ def add_admin_tools(
         counts of tools, tool calls (by outcome) and sessions (by transport) since start,
         and each upstream's state (pid, restarts, last error, last ping, tools)."""
         snapshot = components.snapshot()
-        # Without list middleware: it re-dereferences every tool's schema (milliseconds
-        # with a dozen tools), and a count needs names only. Upstreams count as last
-        # listed: asking about the gateway must not start lazily started upstreams.
-        with upstreams_as_last_listed():
-            tools = {tool.name for tool in await server.list_tools(run_middleware=False)}
+        # The server's own tools straight from its local provider (the list middleware
+        # would re-dereference every schema, and a count needs names only).
+        local = await server.local_provider.list_tools()
+        tools = {tool.name for tool in local} | set(upstream_tool_names())
         return GatewayInfo(
             name=server.name,
             version=__version__,

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Sequence
 from typing import Any
 
 import mcp_types as mt
@@ -69,20 +67,6 @@ def _progress_relay(ctx: Context) -> ProgressCallback | None:
     return relay
 
 
-_last_listed: ContextVar[bool] = ContextVar("archon_upstreams_as_last_listed", default=False)
-
-
-@contextmanager
-def upstreams_as_last_listed() -> Iterator[None]:
-    """Within the block, listing tools shows upstream tools as last listed: nothing is
-    started or waited for (for counts and status, not for a client's tools/list)."""
-    token = _last_listed.set(True)
-    try:
-        yield
-    finally:
-        _last_listed.reset(token)
-
-
 class UpstreamProvider(Provider):
     """Serves the pool's tools. The pool itself is a server resource (see gateway.server)."""
 
@@ -105,8 +89,7 @@ class UpstreamProvider(Provider):
         return []
 
     async def _list_tools(self) -> Sequence[Tool]:
-        found = self.pool.listed() if _last_listed.get() else await self.pool.tools()
-        return [self._component(upstream, tool) for upstream, tool in found]
+        return [self._component(upstream, tool) for upstream, tool in await self.pool.tools()]
 
     async def _get_tool(self, name: str, version: VersionSpec | None = None) -> Tool | None:
         found = await self.pool.find(name)

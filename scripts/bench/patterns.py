@@ -34,10 +34,13 @@ from typing import Any
 import anyio
 import numpy as np
 from benchlib import StdioPeer, pct
-from fastmcp import Client, FastMCP
+from fastmcp import Client
 
+from archon_gateway.gateway.app import add_tool_families
+from archon_gateway.gateway.core.health import ComponentRegistry
+from archon_gateway.gateway.mcp_server import GatewayServer
 from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
-from archon_gateway.tools.patterns import add_pattern_tools
+from archon_gateway.tools.patterns import PatternTools
 from archon_gateway.tools.patterns.edge import EdgeIndex
 from archon_gateway.tools.patterns.embeddings import MiniLMProvider
 from archon_gateway.tools.patterns.index import Match, Query, VectorPoint
@@ -147,8 +150,9 @@ async def main(args: argparse.Namespace) -> None:
                 engine_filtered.append(time.perf_counter() - t)
 
         # Indexing through the tool: the pattern tools on an in-memory MCP client.
-        server = FastMCP("bench", middleware=[ErrorTranslationMiddleware()])
-        add_pattern_tools(server, data_dir=data_dir / "patterns", provider=provider)
+        server = GatewayServer("bench", middleware=[ErrorTranslationMiddleware()])
+        family = PatternTools(data_dir / "patterns", provider=provider)
+        add_tool_families(server, ComponentRegistry(), [family])
         async with Client(server) as client:
             started = time.perf_counter()
             for start in range(0, len(patterns), args.per_call):

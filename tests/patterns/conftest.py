@@ -13,10 +13,12 @@ from typing import Any
 
 import anyio
 import pytest
-from fastmcp import FastMCP
 
+from archon_gateway.gateway.app import add_tool_families
+from archon_gateway.gateway.core.health import ComponentRegistry
+from archon_gateway.gateway.mcp_server import GatewayServer
 from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
-from archon_gateway.tools.patterns import PatternTools, add_pattern_tools
+from archon_gateway.tools.patterns import PatternTools
 from archon_gateway.tools.patterns.embeddings import EmbeddingProvider, MiniLMProvider
 from archon_gateway.tools.patterns.index import VectorIndex
 
@@ -64,7 +66,7 @@ def standin_server(port: int = 0, path: Path | None = None) -> Iterator[str]:
 
 @pytest.fixture(params=ENGINES)
 def engine(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """add_pattern_tools options selecting one engine."""
+    """PatternTools options selecting one engine."""
     if request.param == "server":
         url = request.getfixturevalue("standin_url")
         return {"qdrant_url": url, "collection": f"t{uuid.uuid4().hex[:12]}"}
@@ -99,12 +101,13 @@ def pattern_server(
     provider: EmbeddingProvider,
     engine: dict[str, Any] | None = None,
     **options: Any,
-) -> tuple[FastMCP, PatternTools]:
-    """A FastMCP server shaped like the gateway (same error middleware) with only the
-    pattern tools, on `engine` (Qdrant Edge under data_dir by default)."""
-    server = FastMCP("patterns-test", middleware=[ErrorTranslationMiddleware()])
+) -> tuple[GatewayServer, PatternTools]:
+    """A server shaped like the gateway (same error middleware) with only the pattern
+    family, on `engine` (Qdrant Edge under data_dir by default)."""
+    server = GatewayServer("patterns-test", middleware=[ErrorTranslationMiddleware()])
     options = {**(engine or {}), **options}
-    tools = add_pattern_tools(server, data_dir=data_dir, provider=provider, **options)
+    tools = PatternTools(data_dir, provider=provider, **options)
+    add_tool_families(server, ComponentRegistry(), [tools])
     return server, tools
 
 

@@ -15,11 +15,10 @@ from fastmcp import Client
 from pydantic import SecretStr
 
 from archon_gateway.gateway.app import build_gateway
-from archon_gateway.gateway.core.circuit_breaker import CircuitBreaker
+from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.http import build_http_app
 from archon_gateway.gateway.settings import Settings
 from archon_gateway.tools.patterns.embeddings import MiniLMProvider
-from archon_gateway.tools.patterns.family import NOT_OUTAGES
 from tests.patterns.conftest import FailingProvider, error_text, pattern_server, structured
 
 pytestmark = pytest.mark.anyio
@@ -206,14 +205,14 @@ async def test_a_killed_qdrant_server_opens_the_breaker_and_calls_recover_when_i
     from tests.patterns.conftest import standin_server
 
     now = [1000.0]
-    breaker = CircuitBreaker(
-        "qdrant", fail_max=3, reset_timeout=30, exclude=NOT_OUTAGES, clock=lambda: now[0]
-    )
+    breakers = BreakerRegistry(fail_max=3, reset_timeout=30, clock=lambda: now[0])
     port = closed_port()
     store = tmp_path / "qdrant"
     url = f"http://127.0.0.1:{port}"
     with anyio.fail_after(60):
-        server, tools = pattern_server(tmp_path, provider, qdrant_url=url, breaker=breaker)
+        server, tools = pattern_server(tmp_path, provider, qdrant_url=url, breakers=breakers)
+        breaker = breakers.get("qdrant")
+        assert breaker is not None
         async with Client(server) as client:
             with standin_server(port, store):
                 indexed = await client.call_tool("pattern_index", {"patterns": patterns("a")})

@@ -1,35 +1,30 @@
-"""The pattern tools as MCP tools, on a FastMCP provider that owns the vector store.
+"""The pattern tools as one native family, owning the vector store.
 
 Nothing heavy happens at registration: the vector store is opened (and the embedding model
 loaded) on the first pattern tool call, once per gateway process, and closed when the
-server's lifespan ends. The store's state is reported through a health probe.
+family's lifespan ends. The store's state is reported through a health probe.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import (
-    AbstractAsyncContextManager,
-    AsyncExitStack,
-    asynccontextmanager,
-)
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-from fastmcp import Context, FastMCP
-from fastmcp.server.providers import LocalProvider
+from fastmcp import Context
+from fastmcp.tools import Tool
 from mcp_types import ToolAnnotations
 from pydantic import Field, SecretStr
 
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.errors import (
-    IncompatibleVectorStore,
     InvalidArgument,
-    NotFound,
     tool_errors,
 )
-from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
+from archon_gateway.gateway.core.health import ComponentStatus
+from archon_gateway.gateway.core.tool_family import HealthProbe, ToolFamily
 from archon_gateway.tools.patterns.embeddings import EmbeddingProvider, MiniLMProvider
 from archon_gateway.tools.patterns.index import VectorIndex
 from archon_gateway.tools.patterns.models import (
@@ -51,53 +46,226 @@ from archon_gateway.tools.patterns.models import (
 from archon_gateway.tools.patterns.qdrant_server import Breaker
 from archon_gateway.tools.patterns.service import MAX_TOP_K, PatternService
 
-# Errors that say the request was wrong, not that Qdrant is down: they never trip the breaker.
-NOT_OUTAGES = (InvalidArgument, IncompatibleVectorStore, NotFound)
-
 OpenIndex = Callable[[], AbstractAsyncContextManager[VectorIndex]]
 PatternId = Annotated[str, Field(min_length=1, max_length=256, description="the pattern's id")]
 
 
-def add_pattern_tools(
-    server: FastMCP,
-    components: ComponentRegistry | None = None,
-    *,
-    data_dir: Path,
-    qdrant_url: str | None = None,
-    qdrant_api_key: SecretStr | None = None,
-    collection: str = "patterns",
-    batch_size: int = 64,
-    embed_timeout: float = 60.0,
-    breakers: BreakerRegistry | None = None,
-    breaker: Breaker | None = None,
-    provider: EmbeddingProvider | None = None,
-    open_index: OpenIndex | None = None,
-) -> PatternTools:
-    """Register pattern_index/search/get/update/delete/stats on `server`.
+def _annotations(title: str, *, read_only: bool, destructive: bool = False) -> ToolAnnotations:
+    return ToolAnnotations(
+        title=title,
+        read_only_hint=read_only,
+        destructive_hint=destructive if not read_only else None,
+        idempotent_hint=True,
+        open_world_hint=False,
+    )
+
+
+class PatternTools(ToolFamily):
+    """pattern_index/search/get/update/delete/stats and the one `PatternService` (opened on
+    first use) behind them.
 
     The store is a Qdrant Edge shard under `data_dir/<collection>` unless `qdrant_url` is
-    given: then a Qdrant server, every call through the circuit breaker "qdrant" (`breaker`,
-    else the one of that name in `breakers`, else a private one). `provider` and
-    `open_index` replace the defaults (tests, other engines).
+    given: then a Qdrant server, every call through the circuit breaker "qdrant" in
+    `breakers` (else a private one). `provider` and `open_index` replace the defaults
+    (tests, other engines).
     """
-    if qdrant_url is not None and breaker is None:
-        breaker = (breakers if breakers is not None else BreakerRegistry()).get_or_create(
-            "qdrant", exclude=NOT_OUTAGES
-        )
-    if open_index is None:
-        open_index = _default_opener(data_dir, qdrant_url, qdrant_api_key, collection, breaker)
-    tools = PatternTools(
-        open_index,
-        provider or MiniLMProvider(),
-        batch_size=batch_size,
-        embed_timeout=embed_timeout,
-        where=qdrant_url or str(data_dir / collection),
-    )
-    server.add_provider(tools)
-    if components is not None:
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        qdrant_url: str | None = None,
+        qdrant_api_key: SecretStr | None = None,
+        collection: str = "patterns",
+        batch_size: int = 64,
+        embed_timeout: float = 60.0,
+        breakers: BreakerRegistry | None = None,
+        provider: EmbeddingProvider | None = None,
+        open_index: OpenIndex | None = None,
+    ) -> None:
+        breaker = None
+        if qdrant_url is not None:
+            registry = breakers if breakers is not None else BreakerRegistry()  # empty is falsy
+            breaker = registry.get_or_create("qdrant")  # counts outages only
+        if open_index is None:
+            open_index = _default_opener(data_dir, qdrant_url, qdrant_api_key, collection, breaker)
+        self._open_index = open_index
+        self._provider = provider if provider is not None else MiniLMProvider()
+        self._batch_size = batch_size
+        self._embed_timeout = embed_timeout
+        self._where = qdrant_url or str(data_dir / collection)
+        self._service: PatternService | None = None
+        self._stack: AsyncExitStack | None = None
+        self._open_lock: anyio.Lock | None = None
+        self._failure: ComponentStatus | None = None
+
+    # -- the family's shape --------------------------------------------------------------
+
+    def tools(self) -> Sequence[Tool]:
+        def tool(method: Callable[..., Any], annotations: ToolAnnotations) -> Tool:
+            return Tool.from_function(method, annotations=annotations)
+
+        return [
+            tool(self.pattern_index, _annotations("Index patterns", read_only=False)),
+            tool(self.pattern_search, _annotations("Search patterns", read_only=True)),
+            tool(self.pattern_get, _annotations("Get a pattern", read_only=True)),
+            tool(self.pattern_update, _annotations("Update a pattern", read_only=False)),
+            tool(
+                self.pattern_delete,
+                _annotations("Delete a pattern", read_only=False, destructive=True),
+            ),
+            tool(self.pattern_stats, _annotations("Pattern store stats", read_only=True)),
+        ]
+
+    def health_probes(self) -> Sequence[HealthProbe]:
         # Not critical: with the store down the gateway and its other tools still work.
-        components.register("vector_store", tools.health, critical=False)
-    return tools
+        return [HealthProbe("vector_store", self.health, critical=False)]
+
+    @asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await self.aclose()
+
+    # -- the store -----------------------------------------------------------------------
+
+    async def service(self) -> PatternService:
+        """The open service; opens the store on first use (once, even when called
+        concurrently). A failed open is reported and retried by the next call."""
+        if self._service is not None:
+            return self._service
+        if self._open_lock is None:
+            self._open_lock = anyio.Lock()
+        async with self._open_lock:
+            if self._service is None:
+                self._service = await self._open_service()
+            return self._service
+
+    async def _open_service(self) -> PatternService:
+        stack = AsyncExitStack()
+        try:
+            index = await stack.enter_async_context(self._open_index())
+            await index.ensure_collection(self._provider.model, self._provider.dimension)
+        except BaseException as exc:
+            self._failure = ComponentStatus("down", str(exc) or type(exc).__name__)
+            with anyio.CancelScope(shield=True):
+                await stack.aclose()
+            raise
+        self._failure = None
+        self._stack = stack
+        return PatternService(
+            index, self._provider, batch_size=self._batch_size, embed_timeout=self._embed_timeout
+        )
+
+    async def aclose(self) -> None:
+        stack, self._stack, self._service = self._stack, None, None
+        if stack is not None:
+            with anyio.CancelScope(shield=True):
+                await stack.aclose()
+
+    def health(self) -> ComponentStatus:
+        if self._failure is not None:
+            return self._failure
+        if self._service is None:
+            return ComponentStatus("ok", f"{self._where} (opens on first use)")
+        return self._service.index.health()
+
+    # -- the tools -----------------------------------------------------------------------
+
+    async def pattern_index(
+        self,
+        patterns: Annotated[list[PatternIn], Field(min_length=1, max_length=100_000)],
+        ctx: Context,
+    ) -> IndexResult:
+        """Index code or text patterns for semantic search. Each pattern has a name and text
+        and optionally an id, language, kind, tags, source, quality (0..1) and a precomputed
+        embedding; without one the text is embedded locally. Re-indexing the same id (or,
+        without an id, the same name and text) updates the pattern instead of copying it.
+        Large batches are written in chunks with progress notifications. Returns the ids
+        indexed and, per failed pattern, its position and the reason; the others are
+        still indexed."""
+
+        async def progress(done: int, total: int, message: str) -> None:
+            await ctx.report_progress(done, total, message)
+
+        with tool_errors():
+            service = await self.service()
+            return await service.index_patterns(patterns, progress)
+
+    async def pattern_search(
+        self,
+        query: Annotated[str | None, Field(description="text to search for")] = None,
+        vector: Annotated[Vector | None, Field(description="or a query vector")] = None,
+        top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K)] = 10,
+        score_threshold: Annotated[
+            float | None, Field(ge=-1, le=1, description="leave out results scoring lower")
+        ] = None,
+        language: Label | None = None,
+        kind: Label | None = None,
+        tags: Annotated[Tags | None, Field(description="results must carry all of these")] = None,
+    ) -> SearchResult:
+        """Find the patterns closest in meaning to a text query (or a vector), best first,
+        optionally only those of a language, a kind, and carrying all given tags. Scores
+        are cosine similarities (1 = same meaning)."""
+        with tool_errors():
+            service = await self.service()
+            return await service.search(
+                query=query,
+                vector=vector,
+                top_k=top_k,
+                score_threshold=score_threshold,
+                language=language,
+                kind=kind,
+                tags=tags or [],
+            )
+
+    async def pattern_get(self, id: PatternId, with_embedding: bool = False) -> PatternOut:
+        """One pattern by id, with its metadata (and its vector if asked)."""
+        with tool_errors():
+            service = await self.service()
+            return await service.get(id, with_embedding=with_embedding)
+
+    async def pattern_update(
+        self,
+        id: PatternId,
+        name: Name | None = None,
+        text: Text | None = None,
+        language: Label | None = None,
+        kind: Label | None = None,
+        tags: Tags | None = None,
+        source: Source | None = None,
+        quality: Quality | None = None,
+        embedding: Annotated[
+            Vector | None, Field(description="replace the vector with this one")
+        ] = None,
+    ) -> UpdateResult:
+        """Change a pattern's metadata and/or text. A new text is re-embedded (or give the
+        new vector as embedding); metadata-only changes keep the vector."""
+        given: dict[str, Any] = {"name": name, "text": text, "language": language}
+        given |= {"kind": kind, "tags": tags, "source": source, "quality": quality}
+        changes = {key: value for key, value in given.items() if value is not None}
+        with tool_errors():
+            if not changes and embedding is None:
+                raise InvalidArgument(
+                    "nothing to update: give at least one of name, text, language, kind, "
+                    "tags, source, quality or embedding"
+                )
+            service = await self.service()
+            return await service.update(id, changes, embedding)
+
+    async def pattern_delete(self, id: PatternId) -> DeleteResult:
+        """Delete a pattern by id (deleted=false if there was none)."""
+        with tool_errors():
+            service = await self.service()
+            return await service.delete(id)
+
+    async def pattern_stats(self) -> PatternStats:
+        """How many patterns are stored, where, with which embedding model, and how many
+        per language, per kind and per (most used) tag."""
+        with tool_errors():
+            service = await self.service()
+            return await service.stats()
 
 
 def _default_opener(
@@ -123,197 +291,3 @@ def _default_opener(
         return open_server_index(qdrant_url, collection, api_key=key, breaker=breaker)
 
     return open_server
-
-
-class PatternTools(LocalProvider):
-    """The six pattern tools and the one `PatternService` (opened on first use) behind them."""
-
-    def __init__(
-        self,
-        open_index: OpenIndex,
-        provider: EmbeddingProvider,
-        *,
-        batch_size: int,
-        embed_timeout: float,
-        where: str,
-    ) -> None:
-        super().__init__()
-        self._open_index = open_index
-        self._provider = provider
-        self._batch_size = batch_size
-        self._embed_timeout = embed_timeout
-        self._where = where
-        self._service: PatternService | None = None
-        self._stack: AsyncExitStack | None = None
-        self._open_lock: anyio.Lock | None = None
-        self._failure: ComponentStatus | None = None
-        _register(self)
-
-    # -- lifecycle -----------------------------------------------------------------------
-
-    @asynccontextmanager
-    async def lifespan(self) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await self.aclose()
-
-    async def service(self) -> PatternService:
-        """The open service; opens the store on first use (once, even when called
-        concurrently). A failed open is reported and retried by the next call."""
-        if self._service is not None:
-            return self._service
-        if self._open_lock is None:
-            self._open_lock = anyio.Lock()
-        async with self._open_lock:
-            if self._service is not None:
-                return self._service
-            stack = AsyncExitStack()
-            try:
-                index = await stack.enter_async_context(self._open_index())
-                await index.ensure_collection(self._provider.model, self._provider.dimension)
-            except BaseException as exc:
-                self._failure = ComponentStatus("down", str(exc) or type(exc).__name__)
-                with anyio.CancelScope(shield=True):
-                    await stack.aclose()
-                raise
-            self._failure = None
-            self._stack = stack
-            self._service = PatternService(
-                index,
-                self._provider,
-                batch_size=self._batch_size,
-                embed_timeout=self._embed_timeout,
-            )
-            return self._service
-
-    async def aclose(self) -> None:
-        stack, self._stack, self._service = self._stack, None, None
-        if stack is not None:
-            with anyio.CancelScope(shield=True):
-                await stack.aclose()
-
-    def health(self) -> ComponentStatus:
-        if self._failure is not None:
-            return self._failure
-        if self._service is None:
-            return ComponentStatus("ok", f"{self._where} (opens on first use)")
-        return self._service.index.health()
-
-
-def _register(tools: PatternTools) -> None:
-    def annotations(title: str, *, read_only: bool, destructive: bool = False) -> ToolAnnotations:
-        return ToolAnnotations(
-            title=title,
-            read_only_hint=read_only,
-            destructive_hint=destructive if not read_only else None,
-            idempotent_hint=True,
-            open_world_hint=False,
-        )
-
-    @tools.tool(annotations=annotations("Index patterns", read_only=False))
-    async def pattern_index(
-        patterns: Annotated[list[PatternIn], Field(min_length=1, max_length=100_000)],
-        ctx: Context,
-    ) -> IndexResult:
-        """Index code or text patterns for semantic search. Each pattern has a name and text
-        and optionally an id, language, kind, tags, source, quality (0..1) and a precomputed
-        embedding; without one the text is embedded locally. Re-indexing the same id (or,
-        without an id, the same name and text) updates the pattern instead of copying it.
-        Large batches are written in chunks with progress notifications. Returns the ids
-        indexed and, per failed pattern, its position and the reason; the others are
-        still indexed."""
-
-        async def progress(done: int, total: int, message: str) -> None:
-            await ctx.report_progress(done, total, message)
-
-        with tool_errors():
-            service = await tools.service()
-            return await service.index_patterns(patterns, progress)
-
-    @tools.tool(annotations=annotations("Search patterns", read_only=True))
-    async def pattern_search(
-        query: Annotated[str | None, Field(description="text to search for")] = None,
-        vector: Annotated[Vector | None, Field(description="or a query vector")] = None,
-        top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K)] = 10,
-        score_threshold: Annotated[
-            float | None, Field(ge=-1, le=1, description="leave out results scoring lower")
-        ] = None,
-        language: Label | None = None,
-        kind: Label | None = None,
-        tags: Annotated[Tags | None, Field(description="results must carry all of these")] = None,
-    ) -> SearchResult:
-        """Find the patterns closest in meaning to a text query (or a vector), best first,
-        optionally only those of a language, a kind, and carrying all given tags. Scores
-        are cosine similarities (1 = same meaning)."""
-        with tool_errors():
-            service = await tools.service()
-            return await service.search(
-                query=query,
-                vector=vector,
-                top_k=top_k,
-                score_threshold=score_threshold,
-                language=language,
-                kind=kind,
-                tags=tags or [],
-            )
-
-    @tools.tool(annotations=annotations("Get a pattern", read_only=True))
-    async def pattern_get(id: PatternId, with_embedding: bool = False) -> PatternOut:
-        """One pattern by id, with its metadata (and its vector if asked)."""
-        with tool_errors():
-            service = await tools.service()
-            return await service.get(id, with_embedding=with_embedding)
-
-    @tools.tool(annotations=annotations("Update a pattern", read_only=False))
-    async def pattern_update(
-        id: PatternId,
-        name: Name | None = None,
-        text: Text | None = None,
-        language: Label | None = None,
-        kind: Label | None = None,
-        tags: Tags | None = None,
-        source: Source | None = None,
-        quality: Quality | None = None,
-        embedding: Annotated[
-            Vector | None, Field(description="replace the vector with this one")
-        ] = None,
-    ) -> UpdateResult:
-        """Change a pattern's metadata and/or text. A new text is re-embedded (or give the
-        new vector as embedding); metadata-only changes keep the vector."""
-        changes: dict[str, Any] = {
-            key: value
-            for key, value in {
-                "name": name,
-                "text": text,
-                "language": language,
-                "kind": kind,
-                "tags": tags,
-                "source": source,
-                "quality": quality,
-            }.items()
-            if value is not None
-        }
-        with tool_errors():
-            if not changes and embedding is None:
-                raise InvalidArgument(
-                    "nothing to update: give at least one of name, text, language, kind, "
-                    "tags, source, quality or embedding"
-                )
-            service = await tools.service()
-            return await service.update(id, changes, embedding)
-
-    @tools.tool(annotations=annotations("Delete a pattern", read_only=False, destructive=True))
-    async def pattern_delete(id: PatternId) -> DeleteResult:
-        """Delete a pattern by id (deleted=false if there was none)."""
-        with tool_errors():
-            service = await tools.service()
-            return await service.delete(id)
-
-    @tools.tool(annotations=annotations("Pattern store stats", read_only=True))
-    async def pattern_stats() -> PatternStats:
-        """How many patterns are stored, where, with which embedding model, and how many
-        per language, per kind and per (most used) tag."""
-        with tool_errors():
-            service = await tools.service()
-            return await service.stats()
