@@ -58,27 +58,7 @@ def build_guards(
         lambda: server.open_http_sessions()
     )
 
-    authenticator = Authenticator(
-        settings.effective_auth_mode,
-        settings.service_auth_token,
-        jwt_verifier(
-            issuer=settings.auth_jwt_issuer,
-            audience=settings.auth_jwt_audience,
-            jwks_uri=settings.auth_jwt_jwks_uri,
-            public_key=settings.auth_jwt_public_key,
-            algorithm=settings.auth_jwt_algorithm,
-        ),
-    )
-    server.http_middleware.append(
-        StarletteMiddleware(
-            HttpAuthMiddleware,
-            authenticator=authenticator,
-            audit=audit,
-            protect_metrics=settings.auth_protect_metrics,
-            allow_health_check_bypass=settings.auth_allow_health_check_bypass,
-            on_reject=lambda reason: metrics.auth_rejections.labels("http", reason).inc(),
-        )
-    )
+    server.http_middleware.append(_http_auth(settings, audit, metrics))
     stdio = stdio_decision(
         settings.auth_stdio_require_token, settings.auth_stdio_token, settings.service_auth_token
     )
@@ -93,6 +73,31 @@ def build_guards(
         breakers=breakers,
         audit=audit,
         middleware=[StdioAuthMiddleware(stdio, audit), BreakerMiddleware(lookup)],
+    )
+
+
+def _http_auth(
+    settings: Settings, audit: AuditSink, metrics: GatewayMetrics
+) -> StarletteMiddleware:
+    """The ASGI guard in front of every HTTP route, configured from the auth settings."""
+    authenticator = Authenticator(
+        settings.effective_auth_mode,
+        settings.service_auth_token,
+        jwt_verifier(
+            issuer=settings.auth_jwt_issuer,
+            audience=settings.auth_jwt_audience,
+            jwks_uri=settings.auth_jwt_jwks_uri,
+            public_key=settings.auth_jwt_public_key,
+            algorithm=settings.auth_jwt_algorithm,
+        ),
+    )
+    return StarletteMiddleware(
+        HttpAuthMiddleware,
+        authenticator=authenticator,
+        audit=audit,
+        protect_metrics=settings.auth_protect_metrics,
+        allow_health_check_bypass=settings.auth_allow_health_check_bypass,
+        on_reject=lambda reason: metrics.auth_rejections.labels("http", reason).inc(),
     )
 
 
