@@ -14,6 +14,7 @@ from fastmcp.tools import ToolResult
 
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry, CircuitBreaker
 from archon_gateway.gateway.core.errors import GatewayError
+from archon_gateway.gateway.core.sdk_compat import tool_error_cause
 
 BreakerLookup = Callable[[str], CircuitBreaker | None]
 
@@ -35,8 +36,9 @@ class BreakerMiddleware(Middleware):
                 return await call_next(context)
             except ToolError as exc:
                 # FastMCP wraps what a tool raises; the breaker judges the real failure.
-                if isinstance(exc.__cause__, GatewayError):
-                    raise exc.__cause__ from None
+                cause = tool_error_cause(exc)
+                if isinstance(cause, GatewayError):
+                    raise cause from None
                 raise
 
 
