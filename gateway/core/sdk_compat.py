@@ -209,6 +209,8 @@ def stop_sse_streams() -> None:
 def embedded_uvicorn(config: uvicorn.Config, on_started: Callable[[], None]) -> uvicorn.Server:
     """A uvicorn server that leaves signals to the gateway and calls `on_started` once it
     listens."""
+    # Why: uvicorn takes SIGINT/SIGTERM and has no "listening" callback; overriding its
+    # undocumented `capture_signals` and `startup` (below) is the only way around both.
     return _embedded_uvicorn_class()(config, on_started)
 
 
