@@ -9,14 +9,17 @@ from __future__ import annotations
 import logging
 import weakref
 from contextlib import suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import mcp_types as mt
 from fastmcp import FastMCP
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
-from mcp.server.connection import Connection
-from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
+
+from archon_gateway.gateway.core import sdk_compat
+
+if TYPE_CHECKING:
+    from archon_gateway.gateway.core.sdk_compat import Connection
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +34,12 @@ class ClientSessions(Middleware):
     def __init__(self) -> None:
         # The SDK's per-client Connection: a ServerSession is a per-request view of it.
         self._connections: weakref.WeakSet[Connection] = weakref.WeakSet()
-        self._bus = InMemorySubscriptionBus()
+        self._bus = sdk_compat.new_subscription_bus()
 
     def serve_listen(self, server: FastMCP[Any]) -> None:
         """Serve `subscriptions/listen`, so 2026-07-28 clients can hear list changes (and
         the server advertises listChanged to them)."""
-        # FastMCP has no public hook for this request; its low-level server does.
-        server._mcp_server.add_request_handler(
-            "subscriptions/listen", mt.SubscriptionsListenRequestParams, ListenHandler(self._bus)
-        )
+        sdk_compat.serve_subscriptions_listen(server, self._bus)
 
     def __len__(self) -> int:
         return len(self._connections)
@@ -52,14 +52,14 @@ class ClientSessions(Middleware):
         result = await call_next(context)
         if context.fastmcp_context is not None:
             with suppress(RuntimeError):  # no session to notify (a sessionless request)
-                connection = getattr(context.fastmcp_context.session, "_connection", None)
-                if isinstance(connection, Connection):
+                connection = sdk_compat.session_connection(context.fastmcp_context.session)
+                if connection is not None:
                     self._connections.add(connection)
         return result
 
     async def tools_changed(self) -> None:
         """Tell every connected client to list tools again."""
-        await self._bus.publish(ToolsListChanged())
+        await sdk_compat.publish_tools_changed(self._bus)
         for connection in list(self._connections):
             try:
                 with anyio.fail_after(_SEND_LIMIT):

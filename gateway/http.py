@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from archon_gateway.gateway.core import sdk_compat
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.health import ComponentRegistry
 from archon_gateway.gateway.core.version import __version__
@@ -70,7 +71,7 @@ def build_http_app(server: FastMCP, mcp_path: str) -> Starlette:
         path=mcp_path, transport="http", middleware=list(getattr(server, "http_middleware", []))
     )
     if isinstance(server, GatewayServer):
-        server.open_http_sessions = _session_counter(app)
+        server.open_http_sessions = sdk_compat.http_session_counter(app)
     endpoints = {
         "mcp": mcp_path,
         "health": "/health",
@@ -88,16 +89,3 @@ def build_http_app(server: FastMCP, mcp_path: str) -> Starlette:
     app.add_exception_handler(404, http_error)
     app.add_exception_handler(405, http_error)
     return app
-
-
-def _session_counter(app: Starlette) -> Callable[[], int]:
-    """Open streamable-HTTP sessions, read from the SDK's session manager (created when the
-    app starts; the count is 0 before and after)."""
-    endpoints = [getattr(route, "endpoint", None) for route in app.routes]
-    mcp_apps = [e for e in endpoints if hasattr(e, "session_manager")]
-
-    def count() -> int:
-        manager = getattr(mcp_apps[0], "session_manager", None) if mcp_apps else None
-        return len(getattr(manager, "_server_instances", ())) if manager is not None else 0
-
-    return count

@@ -5,8 +5,9 @@ lifespan) inside a shielded cancel scope, so a lifespan that holds an anyio task
 upstream pool, a Kafka consumer) fails at shutdown with "Attempted to exit a cancel scope
 that isn't the current task's current cancel scope". Our resources are entered around
 FastMCP's lifespan instead, in one AsyncExitStack, and closed in the order they opened.
-Every way of running the server goes through `_lifespan_manager` (our serve loop, the HTTP
-app's lifespan, fastmcp's in-memory Client), so they all get the resources.
+Every way of running the server (our serve loop, the HTTP app's lifespan, fastmcp's
+in-memory Client) enters the lifespan through `around_lifespan` (see the SDK seam,
+gateway.core.sdk_compat), so they all get the resources.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from fastmcp import FastMCP
 from starlette.middleware import Middleware as StarletteMiddleware
+
+from archon_gateway.gateway.core.sdk_compat import LifespanHookServer
 
 ResourceFactory = Callable[[], AbstractAsyncContextManager[Any]]
 
 
-class GatewayServer(FastMCP[Any]):
+class GatewayServer(LifespanHookServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._resource_factories: list[ResourceFactory] = []
@@ -36,7 +38,9 @@ class GatewayServer(FastMCP[Any]):
         self._resource_factories.append(factory)
 
     @asynccontextmanager
-    async def _lifespan_manager(self) -> AsyncGenerator[None, None]:
+    async def around_lifespan(
+        self, fastmcp_lifespan: Callable[[], AbstractAsyncContextManager[None]]
+    ) -> AsyncGenerator[None, None]:
         # Nested entries (our serve loop, then the HTTP app) share one set of resources,
         # held by the outermost entry, which is also the last to leave.
         first = self._resource_users == 0
@@ -46,10 +50,10 @@ class GatewayServer(FastMCP[Any]):
                 async with AsyncExitStack() as stack:
                     for factory in self._resource_factories:
                         await stack.enter_async_context(factory())
-                    async with super()._lifespan_manager():
+                    async with fastmcp_lifespan():
                         yield
             else:
-                async with super()._lifespan_manager():
+                async with fastmcp_lifespan():
                     yield
         finally:
             self._resource_users -= 1

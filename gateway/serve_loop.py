@@ -13,16 +13,13 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 import anyio
 import uvicorn
 from anyio.abc import TaskStatus
 from fastmcp import FastMCP
-from fastmcp.server.context import reset_transport, set_transport
-from sse_starlette.sse import AppStatus
 
+from archon_gateway.gateway.core import sdk_compat
 from archon_gateway.gateway.core.errors import FrontDoorFailed, ListenFailed, SettingsInvalid
 from archon_gateway.gateway.http import build_http_app
 from archon_gateway.gateway.middleware.drain import InFlightCalls
@@ -87,14 +84,14 @@ async def serve(
     stop = stop or anyio.Event()
     in_flight = InFlightCalls()
     server.middleware.insert(0, in_flight)  # outermost: it sees every call first
-    AppStatus.should_exit = False  # process-global; a previous serve() in this process set it
+    sdk_compat.allow_sse_streams()  # process-global: a previous serve() here ended them
     try:
         # Entered once here so both transports share one lifespan (it is ref-counted inside).
-        async with server._lifespan_manager(), anyio.create_task_group() as tg:
+        async with sdk_compat.lifespan(server), anyio.create_task_group() as tg:
             watcher = anyio.CancelScope()
             if handle_signals:
                 tg.start_soon(_watch_signals, watcher, stop, tg.cancel_scope)
-            http: _EmbeddedUvicorn | None = None
+            http: uvicorn.Server | None = None
             if listener is not None:
                 http = await tg.start(
                     _run_http, _uvicorn_config(server, mcp_path, shutdown_grace), listener, stop
@@ -119,19 +116,14 @@ async def serve(
             if http is not None:
                 # Open SSE streams (a session's GET stream) end only when sse-starlette is
                 # told; they would otherwise hold shutdown until uvicorn's timeout cuts them.
-                AppStatus.should_exit = True
-                http.should_exit = True
-                logging.getLogger("uvicorn.error").addFilter(_drop_cut_stream_errors)
+                sdk_compat.stop_sse_streams()
+                sdk_compat.stop_uvicorn(http)
+                logging.getLogger("uvicorn.error").addFilter(sdk_compat.drop_cut_stream_errors)
             watcher.cancel()
     finally:
         server.middleware.remove(in_flight)
-        logging.getLogger("uvicorn.error").removeFilter(_drop_cut_stream_errors)
+        logging.getLogger("uvicorn.error").removeFilter(sdk_compat.drop_cut_stream_errors)
     log.info("stopped")
-
-
-def _drop_cut_stream_errors(record: logging.LogRecord) -> bool:
-    """During shutdown, SSE streams are cut on purpose; uvicorn would log each as an error."""
-    return record.getMessage() != "ASGI callable returned without completing response."
 
 
 def _uvicorn_config(server: FastMCP, mcp_path: str, shutdown_grace: float) -> uvicorn.Config:
@@ -167,36 +159,15 @@ async def _run_stdio(
     *,
     task_status: TaskStatus[StdioChannel] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    token = set_transport("stdio")
     try:
-        async with stdio_streams(max_message_bytes, *fds) as channel:
-            task_status.started(channel)
-            low_level = server._mcp_server
-            await low_level.run(
-                channel.read, channel.write, low_level.create_initialization_options()
-            )
-        if not stop.is_set():
-            log.info("stdin closed by the client")
+        with sdk_compat.transport_set("stdio"):
+            async with stdio_streams(max_message_bytes, *fds) as channel:
+                task_status.started(channel)
+                await sdk_compat.run_session(server, channel.read, channel.write)
+            if not stop.is_set():
+                log.info("stdin closed by the client")
     finally:
-        reset_transport(token)
         stop.set()
-
-
-class _EmbeddedUvicorn(uvicorn.Server):
-    """uvicorn that leaves signals to the gateway and reports when it is listening."""
-
-    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
-        super().__init__(config)
-        self._on_started = on_started
-
-    @contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            self._on_started()
 
 
 async def _run_http(
@@ -204,19 +175,19 @@ async def _run_http(
     listener: socket.socket,
     stop: anyio.Event,
     *,
-    task_status: TaskStatus[_EmbeddedUvicorn] = anyio.TASK_STATUS_IGNORED,
+    task_status: TaskStatus[uvicorn.Server] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    http: _EmbeddedUvicorn | None = None
+    """uvicorn that leaves signals to the gateway; started once it listens."""
+    http: uvicorn.Server | None = None
 
     def started() -> None:
         assert http is not None
         task_status.started(http)
 
-    http = _EmbeddedUvicorn(config, started)
+    http = sdk_compat.embedded_uvicorn(config, started)
     try:
-        await http.serve(sockets=[listener])
-    except SystemExit as exc:
-        # uvicorn exits the process when the app's startup fails; report it instead.
-        raise FrontDoorFailed("the HTTP front door failed to start (see the log above)") from exc
+        if not await sdk_compat.serve_uvicorn(http, [listener]):
+            # uvicorn exits the process when the app's startup fails; report it instead.
+            raise FrontDoorFailed("the HTTP front door failed to start (see the log above)")
     finally:
         stop.set()

@@ -7,16 +7,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import mcp_types as mt
-from fastmcp.server.context import Context
+from fastmcp import Context
 from fastmcp.server.dependencies import get_context
 from fastmcp.server.providers.base import Provider
 from fastmcp.tools.base import Tool, ToolResult
-from fastmcp.utilities.components import FastMCPComponent
-from fastmcp.utilities.tasks import TaskConfig
-from fastmcp.utilities.versions import VersionSpec
 from pydantic import PrivateAttr
 
 from archon_gateway.gateway.core.errors import tool_errors
+from archon_gateway.gateway.core.sdk_compat import FastMCPComponent, TaskConfig, VersionSpec
 from archon_gateway.upstreams.catalog import UpstreamTool
 from archon_gateway.upstreams.connection import ProgressCallback
 from archon_gateway.upstreams.pool import UpstreamPool

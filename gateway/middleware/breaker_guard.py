@@ -14,6 +14,7 @@ from fastmcp.tools import ToolResult
 
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry, CircuitBreaker
 from archon_gateway.gateway.core.errors import GatewayError
+from archon_gateway.gateway.core.sdk_compat import tool_error_cause
 
 BreakerLookup = Callable[[str], CircuitBreaker | None]
 
@@ -35,9 +36,9 @@ class BreakerMiddleware(Middleware):
                 return await call_next(context)
             except ToolError as exc:
                 # FastMCP wraps what a tool raises; the breaker judges the real failure.
-                cause = exc.__cause__
+                cause = tool_error_cause(exc)
                 if isinstance(cause, GatewayError):
-                    raise cause from cause.__cause__  # its own cause stays for the log
+                    raise cause  # keeps its own __cause__ (the foreign error) for the log
                 raise
 
 

@@ -11,19 +11,21 @@ from typing import Any
 
 import anyio
 import mcp_types as mt
-from fastmcp.exceptions import NotFoundError, ToolError
+from fastmcp.exceptions import NotFoundError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import ToolResult
 
 from archon_gateway.gateway.core.errors import AuthRejected, CircuitOpen, ToolTimeout
+from archon_gateway.gateway.core.sdk_compat import tool_error_cause
 from archon_gateway.gateway.gateway_metrics import UNKNOWN_TOOL, GatewayMetrics
 
 
 def outcome_of(exc: BaseException) -> str:
     """The metrics outcome for a call that raised `exc` (FastMCP's ToolError wrapper is
     looked through)."""
-    if isinstance(exc, ToolError) and exc.__cause__ is not None:
-        exc = exc.__cause__
+    cause = tool_error_cause(exc)
+    if cause is not None:
+        exc = cause
     if isinstance(exc, ToolTimeout | TimeoutError):
         return "timeout"
     if isinstance(exc, CircuitOpen):

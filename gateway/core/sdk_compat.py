@@ -1,0 +1,263 @@
+"""The one seam onto private or undocumented internals of fastmcp, mcp, uvicorn and
+sse-starlette.
+
+Whatever the gateway needs from those packages beyond their documented API lives here, each
+entry with a one-line reason. tests/core/test_sdk_compat.py exercises every entry against
+the installed versions, so an upgrade that moves one fails in that test rather than at run
+time, and it fails when a private name is used anywhere else in the source tree.
+
+Imports: fastmcp is imported here, since every module that uses the seam has loaded it
+already (the CLI's fast paths never import this module). uvicorn, sse-starlette and
+mcp.server.* are imported where they are used: only serving needs them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastmcp import FastMCP
+from fastmcp.exceptions import ToolError
+
+# Why: fastmcp's own signatures name these (Provider.get_tasks returns FastMCPComponents,
+# Tool.task_config is a TaskConfig, Provider._get_tool takes a VersionSpec), yet it exports
+# them only from its undocumented fastmcp.utilities package.
+from fastmcp.utilities.components import FastMCPComponent as FastMCPComponent
+from fastmcp.utilities.tasks import TaskConfig as TaskConfig
+from fastmcp.utilities.versions import VersionSpec as VersionSpec
+
+if TYPE_CHECKING:
+    import socket
+
+    import uvicorn
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+    from mcp.server.connection import Connection as Connection
+    from mcp.server.subscriptions import SubscriptionBus
+    from mcp.shared.message import SessionMessage
+    from starlette.applications import Starlette
+
+# `Connection` (the SDK's per-client connection) is re-exported for type annotations only.
+__all__ = [
+    "FastMCPComponent",
+    "LifespanHookServer",
+    "TaskConfig",
+    "VersionSpec",
+    "allow_sse_streams",
+    "drop_cut_stream_errors",
+    "embedded_uvicorn",
+    "http_session_counter",
+    "lifespan",
+    "new_subscription_bus",
+    "publish_tools_changed",
+    "run_session",
+    "serve_subscriptions_listen",
+    "serve_uvicorn",
+    "session_connection",
+    "stop_sse_streams",
+    "stop_uvicorn",
+    "tool_error_cause",
+    "transport_set",
+]
+
+# --- fastmcp: the server's lifespan --------------------------------------------------------
+
+
+class LifespanHookServer(FastMCP[Any]):
+    """FastMCP whose every lifespan entry goes through `around_lifespan`."""
+
+    def around_lifespan(
+        self, fastmcp_lifespan: Callable[[], AbstractAsyncContextManager[None]]
+    ) -> AbstractAsyncContextManager[None]:
+        """Override to hold resources around FastMCP's own lifespan (`fastmcp_lifespan()`)."""
+        return fastmcp_lifespan()
+
+    # Why: every run path (http_app's lifespan, the in-memory Client, run_*) enters the
+    # private `_lifespan_manager`; overriding it is the only hook around all of them.
+    @asynccontextmanager
+    async def _lifespan_manager(self) -> AsyncGenerator[None, None]:
+        async with self.around_lifespan(super()._lifespan_manager):
+            yield
+
+
+def lifespan(server: FastMCP[Any]) -> AbstractAsyncContextManager[None]:
+    """The server's lifespan (ref-counted inside FastMCP, so nested entries share it)."""
+    # Why: the serve loop enters it once for stdio and HTTP together; FastMCP has no public
+    # way to enter it outside its own run_* methods.
+    return server._lifespan_manager()
+
+
+# --- fastmcp: the low-level MCP server -----------------------------------------------------
+
+
+async def run_session(
+    server: FastMCP[Any],
+    read: MemoryObjectReceiveStream[SessionMessage | Exception],
+    write: MemoryObjectSendStream[SessionMessage],
+) -> None:
+    """Serve one MCP session over the gateway's own streams until `read` ends."""
+    # Why: FastMCP serves a session only over the SDK's stdio_server, which we cannot use
+    # (uncancellable reader thread); its private low-level server takes any streams.
+    low_level = server._mcp_server
+    await low_level.run(read, write, low_level.create_initialization_options())
+
+
+def serve_subscriptions_listen(server: FastMCP[Any], bus: SubscriptionBus) -> None:
+    """Answer `subscriptions/listen` (2026-07-28 clients) with events published on `bus`."""
+    # Why: FastMCP has no public hook for this request; its private low-level server does,
+    # and the handler lives in the SDK's unexported mcp.server.subscriptions.
+    import mcp_types as mt
+    from mcp.server.subscriptions import ListenHandler
+
+    server._mcp_server.add_request_handler(
+        "subscriptions/listen", mt.SubscriptionsListenRequestParams, ListenHandler(bus)
+    )
+
+
+def new_subscription_bus() -> SubscriptionBus:
+    """An in-process bus for `serve_subscriptions_listen`."""
+    # Why: the SDK's only bus implementation, in the unexported mcp.server.subscriptions.
+    from mcp.server.subscriptions import InMemorySubscriptionBus
+
+    return InMemorySubscriptionBus()
+
+
+async def publish_tools_changed(bus: SubscriptionBus) -> None:
+    """Tell every `subscriptions/listen` stream that the tool list changed."""
+    # Why: the event type lives in the unexported mcp.server.subscriptions.
+    from mcp.server.subscriptions import ToolsListChanged
+
+    await bus.publish(ToolsListChanged())
+
+
+def session_connection(session: object) -> Connection | None:
+    """The per-client Connection behind a request's ServerSession (None if there is none)."""
+    # Why: a ServerSession is a per-request view; the per-client Connection that outlives
+    # the request (to notify the client later) is reachable only as its private
+    # `_connection`. At run time a missing one degrades to "not notified".
+    from mcp.server.connection import Connection
+
+    connection = getattr(session, "_connection", None)
+    return connection if isinstance(connection, Connection) else None
+
+
+@contextmanager
+def transport_set(name: Literal["stdio", "sse", "streamable-http"]) -> Iterator[None]:
+    """Within the block, FastMCP contexts report `name` as the transport."""
+    # Why: FastMCP sets its transport context variable only in its own run_* methods (from
+    # the undocumented fastmcp.server.context); our stdio loop must set it for middleware.
+    from fastmcp.server.context import reset_transport, set_transport
+
+    token = set_transport(name)
+    try:
+        yield
+    finally:
+        reset_transport(token)
+
+
+# --- fastmcp / mcp: tool errors and HTTP sessions ------------------------------------------
+
+
+def tool_error_cause(exc: BaseException) -> BaseException | None:
+    """What a tool raised, when `exc` is FastMCP's ToolError wrapping it; else None."""
+    # Why: FastMCP wraps a tool's exception in ToolError before middleware sees it, keeping
+    # the original only as `__cause__` (undocumented); breakers and metrics judge by it.
+    return exc.__cause__ if isinstance(exc, ToolError) else None
+
+
+def http_session_counter(app: Starlette) -> Callable[[], int]:
+    """Open streamable-HTTP sessions of an app from FastMCP's `http_app` (0 before the app
+    starts, after it stops, and if the count cannot be read)."""
+    # Why: neither package counts sessions publicly. fastmcp's MCP endpoint keeps the SDK's
+    # StreamableHTTPSessionManager as an undocumented `session_manager` (set when the app
+    # starts), and the manager keeps its sessions in the private `_server_instances`.
+    endpoints = [getattr(route, "endpoint", None) for route in app.routes]
+    mcp_apps = [e for e in endpoints if hasattr(e, "session_manager")]
+
+    def count() -> int:
+        manager = getattr(mcp_apps[0], "session_manager", None) if mcp_apps else None
+        return len(getattr(manager, "_server_instances", ())) if manager is not None else 0
+
+    return count
+
+
+# --- sse-starlette -------------------------------------------------------------------------
+
+
+def allow_sse_streams() -> None:
+    """Let SSE streams run (the flag is process-global: a previous serve may have set it)."""
+    # Why: sse-starlette ends open streams only when its AppStatus.should_exit is set.
+    from sse_starlette.sse import AppStatus
+
+    AppStatus.should_exit = False
+
+
+def stop_sse_streams() -> None:
+    """End every open SSE stream (a session's GET stream) of this process."""
+    # Why: with uvicorn's signal capture off, nothing else sets AppStatus.should_exit, and
+    # open streams would hold shutdown until uvicorn's timeout cuts them.
+    from sse_starlette.sse import AppStatus
+
+    AppStatus.should_exit = True
+
+
+# --- uvicorn -------------------------------------------------------------------------------
+
+
+def embedded_uvicorn(config: uvicorn.Config, on_started: Callable[[], None]) -> uvicorn.Server:
+    """A uvicorn server that leaves signals to the gateway and calls `on_started` once it
+    listens."""
+    # Why: uvicorn takes SIGINT/SIGTERM and has no "listening" callback; overriding its
+    # undocumented `capture_signals` and `startup` (below) is the only way around both.
+    return _embedded_uvicorn_class()(config, on_started)
+
+
+@cache
+def _embedded_uvicorn_class() -> Callable[[uvicorn.Config, Callable[[], None]], uvicorn.Server]:
+    import uvicorn
+
+    class EmbeddedUvicorn(uvicorn.Server):
+        def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+            super().__init__(config)
+            self._on_started = on_started
+
+        # Why: uvicorn installs its own SIGINT/SIGTERM handlers in the undocumented
+        # `capture_signals`; the gateway owns signals (both transports stop together).
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+        # Why: uvicorn has no "listening" callback; `startup` and its `started` flag are
+        # undocumented.
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                self._on_started()
+
+    return EmbeddedUvicorn
+
+
+async def serve_uvicorn(server: uvicorn.Server, sockets: list[socket.socket]) -> bool:
+    """Serve on `sockets` until stopped; False when the app failed to start."""
+    # Why: uvicorn reports a failed startup (the app's lifespan raised) by sys.exit, which
+    # is undocumented; the gateway reports it as an error instead of exiting.
+    try:
+        await server.serve(sockets=sockets)
+    except SystemExit:
+        return False
+    return True
+
+
+def stop_uvicorn(server: uvicorn.Server) -> None:
+    """Ask uvicorn to stop accepting and finish (within its graceful-shutdown timeout)."""
+    # Why: `should_exit` is uvicorn's undocumented stop flag (what its signal handler sets).
+    server.should_exit = True
+
+
+def drop_cut_stream_errors(record: logging.LogRecord) -> bool:
+    """A logging filter for "uvicorn.error": drops the error uvicorn logs for each stream
+    cut at shutdown (cut on purpose)."""
+    # Why: uvicorn logs a cut response only as this exact, undocumented message.
+    return record.getMessage() != "ASGI callable returned without completing response."

@@ -1,0 +1,493 @@
+"""The SDK seam's contract: every entry of gateway/core/sdk_compat.py works against the
+installed fastmcp, mcp, uvicorn and sse-starlette, and no other module of the gateway uses
+their private or undocumented parts. An upgrade that moves one of them fails here."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import logging
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import mcp_types as mt
+import pytest
+import uvicorn
+from fastmcp import Client, Context, FastMCP
+from fastmcp.client.messages import MessageHandler
+from fastmcp.exceptions import ToolError
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.server.providers.base import Provider
+from fastmcp.tools import ToolResult
+from fastmcp.tools.base import Tool
+from mcp import Client as SdkClient
+from mcp.server.connection import Connection
+from mcp.shared.message import SessionMessage
+from mcp.shared.subscriptions import ToolsListChanged
+from starlette.applications import Starlette
+
+from archon_gateway.gateway.core import sdk_compat
+from tests.support import INITIALIZE
+
+pytestmark = pytest.mark.anyio
+
+REPO = Path(__file__).resolve().parents[2]
+SEAM = REPO / "gateway" / "core" / "sdk_compat.py"
+MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
+
+# Every entry of the seam, and the test that exercises it (kept complete by a test below).
+COVERED: dict[str, str] = {
+    "LifespanHookServer": "test_the_lifespan_hook_wraps_every_way_of_running_the_server",
+    "lifespan": "test_the_lifespan_hook_wraps_every_way_of_running_the_server",
+    "run_session": "test_a_session_runs_over_our_own_streams_with_its_transport_set",
+    "transport_set": "test_a_session_runs_over_our_own_streams_with_its_transport_set",
+    "session_connection": "test_a_session_connection_outlives_the_request_and_notifies",
+    "serve_subscriptions_listen": "test_listen_streams_hear_published_tool_list_changes",
+    "new_subscription_bus": "test_listen_streams_hear_published_tool_list_changes",
+    "publish_tools_changed": "test_listen_streams_hear_published_tool_list_changes",
+    "tool_error_cause": "test_middleware_sees_a_tool_exception_as_the_cause_of_a_tool_error",
+    "http_session_counter": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
+    "embedded_uvicorn": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
+    "stop_uvicorn": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
+    "allow_sse_streams": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
+    "stop_sse_streams": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
+    "serve_uvicorn": "test_uvicorn_reports_a_failed_startup_instead_of_exiting",
+    "drop_cut_stream_errors": "test_the_cut_stream_error_is_the_message_uvicorn_logs",
+    "FastMCPComponent": "test_the_fastmcp_utilities_types_are_the_ones_its_signatures_name",
+    "TaskConfig": "test_the_fastmcp_utilities_types_are_the_ones_its_signatures_name",
+    "VersionSpec": "test_the_fastmcp_utilities_types_are_the_ones_its_signatures_name",
+}
+
+
+def test_every_entry_of_the_seam_has_a_contract_test() -> None:
+    assert set(COVERED) == set(sdk_compat.__all__)
+    for test in COVERED.values():
+        assert test in globals(), test
+
+
+def test_every_entry_of_the_seam_says_why_it_is_needed() -> None:
+    source = SEAM.read_text()
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    defined = {
+        node.name: node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    }
+    for name in sdk_compat.__all__:
+        if name in defined:
+            node = defined[name]
+            body = lines[node.lineno - 1 : node.end_lineno]
+        else:  # a re-export: its reason is in the comment block above its import
+            body = reexport_comment(tree, lines, name)
+        assert any("# Why:" in line for line in body), f"{name} has no '# Why:' comment"
+
+
+def reexport_comment(tree: ast.Module, lines: list[str], name: str) -> list[str]:
+    """The comment and import lines directly above the import that binds `name`."""
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and name in {a.asname for a in node.names}:
+            start = node.lineno - 1
+            while start > 0 and lines[start - 1].startswith(("#", "from ", "import ")):
+                start -= 1
+            return lines[start : node.lineno]
+    raise AssertionError(f"{name} is neither defined nor re-exported in the seam")
+
+
+# --- fastmcp: lifespan, low-level server, sessions -----------------------------------------
+
+
+async def test_the_lifespan_hook_wraps_every_way_of_running_the_server() -> None:
+    events: list[str] = []
+
+    @asynccontextmanager
+    async def fastmcp_side(server: FastMCP[Any]) -> AsyncIterator[None]:
+        events.append("fastmcp lifespan")
+        yield
+        events.append("fastmcp lifespan ended")
+
+    class Hooked(sdk_compat.LifespanHookServer):
+        @asynccontextmanager
+        async def around_lifespan(self, fastmcp_lifespan: Callable[[], Any]) -> AsyncIterator[None]:
+            events.append("around")
+            async with fastmcp_lifespan():
+                yield
+            events.append("around ended")
+
+    server = Hooked("hooked", lifespan=fastmcp_side)
+
+    def wrapped_once() -> bool:
+        """FastMCP's lifespan ran once, inside the hook (which may be entered nested)."""
+        return (
+            events[:2] == ["around", "fastmcp lifespan"]
+            and events.count("fastmcp lifespan") == events.count("fastmcp lifespan ended") == 1
+            and events.count("around") == events.count("around ended")
+            and events[-1] == "around ended"
+        )
+
+    async with sdk_compat.lifespan(server):  # the serve loop's way
+        assert events == ["around", "fastmcp lifespan"]
+    assert wrapped_once(), events
+
+    events.clear()
+    async with Client(server) as client:  # fastmcp's in-memory client
+        await client.list_tools()
+    assert wrapped_once(), events
+
+    events.clear()
+    app = server.http_app(path="/mcp", transport="http")  # the HTTP front door
+    async with app.router.lifespan_context(app):
+        assert events[:2] == ["around", "fastmcp lifespan"]
+    assert wrapped_once(), events
+
+
+async def test_a_session_runs_over_our_own_streams_with_its_transport_set() -> None:
+    server: FastMCP[Any] = FastMCP("plain")
+
+    @server.tool
+    async def transport(ctx: Context) -> str:
+        return str(ctx.transport)
+
+    to_server, server_reads = anyio.create_memory_object_stream[SessionMessage | Exception](1)
+    server_writes, from_server = anyio.create_memory_object_stream[SessionMessage](1)
+
+    async def send(message: dict[str, Any]) -> None:
+        await to_server.send(SessionMessage(mt.jsonrpc_message_adapter.validate_python(message)))
+
+    async def reply() -> dict[str, Any]:
+        item = await from_server.receive()
+        dumped: dict[str, Any] = item.message.model_dump(by_alias=True, exclude_unset=True)
+        return dumped
+
+    async def serve() -> None:
+        with sdk_compat.transport_set("stdio"):
+            await sdk_compat.run_session(server, server_reads, server_writes)
+
+    with anyio.fail_after(10):
+        async with sdk_compat.lifespan(server), anyio.create_task_group() as tg:
+            tg.start_soon(serve)
+            await send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INITIALIZE})
+            assert (await reply())["id"] == 1
+            await send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            call = {"name": "transport", "arguments": {}}
+            await send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call})
+            answer = await reply()
+            assert answer["id"] == 2
+            assert answer["result"]["content"][0]["text"] == "stdio"
+            to_server.close()  # the session ends with its read stream
+
+
+class ToolListChanges(MessageHandler):
+    def __init__(self) -> None:
+        self.heard = anyio.Event()
+
+    async def on_tool_list_changed(self, message: mt.ToolListChangedNotification) -> None:
+        self.heard.set()
+
+
+async def test_a_session_connection_outlives_the_request_and_notifies() -> None:
+    connections: list[Connection | None] = []
+
+    class Remember(Middleware):
+        async def on_initialize(
+            self,
+            context: MiddlewareContext[mt.InitializeRequest],
+            call_next: CallNext[mt.InitializeRequest, mt.InitializeResult | None],
+        ) -> mt.InitializeResult | None:
+            result = await call_next(context)
+            assert context.fastmcp_context is not None
+            connections.append(sdk_compat.session_connection(context.fastmcp_context.session))
+            return result
+
+    server: FastMCP[Any] = FastMCP("sessions", middleware=[Remember()])
+    changes = ToolListChanges()
+    with anyio.fail_after(10):
+        async with Client(server, message_handler=changes, mode="legacy") as client:
+            await client.list_tools()
+            assert len(connections) == 1
+            connection = connections[0]
+            assert isinstance(connection, Connection)  # not None: `_connection` is still there
+            await connection.send_tool_list_changed()  # after the request that found it
+            await changes.heard.wait()
+    assert sdk_compat.session_connection(object()) is None  # degrades, never raises
+
+
+async def test_listen_streams_hear_published_tool_list_changes() -> None:
+    server: FastMCP[Any] = FastMCP("listen")
+    bus = sdk_compat.new_subscription_bus()
+    sdk_compat.serve_subscriptions_listen(server, bus)
+    # The modern (2026-07-28) client, in process, against the server the seam registered on.
+    low_level = server._mcp_server
+    with anyio.fail_after(10):
+        async with (
+            sdk_compat.lifespan(server),
+            SdkClient(low_level) as client,
+            client.listen(tools_list_changed=True) as subscription,
+        ):
+            await sdk_compat.publish_tools_changed(bus)
+            async for event in subscription:
+                assert isinstance(event, ToolsListChanged)
+                break
+
+
+async def test_middleware_sees_a_tool_exception_as_the_cause_of_a_tool_error() -> None:
+    seen: list[BaseException] = []
+
+    class Catch(Middleware):
+        async def on_call_tool(
+            self,
+            context: MiddlewareContext[mt.CallToolRequestParams],
+            call_next: CallNext[mt.CallToolRequestParams, ToolResult],
+        ) -> ToolResult:
+            try:
+                return await call_next(context)
+            except Exception as exc:
+                seen.append(exc)
+                raise
+
+    server: FastMCP[Any] = FastMCP("errors", middleware=[Catch()])
+    original = LookupError("the real failure")
+
+    @server.tool
+    async def fails() -> str:
+        raise original
+
+    async with Client(server) as client:
+        result = await client.call_tool("fails", {}, raise_on_error=False)
+    assert result.is_error
+    assert len(seen) == 1
+    assert isinstance(seen[0], ToolError)
+    assert sdk_compat.tool_error_cause(seen[0]) is original
+    assert sdk_compat.tool_error_cause(original) is None
+    assert sdk_compat.tool_error_cause(ToolError("no cause")) is None
+
+
+# --- HTTP: uvicorn, sse-starlette, the session manager -------------------------------------
+
+
+def free_listener() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.setblocking(False)
+    return sock
+
+
+async def test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams() -> None:
+    server: FastMCP[Any] = FastMCP("http")
+    app = server.http_app(path="/mcp", transport="http")
+    count = sdk_compat.http_session_counter(app)
+    assert count() == 0  # not started yet
+    # A long graceful-shutdown timeout: only ending the SSE stream lets it stop in time.
+    config = uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=30)
+    listener = free_listener()
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listening = anyio.Event()
+    http = sdk_compat.embedded_uvicorn(config, listening.set)
+    assert isinstance(http, uvicorn.Server)
+    handlers_before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    served: list[bool] = []
+    stream_open = anyio.Event()
+    stream_ended = anyio.Event()
+
+    async def hold_the_sse_stream(web: httpx.AsyncClient, session: str) -> None:
+        headers = {"Accept": "text/event-stream", "mcp-session-id": session}
+        try:
+            async with web.stream("GET", "/mcp", headers=headers) as response:
+                assert response.status_code == 200
+                stream_open.set()
+                async for _ in response.aiter_bytes():
+                    pass
+        except httpx.HTTPError:  # cut rather than ended: still not held until the timeout
+            pass
+        stream_ended.set()
+
+    sdk_compat.allow_sse_streams()
+    try:
+        with anyio.fail_after(20):
+            async with (
+                anyio.create_task_group() as tg,
+                httpx.AsyncClient(base_url=base, timeout=20) as web,
+            ):
+                tg.start_soon(lambda: _serve(http, listener, served))
+                await listening.wait()
+                # uvicorn did not take the gateway's signals while it serves.
+                assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == (
+                    handlers_before
+                )
+                body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INITIALIZE}
+                initialized = await web.post("/mcp", json=body, headers=MCP_HEADERS)
+                assert initialized.status_code == 200
+                session = initialized.headers["mcp-session-id"]
+                assert count() == 1  # the session manager's private `_server_instances`
+                tg.start_soon(hold_the_sse_stream, web, session)
+                await stream_open.wait()
+
+                sdk_compat.stop_sse_streams()
+                sdk_compat.stop_uvicorn(http)
+                await stream_ended.wait()
+        assert served == [True]
+        assert count() == 0  # stopped
+    finally:
+        sdk_compat.allow_sse_streams()
+        listener.close()
+    from sse_starlette.sse import AppStatus
+
+    sdk_compat.stop_sse_streams()
+    assert AppStatus.should_exit is True
+    sdk_compat.allow_sse_streams()
+    assert AppStatus.should_exit is False
+
+
+async def _serve(http: uvicorn.Server, listener: socket.socket, served: list[bool]) -> None:
+    served.append(await sdk_compat.serve_uvicorn(http, [listener]))
+
+
+async def test_uvicorn_reports_a_failed_startup_instead_of_exiting() -> None:
+    @asynccontextmanager
+    async def failing(app: Starlette) -> AsyncIterator[None]:
+        raise RuntimeError("cannot start")
+        yield
+
+    config = uvicorn.Config(Starlette(lifespan=failing), log_config=None, lifespan="on")
+    never = anyio.Event()
+    http = sdk_compat.embedded_uvicorn(config, never.set)
+    listener = free_listener()
+    try:
+        with anyio.fail_after(10):
+            assert await sdk_compat.serve_uvicorn(http, [listener]) is False
+    finally:
+        listener.close()
+    assert not never.is_set()
+
+
+def test_the_cut_stream_error_is_the_message_uvicorn_logs() -> None:
+    from uvicorn.protocols.http import h11_impl
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, message, (), None)
+
+    message = "ASGI callable returned without completing response."
+    assert message in inspect.getsource(h11_impl)
+    assert sdk_compat.drop_cut_stream_errors(record(message)) is False
+    assert sdk_compat.drop_cut_stream_errors(record("something else broke")) is True
+
+
+# --- fastmcp: types and hooks that only its undocumented modules name ----------------------
+
+
+def test_the_fastmcp_utilities_types_are_the_ones_its_signatures_name() -> None:
+    assert issubclass(Tool, sdk_compat.FastMCPComponent)
+    get_tasks = inspect.signature(Provider.get_tasks, eval_str=True)
+    assert "FastMCPComponent" in str(get_tasks.return_annotation)
+    assert Tool.model_fields["task_config"].annotation is sdk_compat.TaskConfig
+    assert sdk_compat.TaskConfig(mode="forbidden").supports_tasks() is False
+    version = inspect.signature(Provider._get_tool).parameters["version"].annotation
+    assert version in ("VersionSpec | None", sdk_compat.VersionSpec | None)
+    assert vars(sys.modules[Provider.__module__])["VersionSpec"] is sdk_compat.VersionSpec
+    # Documented private hooks that upstreams.provider.UpstreamProvider overrides.
+    assert list(inspect.signature(Provider._list_tools).parameters) == ["self"]
+    assert list(inspect.signature(Provider._get_tool).parameters) == ["self", "name", "version"]
+
+
+# --- nothing outside the seam touches SDK internals ----------------------------------------
+
+# Private or undocumented SDK names (attributes, overridden methods, getattr strings).
+PRIVATE_NAMES = {
+    "_lifespan_manager",  # FastMCP
+    "_mcp_server",  # FastMCP
+    "_connection",  # mcp ServerSession
+    "_server_instances",  # mcp StreamableHTTPSessionManager
+    "session_manager",  # fastmcp's streamable-HTTP endpoint
+    "set_transport",  # fastmcp.server.context
+    "reset_transport",  # fastmcp.server.context
+    "AppStatus",  # sse_starlette
+    "should_exit",  # uvicorn Server, sse_starlette AppStatus
+    "capture_signals",  # uvicorn Server
+}
+# Undocumented SDK modules (and everything under them).
+PRIVATE_MODULES = (
+    "fastmcp.utilities",
+    "fastmcp.server.context",
+    "fastmcp.server.http",
+    "mcp.server.connection",
+    "mcp.server.subscriptions",
+    "mcp.server.streamable_http_manager",
+    "mcp.server.lowlevel",
+    "sse_starlette",
+    "uvicorn.",  # uvicorn's public API is the package itself (uvicorn.Config, uvicorn.run)
+)
+
+
+def private_uses(path: Path) -> Iterator[tuple[int, str]]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names_tool_error = False
+    reads_cause: list[int] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            modules = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+            )
+            for module in modules:
+                private = any(
+                    (module + ".").startswith(p.rstrip(".") + ".") for p in PRIVATE_MODULES
+                )
+                if private and module != "uvicorn":
+                    yield node.lineno, f"imports {module}"
+            names = [alias.name for alias in node.names]
+            names_tool_error = names_tool_error or "ToolError" in names
+            for name in set(names) & PRIVATE_NAMES:
+                yield node.lineno, f"imports {name}"
+        elif isinstance(node, ast.Attribute):
+            if node.attr in PRIVATE_NAMES:
+                yield node.lineno, f"uses .{node.attr}"
+            if node.attr == "__cause__":
+                reads_cause.append(node.lineno)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            if node.name in PRIVATE_NAMES:
+                yield node.lineno, f"overrides {node.name}"
+        elif isinstance(node, ast.Name) and node.id in PRIVATE_NAMES:
+            yield node.lineno, f"names {node.id}"
+        elif isinstance(node, ast.Constant) and node.value in PRIVATE_NAMES:
+            yield node.lineno, f"names {node.value!r} (getattr?)"
+    if names_tool_error:  # FastMCP's ToolError keeps a tool's exception as its cause
+        for line in reads_cause:
+            yield line, "unwraps ToolError.__cause__ (use sdk_compat.tool_error_cause)"
+
+
+def test_no_module_outside_the_seam_uses_sdk_internals() -> None:
+    found = [
+        f"{path.relative_to(REPO)}:{line}: {what}"
+        for folder in ("gateway", "tools", "upstreams")
+        for path in sorted((REPO / folder).rglob("*.py"))
+        if path != SEAM
+        for line, what in private_uses(path)
+    ]
+    assert not found, "private SDK use outside gateway/core/sdk_compat.py:\n" + "\n".join(found)
+
+
+def test_the_scan_finds_what_it_looks_for(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "from fastmcp.exceptions import ToolError\n"
+        "from fastmcp.utilities.tasks import TaskConfig\n"
+        "import uvicorn.server\n"
+        "import uvicorn\n"
+        "from sse_starlette.sse import AppStatus\n"
+        "server._mcp_server.run()\n"
+        "getattr(session, '_connection', None)\n"
+        "class S:\n"
+        "    def capture_signals(self): ...\n"
+        "cause = exc.__cause__\n"
+    )
+    found = sorted(private_uses(sample))
+    assert [line for line, _ in found] == [2, 3, 5, 5, 6, 7, 9, 10]
