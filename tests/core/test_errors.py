@@ -8,6 +8,7 @@ import inspect
 import pkgutil
 import socket
 
+import anyio
 import pytest
 
 import archon_gateway.gateway
@@ -121,3 +122,50 @@ def test_a_boundary_keeps_the_foreign_cause_for_the_log() -> None:
         with pytest.raises(ListenFailed, match="already in use") as raised:
             bind_listener("127.0.0.1", port)
     assert isinstance(raised.value.__cause__, OSError)
+
+
+@pytest.mark.anyio
+async def test_the_breaker_middleware_passes_on_the_error_with_its_cause() -> None:
+    """The breaker unwraps FastMCP's ToolError to judge the call; what it re-raises keeps
+    the foreign cause, so the log still shows why the dependency was down."""
+    from typing import Any
+
+    from fastmcp import Client, FastMCP
+    from fastmcp.server.middleware import Middleware
+
+    from archon_gateway.gateway.core.errors import tool_errors
+    from archon_gateway.gateway.middleware.breaker_guard import BreakerMiddleware
+    from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
+
+    seen: list[BaseException] = []
+
+    class Capture(Middleware):
+        async def on_call_tool(self, context: Any, call_next: Any) -> Any:
+            try:
+                return await call_next(context)
+            except Exception as exc:
+                seen.append(exc)
+                raise
+
+    breaker = CircuitBreaker("backend", fail_max=5, clock=lambda: 0.0)
+    server: FastMCP[Any] = FastMCP("t")
+    server.add_middleware(ErrorTranslationMiddleware())  # outermost, as in the gateway
+    server.add_middleware(Capture())
+    server.add_middleware(BreakerMiddleware(lambda tool: breaker))
+
+    @server.tool
+    def down() -> str:
+        with tool_errors():
+            try:
+                raise OSError("connection refused")
+            except OSError as exc:
+                raise UpstreamUnavailable("backend is down") from exc
+
+    with anyio.fail_after(30):
+        async with Client(server) as client:
+            result = await client.call_tool("down", {}, raise_on_error=False)
+    assert result.is_error
+    assert result.content[0].text == "backend is down"  # type: ignore[union-attr]
+    (raised,) = seen
+    assert isinstance(raised, UpstreamUnavailable)
+    assert isinstance(raised.__cause__, OSError)
