@@ -37,9 +37,11 @@ class BreakerMiddleware(Middleware):
             except ToolError as exc:
                 # FastMCP wraps what a tool raises; the breaker judges the real failure.
                 cause = tool_error_cause(exc)
-                if isinstance(cause, GatewayError):
-                    raise cause  # keeps its own __cause__ (the foreign error) for the log
-                raise
+                if not isinstance(cause, GatewayError):
+                    raise
+            # Raised outside the handler, so it keeps its own __cause__ (the foreign error
+            # the log needs) and gains no context from the wrapper.
+            raise cause
 
 
 def breakers_by_owner(
