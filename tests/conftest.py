@@ -11,6 +11,29 @@ from tests.import_root import refuse_bare_folder_imports
 # `manifests` would import as top-level modules that an installed gateway does not have.
 refuse_bare_folder_imports()
 
+# Seconds a test marked `processes` may take, set-up and teardown included, unless it sets
+# its own `timeout` mark: a hung process then fails that test by name instead of hanging CI.
+PROCESS_TEST_TIMEOUT = 180
+# Fixtures that start processes (a gateway process or upstreams); tests using them must
+# carry the `processes` mark.
+PROCESS_FIXTURES = frozenset({"gateway_env", "write_manifest", "node_bin", "standin_url"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = []
+    for item in items:
+        if item.get_closest_marker("processes") is None:
+            if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+                unmarked.append(item.nodeid)
+            continue
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(PROCESS_TEST_TIMEOUT))
+    if unmarked:
+        listed = "\n  ".join(unmarked)
+        raise pytest.UsageError(
+            f"these tests start processes but are not marked `processes`:\n  {listed}"
+        )
+
 
 @pytest.fixture
 def anyio_backend() -> str:

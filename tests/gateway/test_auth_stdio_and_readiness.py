@@ -30,6 +30,7 @@ pytestmark = pytest.mark.anyio
 SERVICE_TOKEN = "svc-0123456789abcdef-SERVICE-SECRET"
 
 
+@pytest.mark.processes
 async def test_stdio_requiring_a_token_refuses_a_wrong_one_and_counts_rejections(
     gateway_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -64,6 +65,7 @@ async def test_stdio_requiring_a_token_refuses_a_wrong_one_and_counts_rejections
         assert SERVICE_TOKEN not in log
 
 
+@pytest.mark.processes
 async def test_stdio_with_the_right_token_serves_tools(
     gateway_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -168,6 +170,7 @@ def test_bad_auth_settings_fail_in_one_line_without_showing_the_token(
     assert "auth_mode 'service_or_user' needs auth_jwt_jwks_uri" in message
 
 
+@pytest.mark.processes
 async def test_a_bad_auth_setting_stops_the_cli_with_exit_2(
     gateway_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -200,6 +200,7 @@ async def test_an_unreachable_qdrant_server_is_a_clear_error_and_the_gateway_sta
     assert secret not in str(health)
 
 
+@pytest.mark.processes
 async def test_a_killed_qdrant_server_opens_the_breaker_and_calls_recover_when_it_returns(
     tmp_path: Path, provider: MiniLMProvider
 ) -> None:

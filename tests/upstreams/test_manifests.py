@@ -93,6 +93,7 @@ def test_long_tool_names_are_shortened_deterministically_and_stay_distinct() -> 
     assert long_a.startswith("sequential-thinking_xxx")
 
 
+@pytest.mark.processes
 def test_import_config_writes_stdio_manifests_and_reports_the_rest(tmp_path: Path) -> None:
     config = tmp_path / "claude_desktop_config.json"
     config.write_text(
@@ -151,6 +152,7 @@ def test_import_config_writes_stdio_manifests_and_reports_the_rest(tmp_path: Pat
         ('{"servers": 3}', 'no "mcpServers" object found'),
     ],
 )
+@pytest.mark.processes
 def test_import_config_rejects_unusable_files_in_one_line(
     tmp_path: Path, content: str, message: str
 ) -> None:

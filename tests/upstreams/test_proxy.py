@@ -23,7 +23,7 @@ from tests.support import (
 )
 from tests.upstreams.conftest import WriteManifest
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
 
 def stdio_gateway(env: dict[str, str], cwd: Path) -> Client[StdioTransport]:

@@ -20,7 +20,7 @@ from archon_gateway.upstreams.session import UpstreamSession, open_session
 from archon_gateway.upstreams.stderr_log import StderrLog
 from tests.upstreams.conftest import FAULTY
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
 
 def faulty(name: str, mode: str, **fields: Any) -> Manifest:

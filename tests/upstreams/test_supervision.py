@@ -31,7 +31,7 @@ from tests.support import (
 )
 from tests.upstreams.conftest import WriteManifest
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
 FAST_RESTARTS = {
     "ARCHON_UPSTREAM_RESTART_BACKOFF": "0.1",

@@ -21,6 +21,7 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+@pytest.mark.processes
 async def test_many_timeouts_leave_no_tasks_or_descriptors_behind(
     tmp_path: Path, manifests_dir: Path, write_manifest: WriteManifest
 ) -> None:
@@ -60,6 +61,7 @@ async def test_native_tools_get_the_gateway_default_timeout(tmp_path: Path) -> N
     assert result.content[0].text == "sleepy timed out after 0.2 s"  # type: ignore[union-attr]
 
 
+@pytest.mark.processes
 async def test_upstream_requests_to_the_gateway_are_answered_while_its_call_waits(
     tmp_path: Path, manifests_dir: Path, write_manifest: WriteManifest
 ) -> None:
@@ -72,6 +74,7 @@ async def test_upstream_requests_to_the_gateway_are_answered_while_its_call_wait
     assert result.structured_content == {"ping": "ok", "roots": []}
 
 
+@pytest.mark.processes
 async def test_oversized_replies_fail_only_their_call_and_junk_lines_are_skipped(
     tmp_path: Path,
     manifests_dir: Path,

@@ -21,7 +21,7 @@ from archon_gateway.tools.workflow import add_workflow_tools
 from tests.support import running_http_gateway
 from tests.workflow.coordinator import Coordinator, free_port, serving
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
 TOOL = "orchestrate_pattern_workflow"
 
