@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.import_root import refuse_bare_folder_imports
+from tests.support import refusing_port
 
 # pytest puts the repository root on sys.path, where `gateway`, `tools`, `upstreams` and
 # `manifests` would import as top-level modules that an installed gateway does not have.
@@ -65,3 +67,11 @@ def gateway_env(tmp_path: Path) -> dict[str, str]:
     manifests.mkdir()
     env["ARCHON_MANIFESTS_DIR"] = str(manifests)
     return env
+
+
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections for the whole test; unlike a port bound
+    and released, no process running beside the test can take it meanwhile."""
+    with refusing_port() as port:
+        yield port

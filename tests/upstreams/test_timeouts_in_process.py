@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from fastmcp import Client
 
 from archon_gateway.gateway.app import build_gateway
 from archon_gateway.gateway.settings import Settings
+from tests.support import wait_until
 from tests.upstreams.conftest import WriteManifest
 
 pytestmark = pytest.mark.anyio
@@ -41,7 +43,12 @@ async def test_many_timeouts_leave_no_tasks_or_descriptors_behind(
                 assert result.content[0].text == "toolbox_hang timed out after 0.05 s"  # type: ignore[union-attr]
             after = await client.call_tool("toolbox_echo", {"text": "still fine"})
             assert after.data == "still fine"
-            await anyio.sleep(0.1)  # let cancelled replies arrive and be dropped
+
+            def settled() -> bool:  # cancelled replies arrived and were dropped
+                return len(asyncio.all_tasks()) == tasks_before and open_fds() == fds_before
+
+            with contextlib.suppress(TimeoutError):
+                await wait_until(settled, within=5)
             assert len(asyncio.all_tasks()) == tasks_before
             assert open_fds() == fds_before
 
