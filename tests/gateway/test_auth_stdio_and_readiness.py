@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -83,16 +85,24 @@ async def test_stdio_with_the_right_token_serves_tools(
             assert called["result"]["isError"] is False
 
 
+@asynccontextmanager
+async def health_routes(
+    server: FastMCP, components: ComponentRegistry
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway's HTTP routes over `server`, served in this process to a web client."""
+    add_http_routes(server, GatewayMetrics(), components)
+    app = build_http_app(server, "/mcp")
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as web:
+        yield web
+
+
 async def test_readiness_is_503_when_a_critical_component_is_down() -> None:
     server = FastMCP("readiness")
     components = ComponentRegistry()
     components.register("store", lambda: ComponentStatus("down", "database is locked"))
     components.register("upstream:zen", lambda: ComponentStatus("down"), critical=False)
-    add_http_routes(server, GatewayMetrics(), components)
-    app = build_http_app(server, "/mcp")
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app), base_url="http://gateway"
-    ) as web:
+    async with health_routes(server, components) as web:
         alive = await web.get("/health")
         assert alive.status_code == 200
         assert alive.json()["status"] == "down"
@@ -112,11 +122,7 @@ async def test_readiness_is_200_when_only_optional_components_are_down() -> None
     components = ComponentRegistry()
     components.register("native_tools", lambda: ComponentStatus("ok"))
     components.register("upstream:zen", lambda: ComponentStatus("down"), critical=False)
-    add_http_routes(server, GatewayMetrics(), components)
-    app = build_http_app(server, "/mcp")
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app), base_url="http://gateway"
-    ) as web:
+    async with health_routes(server, components) as web:
         ready = await web.get("/health/ready")
     assert ready.status_code == 200
     assert ready.json()["status"] == "degraded"
