@@ -4,6 +4,7 @@ whose wheel installs generic top-level names (`tools`, `server`, `utils`, `confi
 
 from __future__ import annotations
 
+import shutil
 import site
 import subprocess
 import sys
@@ -25,10 +26,16 @@ FOLDERS = ("gateway", "tools", "upstreams", "manifests")
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel as `pip wheel` builds it from this checkout (no network: the build
-    backend comes from the dev extras)."""
+    backend comes from the dev extras). Built from a copy: an in-tree build writes build/
+    and *.egg-info into the checkout, where other builds (and stale files) would meet."""
+    source = tmp_path_factory.mktemp("source") / "archon-gateway"
+    skip = shutil.ignore_patterns(
+        ".git", ".venv", "build", "node_modules", "*.egg-info", "__pycache__", ".*_cache"
+    )
+    shutil.copytree(ROOT, source, ignore=skip)
     out = tmp_path_factory.mktemp("wheel")
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
-    command += ["--quiet", "--wheel-dir", str(out), str(ROOT)]
+    command += ["--quiet", "--wheel-dir", str(out), str(source)]
     subprocess.run(command, check=True, capture_output=True, timeout=300)
     (built,) = out.glob("archon_gateway-*.whl")
     return built
