@@ -60,10 +60,13 @@ class ClientSessions(Middleware):
     async def tools_changed(self) -> None:
         """Tell every connected client to list tools again."""
         await sdk_compat.publish_tools_changed(self._bus)
+        told = 0
         for connection in list(self._connections):
             try:
                 with anyio.fail_after(_SEND_LIMIT):
                     await connection.send_tool_list_changed()
+                told += 1
             except Exception as exc:  # a closed or stuck client; the others still hear it
                 log.debug("could not send tools/list_changed to a client: %r", exc)
                 self._connections.discard(connection)
+        log.debug("tools changed: told %d client session(s) and the listen streams", told)

@@ -7,7 +7,6 @@ config file (`--config PATH`, else `archon.toml` in the working directory), defa
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +27,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from archon_gateway.gateway.core.config_files import UnusableFile, read_toml
 from archon_gateway.gateway.core.errors import SettingsInvalid
 
 ENV_PREFIX = "ARCHON_"
@@ -245,14 +245,11 @@ class Settings(BaseSettings):
 
 def _read_config_file(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError as exc:
-        raise SettingsInvalid(f"config file {path} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsInvalid(f"config file {path} is not valid TOML: {exc}") from exc
-    except OSError as exc:
-        raise SettingsInvalid(f"config file {path} cannot be read: {exc.strerror}") from exc
+        return read_toml(path)
+    except UnusableFile as exc:
+        # "config file X does not exist", "... is not valid TOML: ...", "... cannot be read: ..."
+        verb = "is " if exc.reason.startswith("not ") else ""
+        raise SettingsInvalid(f"config file {path} {verb}{exc.reason}") from exc
 
 
 def _describe(error: Mapping[str, Any], config_path: Path | None) -> str:

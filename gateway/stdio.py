@@ -30,13 +30,12 @@ from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
 from archon_gateway.gateway.core.errors import FrontDoorFailed
-from archon_gateway.gateway.core.line_framing import BoundedLines, OversizedLine
+from archon_gateway.gateway.core.line_framing import READ_SIZE, BoundedLines, OversizedLine
 
 log = logging.getLogger(__name__)
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
-_READ_SIZE = 64 * 1024
 # A write of at most PIPE_BUF bytes to a pipe that polls writable never blocks.
 _WRITE_CHUNK = getattr(select, "PIPE_BUF", 512)
 
@@ -152,7 +151,7 @@ class _LineReader:
             except OSError:
                 # Regular files and /dev/null cannot be polled; reading them never blocks.
                 self._pollable = False
-        return os.read(self._fd, _READ_SIZE)
+        return os.read(self._fd, READ_SIZE)
 
     async def _handle_line(self, line: bytes) -> None:
         if not line.strip():

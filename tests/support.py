@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import shutil
+import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,6 +140,34 @@ async def wait_for_text(path: Path, pattern: str, within: float = 20) -> re.Matc
             if found:
                 return found
             await anyio.sleep(0.05)
+
+
+async def wait_until(
+    check: Callable[[], bool | Awaitable[bool]], within: float = 20, every: float = 0.05
+) -> None:
+    """Poll `check` (plain or async) until it is true; TimeoutError after `within` seconds.
+    For state held by another process or thread, where there is no event to wait on."""
+    with anyio.fail_after(within):
+        while True:
+            done = check()
+            if inspect.isawaitable(done):
+                done = await done
+            if done:
+                return
+            await anyio.sleep(every)
+
+
+@contextmanager
+def refusing_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections for the whole block: held bound but not
+    listening, so no process running beside this test can take it meanwhile. A server
+    that sets SO_REUSEPORT (the Qdrant stand-in) may still listen on it, and while it does,
+    connections reach that server."""
+    with socket.socket() as held:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        held.bind(("127.0.0.1", 0))
+        port: int = held.getsockname()[1]
+        yield port
 
 
 URL_PATTERN = r"serving MCP over streamable HTTP at (http://\S+)"

@@ -27,12 +27,11 @@ from archon_gateway.gateway.core.errors import (
     UpstreamRequestFailed,
     UpstreamUnavailable,
 )
-from archon_gateway.gateway.core.line_framing import BoundedLines, OversizedLine
+from archon_gateway.gateway.core.line_framing import READ_SIZE, BoundedLines, OversizedLine
 
 log = logging.getLogger(__name__)
 
 METHOD_NOT_FOUND = -32601
-_READ_SIZE = 64 * 1024
 # Progress updates a slow caller may fall behind by before older ones are dropped.
 _PROGRESS_BACKLOG = 64
 # Requests from the upstream (ping, roots/list) being answered at once, at most.
@@ -106,7 +105,7 @@ class RpcConnection:
         lines = BoundedLines(self.max_message_bytes)
         while True:
             try:
-                chunk = await self.stdout.receive(_READ_SIZE)
+                chunk = await self.stdout.receive(READ_SIZE)
             except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
                 return
             for line in lines.feed(chunk):

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from archon_gateway.gateway.core.config_files import UnusableFile, read_json
 from archon_gateway.gateway.core.errors import ManifestInvalid
 from archon_gateway.upstreams.manifest import Manifest, describe_validation_error, parse_manifest
 
@@ -29,11 +30,9 @@ class ImportOutcome:
 def read_servers(path: Path) -> dict[str, Any]:
     """The `mcpServers` (or VS Code's `servers`) mapping of a client config file."""
     try:
-        document = json.loads(path.read_text())
-    except OSError as exc:
-        raise ManifestInvalid(f"{path}: cannot be read: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise ManifestInvalid(f"{path}: not valid JSON: {exc}") from exc
+        document = read_json(path)
+    except UnusableFile as exc:
+        raise ManifestInvalid(str(exc)) from exc
     servers = None
     if isinstance(document, dict):
         servers = document.get("mcpServers", document.get("servers"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from archon_gateway.gateway.core.config_files import UnusableFile, read_toml
 
 # Env names an upstream may never receive from the gateway's own environment: they are the
 # gateway's secrets and settings, not the upstream's.
@@ -148,12 +149,9 @@ def parse_manifest(path: Path, data: Mapping[str, Any]) -> Manifest:
 
 def load_manifest_file(path: Path) -> Manifest | ManifestProblem:
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        return ManifestProblem(path, f"not valid TOML: {exc}")
-    except OSError as exc:
-        return ManifestProblem(path, f"cannot be read: {exc.strerror}")
+        data = read_toml(path)
+    except UnusableFile as exc:
+        return ManifestProblem(path, exc.reason)
     try:
         return parse_manifest(path, data)
     except ValidationError as exc:

@@ -10,11 +10,16 @@ from typing import BinaryIO
 import anyio
 from anyio.abc import ByteReceiveStream
 
+from archon_gateway.gateway.core.line_framing import READ_SIZE
+
 log = logging.getLogger(__name__)
 
 LOG_MAX_BYTES = 5 * 1024 * 1024
 LOG_BACKUPS = 3
-_READ_SIZE = 64 * 1024
+# Bytes read but not yet written (queued, or being written by the writer thread). Past
+# this the newest bytes are dropped and counted: a stalled disk must not stop the reading,
+# or the upstream would block on a full stderr pipe and hang its calls.
+PENDING_MAX_BYTES = 1024 * 1024
 # Bytes kept of any one stderr line for error messages (the start says what is wrong).
 _LINE_KEEP = 512
 _LINES_KEPT = 5
@@ -23,7 +28,12 @@ _LINES_KEPT = 5
 class StderrLog:
     """An upstream's stderr: appended to `<dir>/<name>.log`, rotated at `max_bytes` with
     `backups` older files (`.log.1` newest), and its last lines remembered. Memory is
-    bounded whatever the upstream writes, even one endless line."""
+    bounded whatever the upstream writes, even one endless line.
+
+    The event loop only reads the pipe and remembers the last lines; files are written,
+    flushed and rotated in a worker thread, a batch of whatever was read meanwhile at a
+    time. When the writer falls `pending_max` bytes behind, newer bytes are dropped,
+    counted in `dropped_bytes`, and a line saying so marks the gap in the file."""
 
     def __init__(
         self,
@@ -32,13 +42,23 @@ class StderrLog:
         *,
         max_bytes: int = LOG_MAX_BYTES,
         backups: int = LOG_BACKUPS,
+        pending_max: int = PENDING_MAX_BYTES,
     ) -> None:
         self.path = directory / f"{name}.log"
         self.max_bytes = max(1, max_bytes)
         self.backups = max(0, backups)
+        self.pending_max = max(1, pending_max)
         self.closed = anyio.Event()
+        self.dropped_bytes = 0
         self._lines: deque[bytes] = deque(maxlen=_LINES_KEPT)
         self._partial = bytearray()
+        # Read on the event loop, written by the writer thread.
+        self._pending: deque[bytes] = deque()
+        self._pending_bytes = 0  # queued plus the batch being written
+        self._unmarked_drops = 0  # dropped since the last gap marker was queued
+        self._more = anyio.Event()
+        self._reading = True
+        # Touched only inside the writer thread (one batch at a time).
         self._file: BinaryIO | None = None
         self._size = 0
         self._write_failed = False
@@ -54,20 +74,30 @@ class StderrLog:
 
     async def pump(self, stream: ByteReceiveStream) -> None:
         """Copy `stream` to the log until it ends. Never stops reading early: an upstream
-        blocked on a full stderr pipe would hang its calls."""
+        blocked on a full stderr pipe would hang its calls. `closed` is set once all that
+        was read is written and the file is closed."""
         try:
-            while True:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._write_batches)
                 try:
-                    chunk = await stream.receive(_READ_SIZE)
-                except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-                    return
-                self._remember(chunk)
-                self._write(chunk)
+                    await self._read(stream)
+                finally:
+                    self._reading = False
+                    self._more.set()
         finally:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            # Cancelled or not: what was read reaches the file, and the file is closed.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._finish, self._take())
             self.closed.set()
+
+    async def _read(self, stream: ByteReceiveStream) -> None:
+        while True:
+            try:
+                chunk = await stream.receive(READ_SIZE)
+            except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return
+            self._remember(chunk)
+            self._queue(chunk)
 
     def _remember(self, chunk: bytes) -> None:
         *complete, rest = chunk.split(b"\n")
@@ -78,17 +108,46 @@ class StderrLog:
             self._partial.clear()
         self._partial += rest[: _LINE_KEEP - len(self._partial)]
 
-    def _write(self, chunk: bytes) -> None:
+    def _queue(self, chunk: bytes) -> None:
+        if self._pending_bytes and self._pending_bytes + len(chunk) > self.pending_max:
+            if not self._unmarked_drops:
+                log.warning("upstream log %s cannot keep up; dropping stderr", self.path)
+            self.dropped_bytes += len(chunk)
+            self._unmarked_drops += len(chunk)
+            return
+        if self._unmarked_drops:
+            marker = f"\n[archon-gateway: {self._unmarked_drops} bytes of stderr dropped here]\n"
+            self._pending.append(marker.encode())
+            self._pending_bytes += len(marker)
+            self._unmarked_drops = 0
+        self._pending.append(chunk)
+        self._pending_bytes += len(chunk)
+        self._more.set()
+
+    def _take(self) -> list[bytes]:
+        """Everything queued, as one batch (its bytes still count as pending)."""
+        batch = list(self._pending)
+        self._pending.clear()
+        return batch
+
+    async def _write_batches(self) -> None:
+        while self._reading or self._pending:
+            if not self._pending:
+                await self._more.wait()
+                self._more = anyio.Event()
+                continue
+            batch = self._take()
+            try:
+                await anyio.to_thread.run_sync(self._write, batch)
+            finally:
+                self._pending_bytes -= sum(len(chunk) for chunk in batch)
+
+    # Below here runs in the writer thread, never on the event loop.
+
+    def _write(self, batch: list[bytes]) -> None:
         try:
-            while chunk:
-                handle = self._open()
-                if self._size >= self.max_bytes:
-                    self._rotate()
-                    continue
-                room = self.max_bytes - self._size
-                handle.write(chunk[:room])
-                self._size += min(room, len(chunk))
-                chunk = chunk[room:]
+            for chunk in batch:
+                self._write_chunk(chunk)
             if self._file is not None:
                 self._file.flush()
         except OSError as exc:
@@ -96,6 +155,25 @@ class StderrLog:
             if not self._write_failed:
                 log.error("cannot write upstream log %s: %s", self.path, exc.strerror or exc)
             self._write_failed = True
+
+    def _finish(self, batch: list[bytes]) -> None:
+        try:
+            self._write(batch)
+        finally:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    def _write_chunk(self, chunk: bytes) -> None:
+        while chunk:
+            handle = self._open()
+            if self._size >= self.max_bytes:
+                self._rotate()
+                continue
+            room = self.max_bytes - self._size
+            handle.write(chunk[:room])
+            self._size += min(room, len(chunk))
+            chunk = chunk[room:]
 
     def _open(self) -> BinaryIO:
         if self._file is None:

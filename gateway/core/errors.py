@@ -8,7 +8,7 @@ where it can, what to do about it.
     GatewayError
     ├── CallerError          the request (or the user's configuration) is wrong
     │   ├── InvalidArgument, NotFound, AuthRejected
-    │   ├── SettingsInvalid, ManifestInvalid
+    │   ├── SettingsInvalid, ManifestInvalid, UnusableFile
     │   └── IncompatibleVectorStore
     ├── Refused              a dependency is up and failed this one request
     │   └── UpstreamRequestFailed, WorkflowFailed
@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ClassVar
 
 
@@ -78,6 +79,16 @@ class SettingsInvalid(CallerError):
 
 class ManifestInvalid(CallerError):
     """An upstream manifest failed validation (file, field and reason are in the message)."""
+
+
+class UnusableFile(CallerError):
+    """A file the user wrote is missing, unreadable, or does not parse. `reason` completes
+    "<path>: …": "does not exist", "cannot be read: <why>", "not valid TOML: <where>"."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
 
 
 class IncompatibleVectorStore(CallerError):

@@ -18,6 +18,8 @@ _ID_VALUE = rb'(-?\d+|"(?:[^"\\]|\\.)*")'
 _LEADING_ID = re.compile(rb'^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*' + _ID_VALUE)
 _TRAILING_ID = re.compile(rb'"id"\s*:\s*' + _ID_VALUE + rb"\s*\}\s*$")
 _EDGE = 256
+# How much one read of a pipe (our stdin, an upstream's stdout or stderr) asks for.
+READ_SIZE = 64 * 1024
 
 
 class OversizedLine:

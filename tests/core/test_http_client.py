@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -56,17 +55,10 @@ async def http_server() -> AsyncIterator[str]:
         tg.cancel_scope.cancel()
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def test_client_sends_its_headers_ignores_env_proxies_and_does_not_follow_redirects(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, refused_port: int
 ) -> None:
-    dead_proxy = f"http://127.0.0.1:{closed_port()}"
+    dead_proxy = f"http://127.0.0.1:{refused_port}"
     for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.setenv(name, dead_proxy)
     monkeypatch.delenv("NO_PROXY", raising=False)
@@ -83,7 +75,9 @@ async def test_client_sends_its_headers_ignores_env_proxies_and_does_not_follow_
             assert raise_for_unavailable(await client.get("/bad"), "backend").status_code == 404
 
 
-async def test_server_errors_refused_connections_and_timeouts_open_the_breaker() -> None:
+async def test_server_errors_refused_connections_and_timeouts_open_the_breaker(
+    refused_port: int,
+) -> None:
     breaker = CircuitBreaker("coordinator", fail_max=3, reset_timeout=60)
     with anyio.fail_after(10):
         async with http_server() as base, create_http_client(base, timeout=0.2) as client:
@@ -93,7 +87,7 @@ async def test_server_errors_refused_connections_and_timeouts_open_the_breaker()
             with pytest.raises(BackendTimeout, match=r"^coordinator did not answer in time"):
                 async with breaker.guard(), http_errors("coordinator"):
                     await client.get("/hang?token=secret")
-            refused = f"http://127.0.0.1:{closed_port()}/ok?token=secret"
+            refused = f"http://127.0.0.1:{refused_port}/ok?token=secret"
             with pytest.raises(UpstreamUnavailable, match=r"^coordinator is unreachable") as exc:
                 async with breaker.guard(), http_errors("coordinator"):
                     await client.get(refused)

@@ -22,7 +22,7 @@ from archon_gateway.upstreams.manifest import Manifest
 from tests.support import INITIALIZE, running_http_gateway
 from tests.upstreams.conftest import TOOLBOX
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
 SERVICE_TOKEN = "svc-0123456789abcdef-SERVICE-SECRET"
 STDIO_TOKEN_UNUSED = "stdio-fedcba9876543210-NOT-FOR-LOGS"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -30,6 +32,7 @@ pytestmark = pytest.mark.anyio
 SERVICE_TOKEN = "svc-0123456789abcdef-SERVICE-SECRET"
 
 
+@pytest.mark.processes
 async def test_stdio_requiring_a_token_refuses_a_wrong_one_and_counts_rejections(
     gateway_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -64,6 +67,7 @@ async def test_stdio_requiring_a_token_refuses_a_wrong_one_and_counts_rejections
         assert SERVICE_TOKEN not in log
 
 
+@pytest.mark.processes
 async def test_stdio_with_the_right_token_serves_tools(
     gateway_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -81,16 +85,24 @@ async def test_stdio_with_the_right_token_serves_tools(
             assert called["result"]["isError"] is False
 
 
+@asynccontextmanager
+async def health_routes(
+    server: FastMCP, components: ComponentRegistry
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway's HTTP routes over `server`, served in this process to a web client."""
+    add_http_routes(server, GatewayMetrics(), components)
+    app = build_http_app(server, "/mcp")
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as web:
+        yield web
+
+
 async def test_readiness_is_503_when_a_critical_component_is_down() -> None:
     server = FastMCP("readiness")
     components = ComponentRegistry()
     components.register("store", lambda: ComponentStatus("down", "database is locked"))
     components.register("upstream:zen", lambda: ComponentStatus("down"), critical=False)
-    add_http_routes(server, GatewayMetrics(), components)
-    app = build_http_app(server, "/mcp")
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app), base_url="http://gateway"
-    ) as web:
+    async with health_routes(server, components) as web:
         alive = await web.get("/health")
         assert alive.status_code == 200
         assert alive.json()["status"] == "down"
@@ -110,11 +122,7 @@ async def test_readiness_is_200_when_only_optional_components_are_down() -> None
     components = ComponentRegistry()
     components.register("native_tools", lambda: ComponentStatus("ok"))
     components.register("upstream:zen", lambda: ComponentStatus("down"), critical=False)
-    add_http_routes(server, GatewayMetrics(), components)
-    app = build_http_app(server, "/mcp")
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app), base_url="http://gateway"
-    ) as web:
+    async with health_routes(server, components) as web:
         ready = await web.get("/health/ready")
     assert ready.status_code == 200
     assert ready.json()["status"] == "degraded"
@@ -168,6 +176,7 @@ def test_bad_auth_settings_fail_in_one_line_without_showing_the_token(
     assert "auth_mode 'service_or_user' needs auth_jwt_jwks_uri" in message
 
 
+@pytest.mark.processes
 async def test_a_bad_auth_setting_stops_the_cli_with_exit_2(
     gateway_env: dict[str, str], tmp_path: Path
 ) -> None:

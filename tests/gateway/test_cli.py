@@ -11,7 +11,7 @@ import pytest
 from archon_gateway.gateway.core.version import __version__
 from tests.support import RawStdioPeer, gateway_command
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
 
 async def test_version_prints_the_package_version(gateway_env: dict[str, str]) -> None:

@@ -21,7 +21,7 @@ from tests.support import (
     wait_for_text,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
 
 async def test_both_transports_share_one_gateway_and_its_counters(

@@ -68,8 +68,8 @@ async def test_stop_ends_a_call_in_flight_with_a_clear_error_and_serve_returns(
     assert replies == ["wait_forever was stopped: the gateway is shutting down"]
 
 
-async def test_serving_nothing_is_refused() -> None:
-    server = build_gateway(Settings(transport="http"))
+async def test_serving_nothing_is_refused(tmp_path: Path) -> None:
+    server = build_gateway(Settings(transport="http", data_dir=tmp_path))
     with pytest.raises(GatewayError, match="nothing to serve"):
         await serve(server, stdio=False, listener=None)
 

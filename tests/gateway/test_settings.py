@@ -94,6 +94,7 @@ def test_unknown_archon_variables_are_found_for_a_warning() -> None:
         ("ARCHON_LOG_LEVEL", "loud", "'debug', 'info', 'warning', 'error' or 'critical'"),
     ],
 )
+@pytest.mark.processes
 async def test_invalid_env_setting_exits_2_with_one_line(
     gateway_env: dict[str, str], tmp_path: Path, variable: str, value: str, expected: str
 ) -> None:

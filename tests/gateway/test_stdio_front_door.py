@@ -15,7 +15,7 @@ from mcp.client.stdio import stdio_client
 
 from tests.support import RawStdioPeer, gateway_command, running_gateway
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
 
 @asynccontextmanager

@@ -27,7 +27,7 @@ from archon_gateway.tools.patterns.index import VectorIndex
 # - "server": the Qdrant-server adapter (AsyncQdrantClient over real HTTP) against the
 #   stand-in server process in qdrant_standin.py (no real Qdrant server is installable here);
 # - "client": the same adapter on qdrant-client's local mode (no HTTP hop at all).
-ENGINES = ["edge", "server", "client"]
+ENGINES = ["edge", pytest.param("server", marks=pytest.mark.processes), "client"]
 
 
 @pytest.fixture(scope="session")

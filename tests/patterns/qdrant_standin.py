@@ -149,6 +149,9 @@ def main() -> None:
     )
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # A test may hold the port (bound, not listening) across our restarts: see
+    # tests.support.refusing_port.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(("127.0.0.1", args.port))
     sock.listen(128)  # connections wait in the backlog until uvicorn accepts them
     config = uvicorn.Config(build_app(client), log_level="warning", lifespan="off")

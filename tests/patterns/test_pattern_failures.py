@@ -4,7 +4,6 @@ another model, a store owned by another process, and a Qdrant server that is not
 from __future__ import annotations
 
 import logging
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -155,18 +154,10 @@ async def test_a_store_built_with_another_model_is_refused(
         assert tools.health().status == "down"
 
 
-def closed_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 async def test_an_unreachable_qdrant_server_is_a_clear_error_and_the_gateway_stays_up(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, refused_port: int
 ) -> None:
-    url = f"http://127.0.0.1:{closed_port()}"
+    url = f"http://127.0.0.1:{refused_port}"
     secret = "s3cret-api-key-value"
     settings = Settings(data_dir=tmp_path, qdrant_url=url, qdrant_api_key=SecretStr(secret))
     server = build_gateway(settings)
@@ -199,14 +190,16 @@ async def test_an_unreachable_qdrant_server_is_a_clear_error_and_the_gateway_sta
     assert secret not in str(health)
 
 
+@pytest.mark.processes
 async def test_a_killed_qdrant_server_opens_the_breaker_and_calls_recover_when_it_returns(
-    tmp_path: Path, provider: MiniLMProvider
+    tmp_path: Path, provider: MiniLMProvider, refused_port: int
 ) -> None:
     from tests.patterns.conftest import standin_server
 
     now = [1000.0]
     breakers = BreakerRegistry(fail_max=3, reset_timeout=30, clock=lambda: now[0])
-    port = closed_port()
+    # Held for the whole test: nothing else takes the port while the stand-in is down.
+    port = refused_port
     store = tmp_path / "qdrant"
     url = f"http://127.0.0.1:{port}"
     with anyio.fail_after(60):

@@ -20,7 +20,7 @@ from archon_gateway.tools.patterns.edge import EdgeIndex
 from tests.patterns.conftest import error_text, structured
 from tests.support import running_http_gateway
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
 CLIENTS = 4
 SHARED = 6  # every client indexes these same patterns

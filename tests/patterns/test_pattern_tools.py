@@ -88,7 +88,7 @@ async def test_reindexing_the_same_pattern_updates_it_in_place_and_keeps_created
         async with Client(server) as client:
             first = await index(client, SORT)
             before = structured(await client.call_tool("pattern_get", {"id": first["indexed"][0]}))
-            await anyio.sleep(0.01)
+            await anyio.sleep(0.01)  # time that must pass: `updated` is a timestamp
             again = await index(client, {**SORT, "tags": ["again"]})
             assert again["indexed"] == first["indexed"]  # deterministic id
             after = structured(await client.call_tool("pattern_get", {"id": first["indexed"][0]}))

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.anyio
 HEAVY = ["qdrant_edge", "qdrant_client", "onnxruntime", "tokenizers", "numpy"]
 
 
+@pytest.mark.processes
 def test_building_and_listing_the_gateway_loads_no_vector_or_model_library(
     tmp_path: Path,
 ) -> None:

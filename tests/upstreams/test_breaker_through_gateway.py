@@ -20,7 +20,7 @@ from archon_gateway.gateway.settings import Settings
 from tests.support import tool_call_samples
 from tests.upstreams.conftest import WriteManifest
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
 
 class Clock:

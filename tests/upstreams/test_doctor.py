@@ -15,7 +15,7 @@ from archon_gateway.upstreams.manifest import builtin_manifests_dir, load_manife
 from tests.support import gateway_command
 from tests.upstreams.conftest import WriteManifest
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
 HERE = Path(__file__).parent
 SECRET = "sekret-value-0123456789"

@@ -93,6 +93,18 @@ def test_long_tool_names_are_shortened_deterministically_and_stay_distinct() -> 
     assert long_a.startswith("sequential-thinking_xxx")
 
 
+def import_config(config: Path, into: Path) -> subprocess.CompletedProcess[str]:
+    """`archon-gateway import-config CONFIG --into INTO`, run as the installed command."""
+    return subprocess.run(
+        [gateway_command(), "import-config", str(config), "--into", str(into)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.processes
 def test_import_config_writes_stdio_manifests_and_reports_the_rest(tmp_path: Path) -> None:
     config = tmp_path / "claude_desktop_config.json"
     config.write_text(
@@ -112,13 +124,7 @@ def test_import_config_writes_stdio_manifests_and_reports_the_rest(tmp_path: Pat
         )
     )
     into = tmp_path / "manifests"
-    done = subprocess.run(
-        [gateway_command(), "import-config", str(config), "--into", str(into)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = import_config(config, into)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert f"context7: wrote {into / 'context7.toml'}" in lines
@@ -133,13 +139,7 @@ def test_import_config_writes_stdio_manifests_and_reports_the_rest(tmp_path: Pat
     assert context7.args == ["--transport", "stdio"]
     assert context7.env == {"CONTEXT7_API_KEY": "ctx-key"}
 
-    again = subprocess.run(
-        [gateway_command(), "import-config", str(config), "--into", str(into)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    again = import_config(config, into)
     assert "context7: skipped:" in again.stdout
     assert "exists (--force)" in again.stdout
 
@@ -151,18 +151,13 @@ def test_import_config_writes_stdio_manifests_and_reports_the_rest(tmp_path: Pat
         ('{"servers": 3}', 'no "mcpServers" object found'),
     ],
 )
+@pytest.mark.processes
 def test_import_config_rejects_unusable_files_in_one_line(
     tmp_path: Path, content: str, message: str
 ) -> None:
     config = tmp_path / "config.json"
     config.write_text(content)
-    done = subprocess.run(
-        [gateway_command(), "import-config", str(config), "--into", str(tmp_path / "m")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = import_config(config, tmp_path / "m")
     assert done.returncode == 2
     assert message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1

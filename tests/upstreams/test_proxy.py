@@ -20,10 +20,11 @@ from tests.support import (
     running_gateway,
     running_http_gateway,
     wait_for_text,
+    wait_until,
 )
 from tests.upstreams.conftest import WriteManifest
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
 
 def stdio_gateway(env: dict[str, str], cwd: Path) -> Client[StdioTransport]:
@@ -300,7 +301,7 @@ async def test_an_upstream_that_never_finishes_starting_does_not_hold_the_front_
     # Starts, then never answers initialize (within a long startup timeout).
     write_manifest("sleepy", args=["-c", "import time; time.sleep(3600)"], startup_timeout=300)
     env = {**gateway_env, "ARCHON_UPSTREAM_LIST_WAIT": "1"}
-    async with running_gateway(env, tmp_path) as (process, stderr):
+    async with running_gateway(env, tmp_path) as (process, _stderr):
         peer = RawStdioPeer(process)
         with anyio.fail_after(30):
             reply = await peer.initialize()
@@ -310,7 +311,15 @@ async def test_an_upstream_that_never_finishes_starting_does_not_hold_the_front_
             info = await peer.request("tools/call", {"name": "gateway_info", "arguments": {}})
             components = info["result"]["structuredContent"]["components"]
             assert components["upstream:sleepy"] == {"status": "degraded", "detail": "starting"}
-            await wait_for_text(stderr, r"upstream toolbox ready")
+
+            async def toolbox_ready() -> bool:
+                info = await peer.request("tools/call", {"name": "gateway_info", "arguments": {}})
+                return bool(
+                    info["result"]["structuredContent"]["upstreams"]["toolbox"]["state"] == "ready"
+                )
+
+            # Ready, tools listed: not just initialized (what its "ready" log line says).
+            await wait_until(toolbox_ready)
             listed = await peer.request("tools/list")
             names = {tool["name"] for tool in listed["result"]["tools"]}
             assert "gateway_info" in names

@@ -18,9 +18,10 @@ from archon_gateway.upstreams.manifest import Manifest
 from archon_gateway.upstreams.process import upstream_process
 from archon_gateway.upstreams.session import UpstreamSession, open_session
 from archon_gateway.upstreams.stderr_log import StderrLog
+from tests.support import wait_until
 from tests.upstreams.conftest import FAULTY
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
 
 def faulty(name: str, mode: str, **fields: Any) -> Manifest:
@@ -38,11 +39,7 @@ def alive(pid: int) -> bool:
 
 
 async def wait_until_dead(pid: int) -> None:
-    with anyio.fail_after(5):
-        while True:
-            if not alive(pid):
-                return
-            await anyio.sleep(0.02)
+    await wait_until(lambda: not alive(pid), within=5, every=0.02)
 
 
 def file_sizes(directory: Path) -> dict[str, int]:

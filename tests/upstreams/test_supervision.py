@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -28,10 +28,11 @@ from tests.support import (
     running_gateway,
     running_http_gateway,
     wait_for_text,
+    wait_until,
 )
 from tests.upstreams.conftest import WriteManifest
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
 FAST_RESTARTS = {
     "ARCHON_UPSTREAM_RESTART_BACKOFF": "0.1",
@@ -50,12 +51,6 @@ async def upstream_health(base: str, name: str) -> dict[str, Any]:
     async with httpx.AsyncClient() as web:
         health = (await web.get(f"{base}/health")).json()
     return dict(health["upstreams"][name])
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20) -> None:
-    with anyio.fail_after(within):
-        while not await check():  # noqa: ASYNC110 - polling another process's state
-            await anyio.sleep(0.05)
 
 
 def text(result: Any) -> str:
@@ -94,7 +89,7 @@ async def test_a_crash_fails_the_call_in_flight_and_the_upstream_comes_back(
                 info = await upstream_health(base, "faulty")
                 return bool(info["state"] == "ready")
 
-            await eventually(back)
+            await wait_until(back)
             info = await upstream_health(base, "faulty")
             assert info["restarts"] == 1
             assert info["pid"] != first_pid
@@ -137,27 +132,29 @@ async def test_hidden_while_down_when_the_catalog_should_not_keep_them(
         **gateway_env,
         "ARCHON_UPSTREAM_RESTART_BACKOFF": "30",
         "ARCHON_UPSTREAM_KEEP_TOOLS_WHEN_DOWN": "false",
+        "ARCHON_LOG_LEVEL": "debug",
     }
     changes = ListChanges()
-    async with (
-        running_http_gateway(env, tmp_path) as (_, url, _stderr),
-        Client(url, message_handler=changes, mode="legacy") as client,
-    ):
-        with anyio.fail_after(30):
-            assert "faulty_echo" in {tool.name for tool in await client.list_tools()}
-            await anyio.sleep(0.5)  # let the first listing's own notification pass
-            before = changes.count
-            await client.call_tool("faulty_crash", {}, raise_on_error=False)
-            await eventually(lambda: _more(changes, before))  # told: its tools went away
-            names = {tool.name for tool in await client.list_tools()}
-            assert not any(name.startswith("faulty_") for name in names)
-            result = await client.call_tool("faulty_echo", {"text": "x"}, raise_on_error=False)
-            assert "is restarting, retry in" in text(result)
+    async with running_http_gateway(env, tmp_path) as (_, url, stderr):
+        # An HTTP gateway starts its upstream at once, and announces the upstream's tools
+        # to the clients connected then: this client connects after that announcement, so
+        # each notification it gets is news.
+        await wait_for_text(stderr, r"tools changed: told \d+ client session")
+        async with Client(url, message_handler=changes, mode="legacy") as client:
+            with anyio.fail_after(30):
+                assert "faulty_echo" in {tool.name for tool in await client.list_tools()}
+                before = changes.count
+                await client.call_tool("faulty_crash", {}, raise_on_error=False)
+                await wait_until(lambda: changes.count > before)  # told: its tools went away
+                names = {tool.name for tool in await client.list_tools()}
+                assert not any(name.startswith("faulty_") for name in names)
+                result = await client.call_tool("faulty_echo", {"text": "x"}, raise_on_error=False)
+                assert "is restarting, retry in" in text(result)
 
-            before = changes.count
-            await client.call_tool("gateway_restart_upstream", {"name": "faulty"})
-            await eventually(lambda: _more(changes, before))  # told: they are back
-            assert "faulty_echo" in {tool.name for tool in await client.list_tools()}
+                before = changes.count
+                await client.call_tool("gateway_restart_upstream", {"name": "faulty"})
+                await wait_until(lambda: changes.count > before)  # told: they are back
+                assert "faulty_echo" in {tool.name for tool in await client.list_tools()}
 
 
 async def test_an_upstream_that_keeps_dying_is_crash_looping_and_retried_only_slowly(
@@ -177,9 +174,11 @@ async def test_an_upstream_that_keeps_dying_is_crash_looping_and_retried_only_sl
         async def looping() -> bool:
             return bool((await upstream_health(base, "dying"))["state"] == "crash_looping")
 
-        await eventually(looping)
+        await wait_until(looping)
         with anyio.fail_after(30):
-            await anyio.sleep(0.5)  # several backoffs' worth: no further start
+            # Time that must pass, not state to wait for: several backoffs' worth, in which
+            # a crash-looping upstream must not be started again.
+            await anyio.sleep(0.5)
             assert starts(started) == 3
             info = await upstream_health(base, "dying")
             assert info["restarts"] == 3
@@ -219,7 +218,7 @@ async def test_an_upstream_that_stops_answering_pings_is_restarted(
         async def pinged() -> bool:
             return (await upstream_health(base, "faulty"))["last_ping_ms"] is not None
 
-        await eventually(pinged)
+        await wait_until(pinged)
         with anyio.fail_after(30):
             await client.call_tool("faulty_stop_ping", {})
             # Busy is not dead: while a call runs, missed pings do not restart it.
@@ -231,7 +230,7 @@ async def test_an_upstream_that_stops_answering_pings_is_restarted(
             info = await upstream_health(base, "faulty")
             return bool(info["restarts"] >= 1 and info["state"] == "ready")
 
-        await eventually(restarted)
+        await wait_until(restarted)
         info = await upstream_health(base, "faulty")
         assert info["last_error"] == "stopped answering pings (2 missed)"
         assert starts(started) >= 2
@@ -274,8 +273,8 @@ async def test_stdio_starts_upstreams_on_first_use_and_stops_them_when_idle(
         async def process_gone() -> bool:
             return not pid_alive(pid)
 
-        await eventually(idle_stopped)
-        await eventually(process_gone)  # stopping it may take a moment after the state says so
+        await wait_until(idle_stopped)
+        await wait_until(process_gone)  # stopping it may take a moment after the state says so
         with anyio.fail_after(30):
             listed = await peer.request("tools/list")
             assert "faulty_echo" in {tool["name"] for tool in listed["result"]["tools"]}
@@ -338,12 +337,12 @@ async def _list_change_round_trip(client: Client[Any], changes: ListChanges) -> 
         assert "lc_extra" not in names
         before = changes.count
         await client.call_tool("lc_add_tool", {"name": "extra"})
-        await eventually(lambda: _more(changes, before))
+        await wait_until(lambda: changes.count > before)
 
         async def listed() -> bool:
             return "lc_extra" in {tool.name for tool in await client.list_tools()}
 
-        await eventually(listed)
+        await wait_until(listed)
         assert text(await client.call_tool("lc_extra", {"text": "new"})) == "new"
 
 
@@ -359,13 +358,11 @@ async def test_a_burst_of_list_changes_is_folded_into_few_rebuilds(
         with anyio.fail_after(30):
             await client.call_tool("lc_burst", {"n": 50})
             await wait_for_text(stderr, "upstream lc said its tools changed; re-listing")
-            await anyio.sleep(1)  # room for any further rebuilds to show
+            # Time that must pass, not state to wait for: room for any further rebuilds to
+            # show, since the assertion is that few happen.
+            await anyio.sleep(1)
     rebuilds = stderr.read_text().count("upstream lc said its tools changed; re-listing")
     assert 1 <= rebuilds < 10
-
-
-async def _more(changes: ListChanges, than: int) -> bool:
-    return changes.count > than
 
 
 def test_faulty_server_refuses_unknown_modes() -> None:
@@ -446,7 +443,7 @@ async def test_a_slow_upstream_joins_the_catalog_later_and_clients_are_told(
             names = {tool.name for tool in await client.list_tools()}
             assert "gateway_info" in names
             assert "slow_echo" not in names
-            await eventually(lambda: _more(changes, 0))
+            await wait_until(lambda: changes.count > 0)
             assert "slow_echo" in {tool.name for tool in await client.list_tools()}
             assert text(await client.call_tool("slow_echo", {"text": "late"})) == "late"
 
@@ -469,5 +466,5 @@ async def test_a_manifest_can_start_its_upstream_at_once_on_a_lazy_gateway(
 
         with anyio.fail_after(30):
             await peer.initialize()
-        await eventually(eager_ready)
+        await wait_until(eager_ready)
         assert (await states())["lazy"] == "stopped"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from fastmcp import Client
 
 from archon_gateway.gateway.app import build_gateway
 from archon_gateway.gateway.settings import Settings
+from tests.support import wait_until
 from tests.upstreams.conftest import WriteManifest
 
 pytestmark = pytest.mark.anyio
@@ -21,6 +23,7 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+@pytest.mark.processes
 async def test_many_timeouts_leave_no_tasks_or_descriptors_behind(
     tmp_path: Path, manifests_dir: Path, write_manifest: WriteManifest
 ) -> None:
@@ -40,7 +43,12 @@ async def test_many_timeouts_leave_no_tasks_or_descriptors_behind(
                 assert result.content[0].text == "toolbox_hang timed out after 0.05 s"  # type: ignore[union-attr]
             after = await client.call_tool("toolbox_echo", {"text": "still fine"})
             assert after.data == "still fine"
-            await anyio.sleep(0.1)  # let cancelled replies arrive and be dropped
+
+            def settled() -> bool:  # cancelled replies arrived and were dropped
+                return len(asyncio.all_tasks()) == tasks_before and open_fds() == fds_before
+
+            with contextlib.suppress(TimeoutError):
+                await wait_until(settled, within=5)
             assert len(asyncio.all_tasks()) == tasks_before
             assert open_fds() == fds_before
 
@@ -60,6 +68,7 @@ async def test_native_tools_get_the_gateway_default_timeout(tmp_path: Path) -> N
     assert result.content[0].text == "sleepy timed out after 0.2 s"  # type: ignore[union-attr]
 
 
+@pytest.mark.processes
 async def test_upstream_requests_to_the_gateway_are_answered_while_its_call_waits(
     tmp_path: Path, manifests_dir: Path, write_manifest: WriteManifest
 ) -> None:
@@ -72,6 +81,7 @@ async def test_upstream_requests_to_the_gateway_are_answered_while_its_call_wait
     assert result.structured_content == {"ping": "ok", "roots": []}
 
 
+@pytest.mark.processes
 async def test_oversized_replies_fail_only_their_call_and_junk_lines_are_skipped(
     tmp_path: Path,
     manifests_dir: Path,

@@ -15,7 +15,7 @@ from tests.support import RawStdioPeer, running_gateway, running_http_gateway, w
 from tests.upstreams.conftest import WriteManifest
 from tests.upstreams.test_session import alive, wait_until_dead
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
 
 def text_of(result: object) -> str:

@@ -21,6 +21,8 @@ from typing import Any
 import anyio
 import uvicorn
 
+from tests.support import wait_until
+
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -132,19 +134,9 @@ async def serving(app: Coordinator) -> AsyncIterator[str]:
     server = uvicorn.Server(config)
     async with anyio.create_task_group() as group:
         group.start_soon(server.serve, [sock])
-        with anyio.fail_after(10):
-            while not server.started:  # noqa: ASYNC110  (uvicorn only offers this flag)
-                await anyio.sleep(0.01)
+        await wait_until(lambda: server.started, within=10)  # uvicorn offers only this flag
         try:
             yield f"http://127.0.0.1:{port}"
         finally:
             server.should_exit = True
     sock.close()
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port

@@ -19,9 +19,9 @@ from archon_gateway.gateway.middleware.error_translation import ErrorTranslation
 from archon_gateway.gateway.settings import Settings
 from archon_gateway.tools.workflow import WorkflowTools
 from tests.support import running_http_gateway
-from tests.workflow.coordinator import Coordinator, free_port, serving
+from tests.workflow.coordinator import Coordinator, serving
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
 TOOL = "orchestrate_pattern_workflow"
 
@@ -159,9 +159,9 @@ async def test_a_failed_run_and_an_unknown_workflow_are_clear_and_do_not_trip_th
 
 
 async def test_an_unreachable_or_unconfigured_coordinator_is_a_one_line_error(
-    tmp_path: Path,
+    tmp_path: Path, refused_port: int
 ) -> None:
-    port = free_port()
+    port = refused_port
     with anyio.fail_after(30):
         async with Client(gateway(tmp_path, f"http://127.0.0.1:{port}")) as client:
             text = await call_error(client, {"workflow": "echo"})

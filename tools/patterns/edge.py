@@ -22,6 +22,7 @@ import anyio
 
 from archon_gateway.gateway.core.errors import IncompatibleVectorStore, VectorStoreUnavailable
 from archon_gateway.gateway.core.health import ComponentStatus
+from archon_gateway.gateway.core.text import one_line
 from archon_gateway.tools.patterns.index import KEYWORD_FIELDS, Hit, Query, StoredPoint, VectorPoint
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ class EdgeIndex:
                     )
         except Exception as exc:
             raise VectorStoreUnavailable(
-                f"cannot open the pattern store at {shard_path}: {_one_line(exc)}"
+                f"cannot open the pattern store at {shard_path}: {one_line(exc)}"
             ) from exc
         if not meta_path.exists():
             temporary = meta_path.with_suffix(".tmp")
@@ -175,7 +176,7 @@ class EdgeIndex:
         except (VectorStoreUnavailable, IncompatibleVectorStore):
             raise
         except Exception as exc:
-            message = f"the pattern store failed: {_one_line(exc)}"
+            message = f"the pattern store failed: {one_line(exc)}"
             self._state = ComponentStatus("degraded", message)
             raise VectorStoreUnavailable(message) from exc
         if self._state.status != "ok":
@@ -275,8 +276,3 @@ def _flush_and_close(shard: qdrant_edge.EdgeShard) -> None:
     with contextlib.suppress(Exception):
         shard.flush()
     shard.close()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import anyio
 
 from archon_gateway.gateway.core.errors import EmbeddingFailed
+from archon_gateway.gateway.core.text import one_line
 
 if TYPE_CHECKING:
     import numpy as np
@@ -138,7 +139,7 @@ class MiniLMProvider:
             except Exception as exc:
                 raise EmbeddingFailed(
                     f"the embedding model {MINILM_MODEL_ID} cannot be loaded from "
-                    f"{model_path}: {_one_line(exc)}"
+                    f"{model_path}: {one_line(exc)}"
                 ) from exc
             self._tokenizer = tokenizer
             self._session = session
@@ -166,8 +167,3 @@ class MiniLMProvider:
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
             out[group] = pooled / np.clip(norms, 1e-12, None)
         return out
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."

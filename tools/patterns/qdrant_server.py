@@ -19,6 +19,7 @@ from archon_gateway.gateway.core.errors import (
     VectorStoreUnavailable,
 )
 from archon_gateway.gateway.core.health import ComponentStatus
+from archon_gateway.gateway.core.text import one_line
 from archon_gateway.tools.patterns.index import KEYWORD_FIELDS, Hit, Query, StoredPoint, VectorPoint
 
 if TYPE_CHECKING:
@@ -103,10 +104,10 @@ class QdrantServerIndex:
             ) from exc
         except (ResponseHandlingException, OSError) as exc:
             source = getattr(exc, "source", exc)
-            self._last_error = f"unreachable ({_one_line(source)})"
+            self._last_error = f"unreachable ({one_line(source)})"
             raise VectorStoreUnavailable(
                 f"the Qdrant server at {self._location} is unreachable "
-                f"({_one_line(source)}); is it running?"
+                f"({one_line(source)}); is it running?"
             ) from exc
         except CircuitOpen:
             raise
@@ -272,8 +273,3 @@ def _response_detail(exc: Any) -> str:
     except Exception:
         message = ""
     return f"{status} {message}".strip()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."

@@ -25,6 +25,7 @@ from archon_gateway.gateway.core.errors import (
     InvalidArgument,
     NotFound,
 )
+from archon_gateway.gateway.core.text import one_line
 from archon_gateway.tools.patterns.embeddings import EmbeddingProvider
 from archon_gateway.tools.patterns.index import Match, Query, VectorIndex, VectorPoint
 from archon_gateway.tools.patterns.models import (
@@ -178,7 +179,7 @@ class PatternService:
         except EmbeddingFailed:
             raise
         except Exception as exc:
-            raise EmbeddingFailed(f"embedding with {model} failed: {_one_line(exc)}") from exc
+            raise EmbeddingFailed(f"embedding with {model} failed: {one_line(exc)}") from exc
         if len(vectors) != len(texts):
             raise EmbeddingFailed(
                 f"embedding with {model} returned {len(vectors)} vectors for {len(texts)} texts"
@@ -367,8 +368,3 @@ def _same_kind(error: GatewayError, message: str) -> GatewayError:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
