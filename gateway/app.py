@@ -90,13 +90,12 @@ def build_gateway(
     add_admin_tools(
         server, settings.transports, metrics, components, upstreams.infos, upstreams.tool_names
     )
-    protect = settings.auth_protect_health_details
     add_http_routes(
         server,
         metrics,
         components,
         breakers=guards.breakers,
-        protect_details=protect,
+        protect_details=settings.auth_protect_health_details,
         details=upstreams.details,
     )
     if families is None:

@@ -248,7 +248,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         return read_toml(path)
     except UnusableFile as exc:
         # "config file X does not exist", "... is not valid TOML: ...", "... cannot be read: ..."
-        verb = "is " if exc.reason.startswith("not ") else ""
+        verb = "is " if exc.unparsable else ""
         raise SettingsInvalid(f"config file {path} {verb}{exc.reason}") from exc
 
 

@@ -66,7 +66,7 @@ def _progress_relay(ctx: Context) -> ProgressCallback | None:
 
 
 class UpstreamProvider(Provider):
-    """Serves the pool's tools. The pool itself is a server resource (see gateway.server)."""
+    """Serves the pool's tools. The pool itself is a server resource (see gateway/mcp_server.py)."""
 
     def __init__(self, pool: UpstreamPool) -> None:
         super().__init__()

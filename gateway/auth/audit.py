@@ -29,8 +29,8 @@ class AuditSink(Protocol):
 
 
 class LogAuditSink:
-    """Until the store persists them: one JSON line per event on the `gateway.audit` logger
-    (accepts at debug, rejects at warning, so a busy gateway does not flood its log)."""
+    """Until the store persists them: one JSON line per event on the `archon_gateway.audit`
+    logger (accepts at debug, rejects at warning, so a busy gateway does not flood its log)."""
 
     def record(self, event: AuditEvent) -> None:
         level = logging.DEBUG if event.action == "accept" else logging.WARNING

@@ -19,7 +19,7 @@ def read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
-        raise UnusableFile(path, f"not valid TOML: {exc}") from exc
+        raise UnusableFile(path, f"not valid TOML: {exc}", unparsable=True) from exc
     except OSError as exc:
         raise _unreadable(path, exc) from exc
 
@@ -31,7 +31,7 @@ def read_json(path: Path) -> Any:
     except OSError as exc:
         raise _unreadable(path, exc) from exc
     except ValueError as exc:  # JSONDecodeError, or text that is not UTF-8
-        raise UnusableFile(path, f"not valid JSON: {exc}") from exc
+        raise UnusableFile(path, f"not valid JSON: {exc}", unparsable=True) from exc
 
 
 def _unreadable(path: Path, exc: OSError) -> UnusableFile:

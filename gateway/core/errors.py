@@ -82,13 +82,15 @@ class ManifestInvalid(CallerError):
 
 
 class UnusableFile(CallerError):
-    """A file the user wrote is missing, unreadable, or does not parse. `reason` completes
-    "<path>: …": "does not exist", "cannot be read: <why>", "not valid TOML: <where>"."""
+    """A file the user wrote is missing, unreadable, or does not parse (`unparsable`).
+    `reason` completes "<path>: …": "does not exist", "cannot be read: <why>", "not valid
+    TOML: <where>"."""
 
-    def __init__(self, path: Path, reason: str) -> None:
+    def __init__(self, path: Path, reason: str, *, unparsable: bool = False) -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+        self.unparsable = unparsable
 
 
 class IncompatibleVectorStore(CallerError):
