@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
+from pathlib import Path
 from types import ModuleType
 
-FOLDERS = frozenset({"gateway", "tools", "upstreams", "manifests"})
+REPO = Path(__file__).resolve().parents[1]
+# The repository's folders that the wheel installs under `archon_gateway`.
+FOLDERS = ("gateway", "tools", "upstreams", "manifests")
+
+
+def copy_folders(into: Path) -> None:
+    """Copy the package folders (not caches) into `into`, as the build or the wheel sees them."""
+    for folder in FOLDERS:
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        shutil.copytree(REPO / folder, into / folder, ignore=ignore)
 
 
 class _BareFolderImports:

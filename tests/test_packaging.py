@@ -15,12 +15,10 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tests.import_root import FOLDERS, REPO, copy_folders
 from tests.support import RawStdioPeer
 
 pytestmark = pytest.mark.processes
-
-ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = ("gateway", "tools", "upstreams", "manifests")
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +28,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     the build backend comes from the dev extras."""
     source = tmp_path_factory.mktemp("source")
     for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(ROOT / name, source / name)
-    for folder in FOLDERS:
-        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-        shutil.copytree(ROOT / folder, source / folder, ignore=ignore)
+        shutil.copy2(REPO / name, source / name)
+    copy_folders(source)
     out = tmp_path_factory.mktemp("wheel")
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
     command += ["--quiet", "--wheel-dir", str(out), str(source)]
@@ -59,10 +55,10 @@ def test_the_wheel_has_exactly_one_top_level_name(wheel: Path) -> None:
 def test_every_package_folder_and_data_file_is_in_the_wheel(wheel: Path) -> None:
     names = set(wheel_names(wheel))
     for folder in FOLDERS:
-        for init in (ROOT / folder).rglob("__init__.py"):
-            relative = init.relative_to(ROOT).as_posix()
+        for init in (REPO / folder).rglob("__init__.py"):
+            relative = init.relative_to(REPO).as_posix()
             assert f"archon_gateway/{relative}" in names, f"{relative} is not packaged"
-    shipped = {path.name for path in (ROOT / "manifests").glob("*.toml")}
+    shipped = {path.name for path in (REPO / "manifests").glob("*.toml")}
     assert shipped
     for name in shipped:
         assert f"archon_gateway/manifests/{name}" in names

@@ -4,32 +4,29 @@ wrong-way import by name."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.import_root import REPO, copy_folders
+
 pytestmark = pytest.mark.processes
 
-ROOT = Path(__file__).resolve().parents[2]
-FOLDERS = ("gateway", "tools", "upstreams", "manifests")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
 def lay_out(tree: Path) -> Path:
     """A copy of the import root as the wheel lays it out."""
     root = tree / "archon_gateway"
-    for folder in FOLDERS:
-        ignore = shutil.ignore_patterns("__pycache__")
-        shutil.copytree(ROOT / folder, root / folder, ignore=ignore)
+    copy_folders(root)
     return root
 
 
 def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    command = [str(LINT_IMPORTS), "--config", str(ROOT / "pyproject.toml"), "--no-cache"]
+    command = [str(LINT_IMPORTS), "--config", str(REPO / "pyproject.toml"), "--no-cache"]
     return subprocess.run(
         command, cwd=tree, env=env, capture_output=True, text=True, timeout=120, check=False
     )
