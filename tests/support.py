@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import mcp_types as mt
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools import ToolResult
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -181,3 +184,21 @@ def tool_call_samples(metrics_text: str) -> dict[tuple[str, str], float]:
         for sample in family.samples
         if sample.name == "archon_tool_calls_total"
     }
+
+
+class CallErrors(Middleware):
+    """Records what tool calls raise, as a middleware outside them sees it (`seen`)."""
+
+    def __init__(self) -> None:
+        self.seen: list[BaseException] = []
+
+    async def on_call_tool(
+        self,
+        context: MiddlewareContext[mt.CallToolRequestParams],
+        call_next: CallNext[mt.CallToolRequestParams, ToolResult],
+    ) -> ToolResult:
+        try:
+            return await call_next(context)
+        except Exception as exc:
+            self.seen.append(exc)
+            raise

@@ -131,26 +131,17 @@ async def test_the_breaker_middleware_passes_on_the_error_with_its_cause() -> No
     from typing import Any
 
     from fastmcp import Client, FastMCP
-    from fastmcp.server.middleware import Middleware
 
     from archon_gateway.gateway.core.errors import tool_errors
     from archon_gateway.gateway.middleware.breaker_guard import BreakerMiddleware
     from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
+    from tests.support import CallErrors
 
-    seen: list[BaseException] = []
-
-    class Capture(Middleware):
-        async def on_call_tool(self, context: Any, call_next: Any) -> Any:
-            try:
-                return await call_next(context)
-            except Exception as exc:
-                seen.append(exc)
-                raise
-
+    errors = CallErrors()
     breaker = CircuitBreaker("backend", fail_max=5, clock=lambda: 0.0)
     server: FastMCP[Any] = FastMCP("t")
     server.add_middleware(ErrorTranslationMiddleware())  # outermost, as in the gateway
-    server.add_middleware(Capture())
+    server.add_middleware(errors)  # sees what the breaker re-raises
     server.add_middleware(BreakerMiddleware(lambda tool: breaker))
 
     @server.tool
@@ -165,7 +156,7 @@ async def test_the_breaker_middleware_passes_on_the_error_with_its_cause() -> No
         async with Client(server) as client:
             result = await client.call_tool("down", {}, raise_on_error=False)
     assert result.is_error
-    assert result.content[0].text == "backend is down"  # type: ignore[union-attr]
-    (raised,) = seen
+    assert result.content[0].text == "backend is down"
+    (raised,) = errors.seen
     assert isinstance(raised, UpstreamUnavailable)
     assert isinstance(raised.__cause__, OSError)

@@ -25,7 +25,6 @@ from fastmcp.client.messages import MessageHandler
 from fastmcp.exceptions import ToolError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.server.providers.base import Provider
-from fastmcp.tools import ToolResult
 from fastmcp.tools.base import Tool
 from mcp import Client as SdkClient
 from mcp.server.connection import Connection
@@ -34,7 +33,7 @@ from mcp.shared.subscriptions import ToolsListChanged
 from starlette.applications import Starlette
 
 from archon_gateway.gateway.core import sdk_compat
-from tests.support import INITIALIZE
+from tests.support import INITIALIZE, CallErrors
 
 pytestmark = pytest.mark.anyio
 
@@ -238,21 +237,8 @@ async def test_listen_streams_hear_published_tool_list_changes() -> None:
 
 
 async def test_middleware_sees_a_tool_exception_as_the_cause_of_a_tool_error() -> None:
-    seen: list[BaseException] = []
-
-    class Catch(Middleware):
-        async def on_call_tool(
-            self,
-            context: MiddlewareContext[mt.CallToolRequestParams],
-            call_next: CallNext[mt.CallToolRequestParams, ToolResult],
-        ) -> ToolResult:
-            try:
-                return await call_next(context)
-            except Exception as exc:
-                seen.append(exc)
-                raise
-
-    server: FastMCP[Any] = FastMCP("errors", middleware=[Catch()])
+    errors = CallErrors()
+    server: FastMCP[Any] = FastMCP("errors", middleware=[errors])
     original = LookupError("the real failure")
 
     @server.tool
@@ -262,6 +248,7 @@ async def test_middleware_sees_a_tool_exception_as_the_cause_of_a_tool_error() -
     async with Client(server) as client:
         result = await client.call_tool("fails", {}, raise_on_error=False)
     assert result.is_error
+    seen = errors.seen
     assert len(seen) == 1
     assert isinstance(seen[0], ToolError)
     assert sdk_compat.tool_error_cause(seen[0]) is original
