@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archon_gateway.gateway.client_sessions import ClientSessions
+from archon_gateway.gateway.core import sdk_compat
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
 from archon_gateway.gateway.core.tool_family import ToolFamily
@@ -68,6 +69,7 @@ def build_gateway(
     environ = os.environ if environ is None else environ
     pool = _upstream_pool(settings, environ, metrics, components, clock)
     server = GatewayServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
+    sdk_compat.refuse_before_initialize(server)
     guards = build_guards(
         server,
         settings,

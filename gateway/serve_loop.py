@@ -104,7 +104,9 @@ async def serve(
                         "stdin is a terminal: an MCP client normally launches this command; "
                         "for HTTP clients run `archon-gateway serve --transport http`"
                     )
-                channel = await tg.start(_run_stdio, server, max_message_bytes, stdio_fds, stop)
+                channel = await tg.start(
+                    _run_stdio, server, max_message_bytes, stdio_fds, stop, shutdown_grace
+                )
                 log.info("serving MCP over stdio")
             await stop.wait()
             log.info("shutting down")
@@ -156,12 +158,13 @@ async def _run_stdio(
     max_message_bytes: int,
     fds: tuple[int, int],
     stop: anyio.Event,
+    grace: float,
     *,
     task_status: TaskStatus[StdioChannel] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     try:
         with sdk_compat.transport_set("stdio"):
-            async with stdio_streams(max_message_bytes, *fds) as channel:
+            async with stdio_streams(max_message_bytes, *fds, eof_grace=grace) as channel:
                 task_status.started(channel)
                 await sdk_compat.run_session(server, channel.read, channel.write)
             if not stop.is_set():

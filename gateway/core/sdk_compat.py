@@ -52,6 +52,7 @@ __all__ = [
     "lifespan",
     "new_subscription_bus",
     "publish_tools_changed",
+    "refuse_before_initialize",
     "run_session",
     "serve_subscriptions_listen",
     "serve_uvicorn",
@@ -102,6 +103,37 @@ async def run_session(
     # (uncancellable reader thread); its private low-level server takes any streams.
     low_level = server._mcp_server
     await low_level.run(read, write, low_level.create_initialization_options())
+
+
+NOT_INITIALIZED = (
+    "Invalid Request: the session is not initialized; send initialize (and "
+    "notifications/initialized) first"
+)
+
+
+def refuse_before_initialize(server: FastMCP[Any]) -> None:
+    """Answer a request sent before `initialize` with "the session is not initialized"
+    (-32600), where the SDK answers a bare "Invalid request parameters"."""
+    # Why: the SDK's init gate sits in its provisional low-level `Server.middleware` chain
+    # (reached through the private `_mcp_server`), and the connection's handshake state is
+    # on the private `ServerSession._connection`.
+    from mcp.shared.exceptions import MCPError
+
+    low_level = server._mcp_server
+
+    async def gate(ctx: Any, call_next: Callable[[Any], Any]) -> Any:
+        method = ctx.method
+        if ctx.request_id is not None and method not in ("initialize", "ping"):
+            connection = session_connection(ctx.session)
+            if (
+                connection is not None
+                and not connection.initialize_accepted
+                and low_level.get_request_handler(method) is not None
+            ):
+                raise MCPError(code=-32600, message=NOT_INITIALIZED)
+        return await call_next(ctx)
+
+    low_level.middleware.append(gate)
 
 
 def serve_subscriptions_listen(server: FastMCP[Any], bus: SubscriptionBus) -> None:
