@@ -94,7 +94,7 @@ async def serve(
             http: uvicorn.Server | None = None
             if listener is not None:
                 http = await tg.start(
-                    _run_http, _uvicorn_config(server, mcp_path, shutdown_grace), listener, stop
+                    _run_http, _uvicorn_config(server, mcp_path, shutdown_grace, max_message_bytes), listener, stop
                 )
                 log.info("serving MCP over streamable HTTP at %s", http_url(listener, mcp_path))
             channel: StdioChannel | None = None
@@ -128,9 +128,11 @@ async def serve(
     log.info("stopped")
 
 
-def _uvicorn_config(server: FastMCP, mcp_path: str, shutdown_grace: float) -> uvicorn.Config:
+def _uvicorn_config(
+    server: FastMCP, mcp_path: str, shutdown_grace: float, max_message_bytes: int
+) -> uvicorn.Config:
     return uvicorn.Config(
-        build_http_app(server, mcp_path),
+        build_http_app(server, mcp_path, max_message_bytes),
         log_config=None,
         lifespan="on",
         ws="none",

@@ -23,9 +23,11 @@ class JsonRejected(CallerError):
     """Outside input that is not JSON, or that breaks a size or depth limit. `limit` is
     "size", "depth" or None (plain syntax error)."""
 
-    def __init__(self, message: str, limit: str | None = None) -> None:
+    def __init__(self, message: str, limit: str | None = None, detail: str = "") -> None:
         super().__init__(message)
         self.limit = limit
+        # The parser's own words (where it failed), or the limit message.
+        self.detail = detail or message
 
 
 def parse_json(data: bytes | bytearray | str, *, max_bytes: int, what: str = "message") -> Any:
@@ -43,4 +45,4 @@ def parse_json(data: bytes | bytearray | str, *, max_bytes: int, what: str = "me
                 f"{what} is nested deeper than the {MAX_JSON_DEPTH}-level JSON depth limit",
                 "depth",
             ) from None
-        raise JsonRejected(f"{what} is not valid JSON ({text})") from None
+        raise JsonRejected(f"{what} is not valid JSON ({text})", detail=text) from None

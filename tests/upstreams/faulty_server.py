@@ -20,6 +20,9 @@ Modes:
 - ping-hang: tool `stop_ping` makes later pings go unanswered (other requests still answer).
 - garbage: writes non-JSON lines (and JSON that is not JSON-RPC) to stdout before replies;
   tool `junk(n)` writes n more non-JSON lines first.
+- hostile: tool `deep(depth)` replies with a result nested `depth` levels deep; `binary`
+  writes a line of invalid UTF-8 (and one with a lone surrogate escape) before replying;
+  `drip(seconds)` writes its reply one byte at a time, `seconds` apart.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import time
 from typing import Any
 
 MODES = {"crash-on-call", "spawn-child", "flood", "slow-start", "list-changing"}
-MODES |= {"ping-hang", "garbage"}
+MODES |= {"ping-hang", "garbage", "hostile"}
 CHUNK = 1024 * 1024
 
 
@@ -60,6 +63,11 @@ MODE_TOOLS: dict[str, list[dict[str, Any]]] = {
     ],
     "ping-hang": [tool("stop_ping", "Leave later pings unanswered.")],
     "garbage": [tool("junk", "Write `n` non-JSON lines to stdout, then reply.", n="integer")],
+    "hostile": [
+        tool("deep", "Reply with a result nested `depth` levels deep.", depth="integer"),
+        tool("binary", "Write invalid UTF-8 and a lone surrogate, then reply."),
+        tool("drip", "Write the reply a byte every `seconds`.", seconds="number"),
+    ],
 }
 
 
@@ -165,6 +173,30 @@ class Server:
             for _ in range(count):
                 self.list_changed()
             self.text(request_id, f"sent {count} notifications")
+        elif name == "deep":
+            depth = int(args.get("depth", 5000))
+            with self.writing:
+                head = json.dumps({"jsonrpc": "2.0", "id": request_id})[:-1]
+                sys.stdout.write(head + ', "result": {"x": ' + "[" * depth + "]" * depth + "}}\n")
+                sys.stdout.flush()
+        elif name == "binary":
+            with self.writing:
+                sys.stdout.buffer.write(b"\xff\xfe\x80 not utf-8\n")
+                sys.stdout.buffer.write(b'{"jsonrpc": "2.0", "method": "x", "params": "\\ud800"}\n')
+                sys.stdout.buffer.flush()
+            self.text(request_id, "after binary")
+        elif name == "drip":
+            seconds = float(args.get("seconds", 0.2))
+            line = json.dumps({"jsonrpc": "2.0", "id": request_id, "result": {"content": []}})
+
+            def drip() -> None:
+                with self.writing:  # the stream is blocked meanwhile, as a real pipe would be
+                    for char in line + "\n":
+                        sys.stdout.write(char)
+                        sys.stdout.flush()
+                        time.sleep(seconds)
+
+            threading.Thread(target=drip, daemon=True).start()
         elif name == "stop_ping":
             self.ping_answered = False
             self.text(request_id, "pings will go unanswered")
