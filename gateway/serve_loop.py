@@ -94,7 +94,10 @@ async def serve(
             http: uvicorn.Server | None = None
             if listener is not None:
                 http = await tg.start(
-                    _run_http, _uvicorn_config(server, mcp_path, shutdown_grace, max_message_bytes), listener, stop
+                    _run_http,
+                    _uvicorn_config(server, mcp_path, shutdown_grace, max_message_bytes),
+                    listener,
+                    stop,
                 )
                 log.info("serving MCP over streamable HTTP at %s", http_url(listener, mcp_path))
             channel: StdioChannel | None = None

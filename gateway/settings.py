@@ -38,6 +38,16 @@ LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 AuthMode = Literal["none", "service", "service_or_user"]
 
 
+# Expensive native tools get a concurrency limit by default (admission control).
+DEFAULT_TOOL_CONCURRENCY = {
+    "code_correct": 2,
+    "code_validate": 4,
+    "code_analyze": 4,
+    "mixin_recommend": 4,
+    "pattern_index": 2,
+}
+
+
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("archon-gateway", appauthor=False))
 
@@ -146,6 +156,34 @@ class Settings(BaseSettings):
     )
     codegen_ruff_timeout: float = Field(
         10.0, gt=0, le=300, description="seconds one ruff run may take in the code_* tools"
+    )
+    tool_concurrency: dict[str, int] = Field(
+        default_factory=lambda: dict(DEFAULT_TOOL_CONCURRENCY),
+        description="calls of each named tool that may run at once; one more is refused "
+        "as busy (admission control, docs/hardening.md)",
+    )
+    codegen_workers: int = Field(
+        2, ge=1, le=64, description="worker processes for large code_* inputs (killed at the limit)"
+    )
+    codegen_offload_bytes: int = Field(
+        64 * 1024,
+        ge=0,
+        description="code_* inputs at least this large run in a worker process, not a thread",
+    )
+    patterns_max_request_text_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="total pattern text one pattern_index call may carry"
+    )
+    http_header_timeout: float = Field(
+        10.0, gt=0, le=600, description="seconds a client may take to send a request's headers"
+    )
+    http_body_timeout: float = Field(
+        30.0, gt=0, le=3600, description="seconds a request body may stall between chunks"
+    )
+    http_keepalive_timeout: float = Field(
+        5.0, gt=0, le=600, description="seconds an idle keep-alive connection stays open"
+    )
+    http_max_connections: int = Field(
+        512, ge=1, description="open HTTP connections at most; more are answered 503 and closed"
     )
     workflow_coordinator_url: str | None = Field(
         None,

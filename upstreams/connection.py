@@ -326,7 +326,12 @@ class RpcConnection:
         log.warning("%s: dropped a message: %s (request id %r)", self.name, exc, request_id)
         pending = self._pending.pop(request_id, None) if isinstance(request_id, int) else None
         if pending is not None:
-            pending.finish(None, UpstreamUnavailable(f"upstream '{self.name}' sent a reply the gateway cannot read: {exc}"))
+            pending.finish(
+                None,
+                UpstreamUnavailable(
+                    f"upstream '{self.name}' sent a reply the gateway cannot read: {exc}"
+                ),
+            )
 
     def _log_garbage(self, line: bytes) -> None:
         self._garbage_lines += 1

@@ -11,7 +11,7 @@ where it can, what to do about it.
     │   ├── SettingsInvalid, ManifestInvalid, UnusableFile
     │   └── IncompatibleVectorStore
     ├── Refused              a dependency is up and failed this one request
-    │   └── UpstreamRequestFailed, WorkflowFailed
+    │   └── UpstreamRequestFailed, WorkflowFailed, ToolBusy
     ├── Unavailable          a dependency is down, unreachable or too slow
     │   ├── UpstreamUnavailable
     │   │   ├── UpstreamRestarting   (refused at once while it restarts)
@@ -114,6 +114,18 @@ class UpstreamRequestFailed(Refused):
         self.code = code
         self.upstream_message = message
         self.data = data
+
+
+class ToolBusy(Refused):
+    """Admission control: the tool already runs its limit of calls at once (try again)."""
+
+    def __init__(self, tool: str, limit: int) -> None:
+        super().__init__(
+            f"{tool} is busy: {limit} call(s) already running, its concurrency limit; "
+            "try again in a moment"
+        )
+        self.tool = tool
+        self.limit = limit
 
 
 class WorkflowFailed(Refused):

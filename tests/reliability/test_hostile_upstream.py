@@ -26,7 +26,12 @@ async def test_deep_binary_and_dripping_replies_fail_only_their_own_call(
 ) -> None:
     starts = tmp_path / "starts"
     gateway_env["FAULTY_STARTS_FILE"] = str(starts)
-    write_manifest("hostile", faulty="hostile", tool_timeouts={"drip": 1.0}, env={"FAULTY_STARTS_FILE": str(starts)})
+    write_manifest(
+        "hostile",
+        faulty="hostile",
+        tool_timeouts={"drip": 1.0},
+        env={"FAULTY_STARTS_FILE": str(starts)},
+    )
     async with (
         running_http_gateway(gateway_env, tmp_path) as (process, url, _stderr),
         Client(url) as client,

@@ -56,7 +56,9 @@ async def test_a_deep_stdio_line_is_answered_and_both_transports_keep_serving(
             assert reply["error"]["code"] == -32700
             assert "nested deeper than the 200-level JSON depth limit" in reply["error"]["message"]
             # A deep request whose id shows is answered with its id.
-            await peer.send_raw(b'{"jsonrpc":"2.0","id":41,"method":"ping","params":' + DEEP + b"}\n")
+            await peer.send_raw(
+                b'{"jsonrpc":"2.0","id":41,"method":"ping","params":' + DEEP + b"}\n"
+            )
             assert (await peer.receive())["id"] == 41
             for junk in (b"\xff\xfe\x80\n", b'{"jsonrpc":"2.0","id":42,"method":"x\\ud800"}\n'):
                 await peer.send_raw(junk)
