@@ -17,7 +17,7 @@ from tests.support import running_http_gateway, tool_call_samples
 
 pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
-UNIT = '''
+UNIT = """
 def handler_{n}(value, other):
     try:
         total = value + other
@@ -27,7 +27,7 @@ def handler_{n}(value, other):
         return [x * 2 for x in range(total) if x % 3 == 0]
     return total
 
-'''
+"""
 
 
 def heavy_code(size: int = 900_000) -> str:
