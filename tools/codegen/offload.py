@@ -10,6 +10,7 @@ and its memory is returned. A worker imports the code tools once and is reused.
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -67,8 +68,14 @@ def recommend_job(code: str | None, description: str | None, kind: NodeKind | No
         raise too_deep("mixin_recommend") from None
 
 
-_ASYNC_JOBS = {"validate": validate_job, "correct": correct_job}
-_SYNC_JOBS = {"analyze": analyze_job, "recommend": recommend_job}
+_ASYNC_JOBS: dict[str, Callable[..., Awaitable[BaseModel]]] = {
+    "validate": validate_job,
+    "correct": correct_job,
+}
+_SYNC_JOBS: dict[str, Callable[..., BaseModel]] = {
+    "analyze": analyze_job,
+    "recommend": recommend_job,
+}
 
 
 def run_in_worker(job: str, args: tuple[Any, ...]) -> BaseModel:
