@@ -205,6 +205,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("ARCHON_SERVICE_AUTH_TOKEN", "service_auth_token"),
         description="token services send as X-Service-Auth (env SERVICE_AUTH_TOKEN too)",
     )
+    service_auth_extra_tokens: list[SecretStr] = Field(
+        default_factory=list,
+        description="further service tokens accepted as well (rotation without downtime: "
+        "docs/runbooks/rotate-service-token.md)",
+    )
     auth_jwt_issuer: str | None = Field(None, description="required JWT issuer (iss)")
     auth_jwt_audience: str | None = Field(None, description="required JWT audience (aud)")
     auth_jwt_jwks_uri: str | None = Field(None, description="JWKS URL to verify bearer JWTs")
@@ -233,6 +238,13 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters (the value is not shown)")
         return value
+
+    @field_validator("service_auth_extra_tokens")
+    @classmethod
+    def _all_long_enough(cls, values: list[SecretStr]) -> list[SecretStr]:
+        if any(len(value.get_secret_value()) < 16 for value in values):
+            raise ValueError("each must be at least 16 characters (the values are not shown)")
+        return values
 
     @model_validator(mode="after")
     def _auth_is_complete(self) -> Settings:

@@ -13,21 +13,12 @@ from typing import Any
 
 import pydantic_core
 
-from archon_gateway.gateway.core.errors import CallerError
+from archon_gateway.gateway.core.errors import JsonRejected
+
+__all__ = ["MAX_JSON_DEPTH", "JsonRejected", "parse_json"]
 
 # pydantic-core's parser refuses documents nested deeper than this; it cannot be raised.
 MAX_JSON_DEPTH = 200
-
-
-class JsonRejected(CallerError):
-    """Outside input that is not JSON, or that breaks a size or depth limit. `limit` is
-    "size", "depth" or None (plain syntax error)."""
-
-    def __init__(self, message: str, limit: str | None = None, detail: str = "") -> None:
-        super().__init__(message)
-        self.limit = limit
-        # The parser's own words (where it failed), or the limit message.
-        self.detail = detail or message
 
 
 def parse_json(data: bytes | bytearray | str, *, max_bytes: int, what: str = "message") -> Any:

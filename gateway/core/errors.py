@@ -8,7 +8,7 @@ where it can, what to do about it.
     GatewayError
     ├── CallerError          the request (or the user's configuration) is wrong
     │   ├── InvalidArgument, NotFound, AuthRejected
-    │   ├── SettingsInvalid, ManifestInvalid, UnusableFile
+    │   ├── SettingsInvalid, ManifestInvalid, UnusableFile, JsonRejected
     │   └── IncompatibleVectorStore
     ├── Refused              a dependency is up and failed this one request
     │   └── UpstreamRequestFailed, WorkflowFailed, ToolBusy
@@ -91,6 +91,17 @@ class UnusableFile(CallerError):
         self.path = path
         self.reason = reason
         self.unparsable = unparsable
+
+
+class JsonRejected(CallerError):
+    """Outside input that is not JSON, or that breaks a size or depth limit. `limit` is
+    "size", "depth" or None (plain syntax error)."""
+
+    def __init__(self, message: str, limit: str | None = None, detail: str = "") -> None:
+        super().__init__(message)
+        self.limit = limit
+        # The parser's own words (where it failed), or the limit message.
+        self.detail = detail or message
 
 
 class IncompatibleVectorStore(CallerError):
