@@ -194,7 +194,7 @@ class Settings(BaseSettings):
         600.0, gt=0, description="seconds one orchestrate_pattern_workflow call may take"
     )
 
-    # Service auth, circuit breakers, health details (README "Auth, breakers and metrics").
+    # Service auth, circuit breakers, health details (docs/auth-breakers-metrics.md).
     auth_mode: AuthMode | None = Field(
         None,
         description="none, service or service_or_user (default: service when a service "
