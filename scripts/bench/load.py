@@ -121,7 +121,9 @@ def proc_counts(pid: int) -> tuple[int, int, int]:
     return rss, len(os.listdir(f"/proc/{pid}/fd")), threads
 
 
-def start_gateway(work: Path, chaos_rate: float) -> tuple[subprocess.Popen[bytes], str]:
+def start_gateway(
+    work: Path, chaos_rate: float, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     manifests = work / "manifests"
     manifests.mkdir(exist_ok=True)
     (manifests / "chaos.toml").write_text(
@@ -144,6 +146,7 @@ def start_gateway(work: Path, chaos_rate: float) -> tuple[subprocess.Popen[bytes
         "ARCHON_UPSTREAM_RESTART_BACKOFF": "0.1",
         "ARCHON_BREAKERS_ENABLED": "false",  # measure the faults themselves, not fast-fails
         "ARCHON_TOOL_CONCURRENCY": "{}",
+        **(extra_env or {}),
     }
     stderr = (work / "gateway.stderr").open("wb")
     gateway = subprocess.Popen(
