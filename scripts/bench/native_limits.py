@@ -79,6 +79,9 @@ async def main() -> int:
                             for _ in range(3):
                                 calls.start_soon(heavy)
                         done.set()
+            status = await anyio.Path(f"/proc/{gateway.pid}/status").read_text()
+            peak = next(line for line in status.splitlines() if line.startswith("VmHWM"))
+            print(f"gateway peak RSS after the heavy calls: {peak.split(':')[1].strip()}")
         finally:
             gateway.terminate()
             gateway.wait(timeout=20)
