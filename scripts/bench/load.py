@@ -10,7 +10,7 @@ bare FastMCP streamable-HTTP server with one echo tool, driven by the same clien
 
     python scripts/bench/load.py [--clients 100] [--calls 100] [--rounds 2] [--check]
 
-`--check` exits 1 on a hung call or when fds/threads are not back near their baseline (the
+`--check` exits 1 on a hung call or when fds are not back near their baseline (the
 suite runs a small version this way: tests/reliability/test_load.py). The client is Python
 (fastmcp), which saturates these 2 cores before the server does at high concurrency; the
 ratio to the bare server in the same run is the figure to compare.
@@ -263,8 +263,7 @@ async def main() -> int:
                 failures.append(f"{hung} call(s) did not end within their limit + {args.slack:g} s")
             if after[1] > before[1] + 8:
                 failures.append(f"fds grew from {before[1]} to {after[1]}")
-            if after[2] > before[2] + 4:
-                failures.append(f"threads grew from {before[2]} to {after[2]}")
+            # Threads are reported, not checked: anyio's worker threads idle out after 10 s.
         finally:
             for process in (gateway, bare):
                 if process is not None:
