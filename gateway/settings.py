@@ -44,7 +44,6 @@ DEFAULT_TOOL_CONCURRENCY = {
     "code_validate": 4,
     "code_analyze": 4,
     "mixin_recommend": 4,
-    "pattern_index": 2,
 }
 
 
