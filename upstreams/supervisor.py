@@ -1,7 +1,8 @@
 """One supervised upstream: started (stdio) or connected (remote) on demand or at once,
 pinged, restarted with backoff when it dies, loses its connection or stops answering,
-marked crash-looping when it keeps dying, and stopped when idle. One `supervise` task per upstream runs all of it. Its states are in
-`state.py`, the backoff rules in `restarts.py`, what it lists in `catalog.py`."""
+marked crash-looping when it keeps dying, and stopped when idle. One `supervise` task per
+upstream runs all of it. Its states are in `state.py`, the backoff rules in `restarts.py`,
+what it lists in `catalog.py`."""
 
 from __future__ import annotations
 
