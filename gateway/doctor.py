@@ -19,12 +19,11 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from archon_gateway.gateway.core.errors import GatewayError, UpstreamStartTimeout
+from archon_gateway.gateway.core.errors import GatewayError, MissingVariable, UpstreamStartTimeout
 from archon_gateway.upstreams.manifest import (
     Manifest,
     ManifestProblem,
     ManifestSet,
-    MissingVariable,
     builtin_manifests_dir,
 )
 from archon_gateway.upstreams.opening import open_upstream

@@ -25,10 +25,11 @@ from anyio.streams.memory import MemoryObjectSendStream
 from archon_gateway.gateway.core.background import running_beside
 from archon_gateway.gateway.core.errors import (
     GatewayError,
+    UpstreamConnectionLost,
     UpstreamRequestFailed,
     UpstreamUnavailable,
 )
-from archon_gateway.upstreams.transport import MessageTransport, TransportClosed, nests_deeper_than
+from archon_gateway.upstreams.transport import MessageTransport, nests_deeper_than
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ class RpcConnection:
         async with self._write_lock:
             try:
                 await self.transport.send(message, data)
-            except TransportClosed as exc:
+            except UpstreamConnectionLost as exc:
                 self.close(exc.reason)
                 raise UpstreamUnavailable(f"upstream '{self.name}' {self._closed}") from exc
 

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from archon_gateway.gateway.core.config_files import UnusableFile, read_toml
+from archon_gateway.gateway.core.errors import MissingVariable
 
 # Env names an upstream may never receive from the gateway's own environment: they are the
 # gateway's secrets and settings, not the upstream's.
@@ -34,10 +35,6 @@ RemoteTransport = Literal["streamable-http", "sse"]
 # Fields that only make sense for one kind of upstream.
 _STDIO_ONLY = ("args", "env", "pass_env", "cwd")
 _REMOTE_ONLY = ("transport", "headers")
-
-
-class MissingVariable(ValueError):
-    """A header references an environment variable that is not set (names it, never values)."""
 
 
 class Manifest(BaseModel):

@@ -12,9 +12,9 @@ from typing import Any
 
 import anyio
 
-from archon_gateway.gateway.core.errors import NotFound
+from archon_gateway.gateway.core.errors import MissingVariable, NotFound
 from archon_gateway.upstreams.catalog import UpstreamTool
-from archon_gateway.upstreams.manifest import Manifest, MissingVariable
+from archon_gateway.upstreams.manifest import Manifest
 from archon_gateway.upstreams.restarts import CrashHistory, RestartPolicy
 from archon_gateway.upstreams.state import DOWN_STATES, UpstreamState
 from archon_gateway.upstreams.supervisor import Upstream, UpstreamHooks

@@ -14,7 +14,11 @@ from typing import Any, Protocol
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream
 
-from archon_gateway.gateway.core.errors import GatewayError, UpstreamUnavailable
+from archon_gateway.gateway.core.errors import (
+    GatewayError,
+    UpstreamCallFailed,
+    UpstreamConnectionLost,
+)
 from archon_gateway.gateway.core.line_framing import READ_SIZE, BoundedLines, OversizedLine
 
 log = logging.getLogger(__name__)
@@ -39,14 +43,6 @@ def nests_deeper_than(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return bool(brackets)
 
 
-class TransportClosed(Exception):
-    """Sending failed because the transport is gone; `reason` completes "upstream 'x' …"."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 class FrameSink(Protocol):
     """What a transport hands incoming messages to (the connection)."""
 
@@ -66,7 +62,7 @@ class MessageTransport(Protocol):
         """Hand every incoming message to `sink` until the upstream's stream ends."""
 
     async def send(self, message: dict[str, Any], data: bytes) -> None:
-        """Send one message (`data` is its JSON); raise TransportClosed when it cannot."""
+        """Send one message (`data` is its JSON); raise UpstreamConnectionLost when it cannot."""
 
 
 class StdioTransport:
@@ -102,7 +98,7 @@ class StdioTransport:
         try:
             await self.stdin.send(data + b"\n")
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            raise TransportClosed("stopped reading its input") from exc
+            raise UpstreamConnectionLost("stopped reading its input") from exc
 
     def _fail_oversized(self, sink: FrameSink, line: OversizedLine) -> None:
         request_id = line.request_id()
@@ -125,8 +121,8 @@ class StdioTransport:
         sink.fail_request(request_id, oversized_reply(self.name, self.max_message_bytes, line.size))
 
 
-def oversized_reply(name: str, limit: int, size: int) -> UpstreamUnavailable:
-    return UpstreamUnavailable(
+def oversized_reply(name: str, limit: int, size: int) -> UpstreamCallFailed:
+    return UpstreamCallFailed(
         f"upstream '{name}' sent a reply over the {limit}-byte message limit "
         f"({size} bytes so far); raise max_message_bytes in its manifest if this is expected"
     )

@@ -15,11 +15,11 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
-from archon_gateway.gateway.core.errors import UpstreamUnavailable
+from archon_gateway.gateway.core.errors import UpstreamCallFailed, UpstreamConnectionLost
 from archon_gateway.gateway.core.http_client import create_http_client
 from archon_gateway.upstreams.remote.inbox import Inbox
 from archon_gateway.upstreams.remote.sse_events import OversizedEvent, sse_events
-from archon_gateway.upstreams.transport import FrameSink, TransportClosed
+from archon_gateway.upstreams.transport import FrameSink
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,10 @@ class SseTransport:
 
     async def send(self, message: dict[str, Any], data: bytes) -> None:
         if self._inbox.lost is not None:
-            raise TransportClosed(self._inbox.lost)
+            raise UpstreamConnectionLost(self._inbox.lost)
         await self._endpoint_known.wait()
         if self._endpoint is None:
-            raise TransportClosed(self._inbox.lost or "closed its event stream")
+            raise UpstreamConnectionLost(self._inbox.lost or "closed its event stream")
         try:
             response = await self._client.post(
                 self._endpoint,
@@ -78,14 +78,14 @@ class SseTransport:
                 timeout=_POST_TIMEOUT,
             )
         except httpx.TransportError as exc:
-            raise TransportClosed(f"is unreachable ({type(exc).__name__})") from exc
+            raise UpstreamConnectionLost(f"is unreachable ({type(exc).__name__})") from exc
         if response.status_code >= 400:
-            failure = UpstreamUnavailable(
+            failure = UpstreamCallFailed(
                 f"upstream '{self.name}' failed the request "
                 f"(HTTP {response.status_code} {response.reason_phrase})"
             )
             if response.status_code == 404:  # the server no longer knows this stream
-                raise TransportClosed("forgot the gateway's session (HTTP 404)")
+                raise UpstreamConnectionLost("forgot the gateway's session (HTTP 404)")
             if "id" in message and "method" in message:
                 await self._inbox.fail(message["id"], failure)
             else:

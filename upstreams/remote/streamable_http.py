@@ -24,11 +24,16 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
-from archon_gateway.gateway.core.errors import GatewayError, UpstreamUnavailable
+from archon_gateway.gateway.core.errors import (
+    GatewayError,
+    UpstreamCallFailed,
+    UpstreamConnectionLost,
+    UpstreamUnavailable,
+)
 from archon_gateway.gateway.core.http_client import create_http_client
 from archon_gateway.upstreams.remote.inbox import Inbox
 from archon_gateway.upstreams.remote.sse_events import OversizedEvent, sse_events
-from archon_gateway.upstreams.transport import FrameSink, TransportClosed, oversized_reply
+from archon_gateway.upstreams.transport import FrameSink, oversized_reply
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +100,7 @@ class StreamableHttpTransport:
 
     async def send(self, message: dict[str, Any], data: bytes) -> None:
         if self._inbox.lost is not None:
-            raise TransportClosed(self._inbox.lost)
+            raise UpstreamConnectionLost(self._inbox.lost)
         method = message.get("method")
         if method is not None and "id" in message:
             if method == "initialize":
@@ -110,6 +115,8 @@ class StreamableHttpTransport:
                 scope.cancel()
         try:
             await self._exchange(data, None)
+        except UpstreamConnectionLost:
+            raise
         except GatewayError as exc:
             log.warning("%s: %s was not accepted: %s", self.name, method or "a reply", exc)
         if method == "notifications/initialized" and not self._listening:
@@ -124,7 +131,7 @@ class StreamableHttpTransport:
             self._posts[request_id] = scope
             try:
                 await self._exchange(data, request_id)
-            except TransportClosed as exc:
+            except UpstreamConnectionLost as exc:
                 self._inbox.lose(exc.reason)
             except GatewayError as exc:
                 await self._inbox.fail(request_id, exc)
@@ -139,7 +146,7 @@ class StreamableHttpTransport:
                 await self._read_answer(response, related)
                 return
         if not may_renew:
-            raise TransportClosed("forgot the gateway's session again right after a new one")
+            raise UpstreamConnectionLost("forgot the gateway's session again right after a new one")
         await self._renew(session)
         await self._exchange(data, related, may_renew=False)
 
@@ -159,7 +166,7 @@ class StreamableHttpTransport:
             ) as response:
                 yield response
         except httpx.TransportError as exc:
-            raise TransportClosed(f"is unreachable ({type(exc).__name__})") from exc
+            raise UpstreamConnectionLost(f"is unreachable ({type(exc).__name__})") from exc
 
     async def _session_expired(self, response: httpx.Response) -> bool:
         """404 is the spec's answer for an unknown session; the reference servers answer
@@ -216,7 +223,7 @@ class StreamableHttpTransport:
             if self._session_id != expired:
                 return  # another request already renewed it
             if self._initialize is None:
-                raise TransportClosed("forgot the gateway's session")
+                raise UpstreamConnectionLost("forgot the gateway's session")
             log.info("%s: the remote forgot the gateway's session; initializing again", self.name)
             self._session_id, self._renewals = None, self._renewals + 1
             request_id = f"archon-renew-{self._renewals}"
@@ -224,14 +231,16 @@ class StreamableHttpTransport:
             async with self._post(json.dumps(message).encode()) as response:
                 if response.status_code >= 400:
                     failure = _http_failure(self.name, response)
-                    raise TransportClosed(f"refused a new session ({failure})")
+                    raise UpstreamConnectionLost(f"refused a new session ({failure})")
                 self._session_id = response.headers.get(SESSION_HEADER)
                 # Its reply only confirms the session; the connection already knows the server.
                 await self._skip_reply(response)
             initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
             async with self._post(json.dumps(initialized).encode()) as response:
                 if response.status_code >= 400:
-                    raise TransportClosed(f"refused a new session (HTTP {response.status_code})")
+                    raise UpstreamConnectionLost(
+                        f"refused a new session (HTTP {response.status_code})"
+                    )
 
     async def _skip_reply(self, response: httpx.Response) -> None:
         kind = response.headers.get("content-type", "")
@@ -292,13 +301,15 @@ async def _read_limited(response: httpx.Response, limit: int) -> bytes | None:
     return bytes(body)
 
 
-def _http_failure(name: str, response: httpx.Response) -> UpstreamUnavailable:
-    status = response.status_code
-    if status in (401, 403):
-        what = "rejected the gateway's credentials; check the headers in its manifest"
-    else:
-        what = "failed the request"
-    return UpstreamUnavailable(f"upstream '{name}' {what} (HTTP {status} {response.reason_phrase})")
+def _http_failure(name: str, response: httpx.Response) -> GatewayError:
+    """Refused credentials concern the whole upstream; any other failure just this call."""
+    status = f"HTTP {response.status_code} {response.reason_phrase}"
+    if response.status_code in (401, 403):
+        return UpstreamUnavailable(
+            f"upstream '{name}' rejected the gateway's credentials ({status}); "
+            "check the headers in its manifest"
+        )
+    return UpstreamCallFailed(f"upstream '{name}' failed the request ({status})")
 
 
 def _negotiated_version(frame: bytes) -> str | None:
