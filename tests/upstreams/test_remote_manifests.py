@@ -49,7 +49,8 @@ def test_a_url_manifest_defaults_to_streamable_http_and_resolves_header_variable
         url="https://127.0.0.1:1/mcp",
         headers={"Authorization": "Bearer ${LINEAR_TOKEN}", "X-Team": "core-${TEAM}-x"},
     )
-    assert manifest.is_remote and manifest.remote_transport == "streamable-http"
+    assert manifest.is_remote
+    assert manifest.remote_transport == "streamable-http"
     env = {"LINEAR_TOKEN": "lin-secret", "TEAM": "blue"}
     assert manifest.resolve_headers(env) == {
         "Authorization": "Bearer lin-secret",
