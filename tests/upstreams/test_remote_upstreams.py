@@ -25,9 +25,10 @@ from archon_gateway.gateway.http import build_http_app
 from archon_gateway.gateway.settings import Settings
 from archon_gateway.upstreams.manifest import load_manifests
 from tests.support import (
+    URL_PATTERN,
     RawStdioPeer,
     running_gateway,
-    running_http_gateway,
+    wait_for_text,
     wait_until,
 )
 from tests.upstreams.conftest import WriteManifest
@@ -111,7 +112,9 @@ async def test_server_everything_over_streamable_http_and_sse_behind_both_front_
         everything(node_bin, "streamableHttp", http_port, log),
         everything(node_bin, "sse", sse_port, log),
     ):
-        async with running_http_gateway(gateway_env, tmp_path) as (_, url, _):
+        both = ("--transport", "both", "--port", "0")
+        async with running_gateway(gateway_env, tmp_path, *both) as (process, stderr):
+            url = (await wait_for_text(stderr, URL_PATTERN)).group(1)
             progress: list[float] = []
 
             async def on_progress(done: float, total: float | None, message: str | None) -> None:
@@ -130,7 +133,6 @@ async def test_server_everything_over_streamable_http_and_sse_behind_both_front_
                         assert "Long running operation completed" in text_of(result)
             assert progress == [1.0, 2.0, 3.0, 1.0, 2.0, 3.0]
 
-        async with running_gateway(gateway_env, tmp_path) as (process, _):
             peer = RawStdioPeer(process)
             with anyio.fail_after(60):
                 await peer.initialize()
@@ -140,6 +142,8 @@ async def test_server_everything_over_streamable_http_and_sse_behind_both_front_
                         {"name": f"{prefix}_get-sum", "arguments": {"a": 2, "b": 40}},
                     )
                     assert "42" in reply["result"]["content"][0]["text"]
+            # The gateway's own log never names a remote's URL query (httpx stays quiet).
+            assert "sessionId=" not in stderr.read_text()
 
 
 async def test_a_restarted_remote_is_reconnected_and_a_forgotten_session_renewed_in_one_call(
@@ -151,6 +155,7 @@ async def test_a_restarted_remote_is_reconnected_and_a_forgotten_session_renewed
         data_dir=tmp_path / "data",
         manifests_dir=manifests_dir,
         upstream_restart_backoff=0.1,
+        upstream_crash_loop_retry=0.5,
         upstream_ping_interval=3600,
     )
     server = build_gateway(settings, environ=dict(os.environ))
