@@ -208,6 +208,7 @@ def doctor(
 
     import anyio
 
+    from archon_gateway.gateway.app import layered_manifests
     from archon_gateway.gateway.doctor import diagnose, render_table, summary
     from archon_gateway.gateway.logs import configure_logging
     from archon_gateway.upstreams.manifest import ManifestSet, load_manifests, manifest_folders
@@ -220,6 +221,10 @@ def doctor(
         log.warning("enable_external_gateway is off: `serve` will not start these upstreams")
     folders = manifest_folders(settings.manifests_dir, settings.data_dir)
     found = load_manifests(folders)
+    try:
+        found = ManifestSet(layered_manifests(settings, found), found.problems, found.files)
+    except SettingsInvalid as exc:
+        _fail(str(exc), 2)
     if only:
         known = {m.name for m in found.manifests} | {p.path.stem for p in found.problems}
         if unknown := [name for name in only if name not in known]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import uuid
 from typing import Any
@@ -83,20 +84,13 @@ async def mcp(request: Request) -> Response:
 
 def main() -> None:
     app = Starlette(routes=[Route("/mcp", mcp, methods=["GET", "POST", "DELETE"])])
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=int(sys.argv[1]), log_config=None, access_log=False
-    )
-    server = uvicorn.Server(config)
-
-    async def serve() -> None:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(server.serve)
-            while not server.started:
-                await anyio.sleep(0.02)
-            port = server.servers[0].sockets[0].getsockname()[1]
-            print(f"listening on {port}", file=sys.stderr, flush=True)
-
-    anyio.run(serve)
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", int(sys.argv[1])))
+    listener.listen(128)
+    print(f"listening on {listener.getsockname()[1]}", file=sys.stderr, flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
+    anyio.run(lambda: server.serve(sockets=[listener]))
 
 
 if __name__ == "__main__":

@@ -60,9 +60,7 @@ async def running(argv: list[str], env: dict[str, str], log: Path) -> AsyncItera
 
 
 @asynccontextmanager
-async def everything(
-    node_bin: Path, mode: str, port: int, log: Path
-) -> AsyncIterator[Process]:
+async def everything(node_bin: Path, mode: str, port: int, log: Path) -> AsyncIterator[Process]:
     script = node_bin.parent / EVERYTHING
     env = {**os.environ, "PORT": str(port)}
     async with running(["node", str(script), mode], env, log) as process:
@@ -80,16 +78,10 @@ async def everything(
 
 @asynccontextmanager
 async def remote_server(port: int, record: Path, log: Path) -> AsyncIterator[int]:
+    """remote_server.py on `port` (0: a free one); yields its port. `log` must be new."""
     env = {**os.environ, "REMOTE_RECORD_FILE": str(record)}
-    start = log.stat().st_size if log.exists() else 0
     async with running([sys.executable, str(REMOTE_SERVER), str(port)], env, log):
-        with anyio.fail_after(20):
-            while True:
-                said = log.read_bytes()[start:].decode(errors="replace")
-                if "listening on" in said:
-                    break
-                await anyio.sleep(0.05)
-        yield int(said.split("listening on")[1].split()[0])
+        yield int((await wait_for_text(log, r"listening on (\d+)")).group(1))
 
 
 def records(path: Path) -> list[dict[str, Any]]:
@@ -281,7 +273,7 @@ async def test_a_remote_that_forgets_its_sessions_gets_a_new_one_and_the_call_is
         with anyio.fail_after(60):
             async with remote_server(port, record, log):
                 assert text_of(await client.call_tool("remote_echo", {"text": "a"})) == "a"
-            async with remote_server(port, record, log):
+            async with remote_server(port, record, tmp_path / "again.log"):
                 assert text_of(await client.call_tool("remote_echo", {"text": "b"})) == "b"
     sessions = [entry["initialized"] for entry in records(record) if "initialized" in entry]
     assert len(sessions) == 2

@@ -56,7 +56,9 @@ class SseTransport:
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
         try:
-            await self._tg.__aexit__(exc_type, exc, tb)
+            # The block's own error is not the task group's: it passes on as itself (the
+            # tasks catch theirs), not wrapped in an exception group.
+            await self._tg.__aexit__(None, None, None)
         finally:
             with anyio.CancelScope(shield=True):
                 await self._client.aclose()
