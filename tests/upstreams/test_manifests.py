@@ -27,6 +27,8 @@ def test_shipped_manifests_cover_the_known_upstreams_and_validate() -> None:
     assert by_name["context7"].command == "context7-mcp"
     assert by_name["sequential-thinking"].command == "mcp-server-sequential-thinking"
     assert by_name["serena"].args[0] == "start-mcp-server"
+    # serena 2.1 renamed the deprecated `ide-assistant` context.
+    assert by_name["serena"].args[1:3] == ["--context", "claude-code"]
     assert all(manifest.install_hint for manifest in found.manifests)
     # zen's API keys are named, never inherited wholesale.
     assert "OPENAI_API_KEY" in by_name["zen"].pass_env
