@@ -71,7 +71,8 @@ class HttpPeer:
         if response.headers.get("content-type", "").startswith("text/event-stream"):
             text = [line[5:] for line in text.splitlines() if line.startswith("data:")][-1]
         reply: dict[str, Any] = json.loads(text)
-        assert reply.get("id") == self.next_id and "result" in reply, reply
+        assert reply.get("id") == self.next_id, reply
+        assert "result" in reply, reply
         return reply
 
 
