@@ -8,7 +8,6 @@ from pathlib import Path
 
 from archon_gateway.upstreams.connection import NotificationHandler
 from archon_gateway.upstreams.manifest import Manifest
-from archon_gateway.upstreams.remote.session import open_remote_session
 from archon_gateway.upstreams.session import UpstreamSession, open_session
 
 
@@ -24,6 +23,9 @@ def open_upstream(
     """`command` is the stdio upstream's resolved executable; `headers` the remote
     upstream's resolved headers (secrets: never logged)."""
     if manifest.is_remote:
+        # Imported here: httpx costs a stdio-only gateway (and doctor) nothing until needed.
+        from archon_gateway.upstreams.remote.session import open_remote_session
+
         return open_remote_session(manifest, headers, on_notification=on_notification)
     assert command is not None
     return open_session(
