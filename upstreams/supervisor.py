@@ -110,6 +110,7 @@ class Upstream:
         """Per-upstream details for /health, gateway_info and the restart tool."""
         return UpstreamInfo(
             state=str(self.state),
+            transport=self.manifest.remote_transport if self.manifest.is_remote else "stdio",
             pid=self.pid,
             restarts=self.restarts,
             last_error=self.last_error,

@@ -230,6 +230,7 @@ async def test_a_hung_remote_tool_times_out_tells_the_remote_and_opens_only_its_
                 upstreams = body["upstreams"]
                 pinged = upstreams["remote"]["last_ping_ms"]
                 assert upstreams["remote"]["state"] == "ready"
+                assert upstreams["remote"]["transport"] == "streamable-http"
                 assert body["breakers"]["tool remote_hang"]["state"] == "open"
                 assert body["breakers"]["upstream remote"]["state"] == "closed"
                 assert upstreams["nokey"]["state"] == "disabled"
