@@ -153,13 +153,17 @@ class StreamableHttpTransport:
         await self._exchange(data, related, may_renew=False)
 
     @asynccontextmanager
-    async def _post(self, data: bytes) -> AsyncIterator[httpx.Response]:
+    async def _post(
+        self, data: bytes, session: str | bool | None = True
+    ) -> AsyncIterator[httpx.Response]:
+        """POST `data` in the current session (`session=True`), or in the one given."""
+        session = self._session_id if session is True else session
         headers = {
             "accept": "application/json, text/event-stream",
             "content-type": "application/json",
         }
-        if self._session_id is not None:
-            headers[SESSION_HEADER] = self._session_id
+        if isinstance(session, str):
+            headers[SESSION_HEADER] = session
         if self._protocol_version is not None:
             headers[VERSION_HEADER] = self._protocol_version
         try:
@@ -227,22 +231,24 @@ class StreamableHttpTransport:
             if self._initialize is None:
                 raise UpstreamConnectionLost("forgot the gateway's session")
             log.info("%s: the remote forgot the gateway's session; initializing again", self.name)
-            self._session_id, self._renewals = None, self._renewals + 1
-            request_id = f"archon-renew-{self._renewals}"
-            message = {**self._initialize, "id": request_id}
-            async with self._post(json.dumps(message).encode()) as response:
+            # Requests sent meanwhile keep the old session (and wait here when it fails);
+            # the new one is used only once it is initialized.
+            self._renewals += 1
+            message = {**self._initialize, "id": f"archon-renew-{self._renewals}"}
+            async with self._post(json.dumps(message).encode(), session=None) as response:
                 if response.status_code >= 400:
                     failure = _http_failure(self.name, response)
                     raise UpstreamConnectionLost(f"refused a new session ({failure})")
-                self._session_id = response.headers.get(SESSION_HEADER)
+                renewed = response.headers.get(SESSION_HEADER)
                 # Its reply only confirms the session; the connection already knows the server.
                 await self._skip_reply(response)
             initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-            async with self._post(json.dumps(initialized).encode()) as response:
+            async with self._post(json.dumps(initialized).encode(), session=renewed) as response:
                 if response.status_code >= 400:
                     raise UpstreamConnectionLost(
                         f"refused a new session (HTTP {response.status_code})"
                     )
+            self._session_id = renewed
 
     async def _skip_reply(self, response: httpx.Response) -> None:
         kind = response.headers.get("content-type", "")
