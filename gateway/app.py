@@ -28,6 +28,7 @@ from archon_gateway.gateway.mcp_server import GatewayServer
 from archon_gateway.gateway.middleware.call_metrics import MetricsMiddleware
 from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
 from archon_gateway.gateway.middleware.timeout import TimeoutMiddleware
+from archon_gateway.gateway.passthrough import serve_passthrough
 from archon_gateway.gateway.settings import Settings
 from archon_gateway.gateway.upstream_admin import (
     add_upstream_admin_tools,
@@ -127,10 +128,12 @@ def _serve_upstreams(
     watch_upstreams(pool, metrics, components)
     clients = ClientSessions()
     server.add_middleware(clients)
-    clients.serve_listen(server)
+    serve_passthrough(server, pool, clients)  # resources, prompts, logs, subscriptions
     pool.on_tools_changed(clients.tools_changed)
     server.add_lifetime(pool.running)
-    server.add_provider(UpstreamProvider(pool))
+    provider = UpstreamProvider(pool)
+    server.add_provider(provider)
+    server.add_completion_handler(provider.complete)
     add_upstream_admin_tools(server, pool)
     return _UpstreamViews(
         infos=functools.partial(upstream_details, pool),
@@ -229,6 +232,7 @@ def _upstream_pool(
         policy=restart_policy(settings),
         clock=clock,
         pinged=lambda name, seconds: metrics.upstream_ping.labels(upstream=name).observe(seconds),
+        client_request_limit=settings.upstream_client_request_timeout,
     )
 
 

@@ -22,7 +22,16 @@ from archon_gateway.gateway.core.errors import (
     UpstreamUnavailable,
 )
 from archon_gateway.gateway.core.health import ComponentStatus
-from archon_gateway.upstreams.catalog import LIST_CHANGED, UpstreamTool, catalog_of
+from archon_gateway.upstreams.callers import Caller, InFlight, forward_request
+from archon_gateway.upstreams.catalog import (
+    LIST_CHANGED,
+    PROMPTS_CHANGED,
+    RESOURCES_CHANGED,
+    Passthrough,
+    UpstreamTool,
+    catalog_of,
+    passthrough_of,
+)
 from archon_gateway.upstreams.connection import ProgressCallback
 from archon_gateway.upstreams.manifest import Manifest
 from archon_gateway.upstreams.restarts import CrashHistory, RestartPolicy
@@ -38,6 +47,11 @@ class UpstreamHooks:
 
     catalog_changed: Callable[[], None] = lambda: None
     pinged: Callable[[str, float], None] = lambda name, seconds: None
+    # An upstream's notification for the gateway's clients (resources/updated, message,
+    # resources or prompts list_changed): (upstream, method, params, caller or None).
+    relay: Callable[[str, str, dict[str, Any], Caller | None], None] = (
+        lambda upstream, method, params, caller: None
+    )
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,10 @@ class Upstream:
     last_error: str | None = None
     session: UpstreamSession | None = None
     tools: dict[str, UpstreamTool] = field(default_factory=dict)
+    passthrough: Passthrough = field(default_factory=Passthrough)
+    # How long a client may take to answer what the upstream asks it (sampling, ...).
+    client_request_limit: float = 300.0
+    in_flight: InFlight = field(default_factory=InFlight)
     restarts: int = 0
     runs: int = 0  # times the process was started
     last_ping: float | None = None
@@ -184,7 +202,37 @@ class Upstream:
         tool: UpstreamTool,
         arguments: Mapping[str, Any],
         progress: ProgressCallback | None,
+        caller: Caller | None = None,
     ) -> dict[str, Any]:
+        session = await self._live_session()
+        self._in_flight += 1
+        try:
+            with self.in_flight.calling(caller) as origin:
+                return await session.call_tool(
+                    tool.upstream_tool, arguments, progress, origin=origin
+                )
+        finally:
+            self._in_flight -= 1
+            self._last_used = anyio.current_time()
+
+    async def request(
+        self, method: str, params: dict[str, Any], caller: Caller | None = None
+    ) -> dict[str, Any]:
+        """Any other request a client makes of this upstream (resources/read, prompts/get,
+        completion/complete, ...), started on demand like a call."""
+        session = await self._live_session()
+        self._in_flight += 1
+        try:
+            with self.in_flight.calling(caller) as origin:
+                return await session.request(method, params, origin=origin)
+        finally:
+            self._in_flight -= 1
+            self._last_used = anyio.current_time()
+
+    def live_session(self) -> UpstreamSession | None:
+        return self.session
+
+    async def _live_session(self) -> UpstreamSession:
         if self.session is None:
             self.want()
             await self.wait_settled()
@@ -192,12 +240,7 @@ class Upstream:
         if session is None:
             down = self.state in DOWN_STATES
             raise (UpstreamRestarting if down else UpstreamUnavailable)(self.unavailable_reason())
-        self._in_flight += 1
-        try:
-            return await session.call_tool(tool.upstream_tool, arguments, progress)
-        finally:
-            self._in_flight -= 1
-            self._last_used = anyio.current_time()
+        return session
 
     # -- supervision -----------------------------------------------------------------------
 
@@ -269,10 +312,12 @@ class Upstream:
                 gateway_env=gateway_env,
                 log_dir=log_dir,
                 on_notification=self._on_notification,
+                on_request=self._on_request,
             ) as session:
                 with anyio.fail_after(self.manifest.startup_timeout):
                     definitions = await session.list_tools()
-                self._update_catalog(definitions)
+                    passthrough = await self._list_passthrough(session)
+                self._update_catalog(definitions, passthrough)
                 self.session, self.last_ping, self.retry_at = session, None, None
                 self._failing = False
                 self._last_used = anyio.current_time()
@@ -360,9 +405,42 @@ class Upstream:
                 return
             await anyio.sleep(max(idle - quiet, 0.05))
 
-    def _on_notification(self, method: str, params: dict[str, Any]) -> None:
-        if method == LIST_CHANGED:
+    def _on_notification(self, method: str, params: dict[str, Any], related: int | None) -> None:
+        if method in (LIST_CHANGED, RESOURCES_CHANGED, PROMPTS_CHANGED):
             self._stale.set()
+        elif method in ("notifications/resources/updated", "notifications/message"):
+            origin = self.session.connection.origin_of(related) if self.session else None
+            found = self.in_flight.attribute(origin) if method == "notifications/message" else None
+            caller = getattr(found, "caller", None)
+            self.hooks.relay(self.name, method, params, caller)
+
+    async def _on_request(
+        self, method: str, params: dict[str, Any], related: int | None
+    ) -> dict[str, Any]:
+        origin = self.session.connection.origin_of(related) if self.session else None
+        return await forward_request(
+            self.name,
+            self.in_flight,
+            method,
+            params,
+            origin,
+            time_limit=self.client_request_limit,
+            roots=self.manifest.root_objects(),
+        )
+
+    async def _list_passthrough(self, session: UpstreamSession) -> Passthrough:
+        """Its resources, templates and prompts; an upstream that fails to list them keeps
+        its tools (they are listed without them, with a warning)."""
+        try:
+            return passthrough_of(
+                self.manifest,
+                await session.list_resources(),
+                await session.list_resource_templates(),
+                await session.list_prompts(),
+            )
+        except GatewayError as exc:
+            log.warning("upstream %s: could not list resources or prompts: %s", self.name, exc)
+            return Passthrough()
 
     async def _refresh_catalog(self, session: UpstreamSession) -> None:
         while True:
@@ -373,17 +451,29 @@ class Upstream:
             try:
                 with anyio.fail_after(self.manifest.startup_timeout):
                     definitions = await session.list_tools()
+                    passthrough = await self._list_passthrough(session)
             except (GatewayError, TimeoutError) as exc:
                 log.warning("upstream %s: could not re-list its tools: %s", self.name, exc)
                 continue
-            self._update_catalog(definitions)
+            self._update_catalog(definitions, passthrough)
 
-    def _update_catalog(self, definitions: Sequence[dict[str, Any]]) -> None:
+    def _update_catalog(
+        self, definitions: Sequence[dict[str, Any]], passthrough: Passthrough
+    ) -> None:
         tools = catalog_of(self.manifest, definitions)
+        resources_changed = (passthrough.resources, passthrough.templates) != (
+            self.passthrough.resources,
+            self.passthrough.templates,
+        )
+        prompts_changed = passthrough.prompts != self.passthrough.prompts
         changed = tools != self.tools
-        self.tools = tools
+        self.tools, self.passthrough = tools, passthrough
         if changed:
             self.hooks.catalog_changed()
+        if resources_changed:
+            self.hooks.relay(self.name, RESOURCES_CHANGED, {}, None)
+        if prompts_changed:
+            self.hooks.relay(self.name, PROMPTS_CHANGED, {}, None)
 
 
 _End = Callable[[str, str], None]
