@@ -39,6 +39,7 @@ from archon_gateway.gateway.upstream_admin import (
 from archon_gateway.tools.codegen import CodegenTools
 from archon_gateway.tools.patterns import PatternTools
 from archon_gateway.tools.workflow import WorkflowTools
+from archon_gateway.upstreams.exchanges import Exchanges
 from archon_gateway.upstreams.manifest import load_manifests, manifest_folders
 from archon_gateway.upstreams.pool import UpstreamPool
 from archon_gateway.upstreams.provider import UpstreamProvider
@@ -131,7 +132,10 @@ def _serve_upstreams(
     serve_passthrough(server, pool, clients)  # resources, prompts, logs, subscriptions
     pool.on_tools_changed(clients.tools_changed)
     server.add_lifetime(pool.running)
-    provider = UpstreamProvider(pool)
+    # 2026-07-28 clients answer upstreams' questions in later rounds of their tool calls.
+    exchanges = Exchanges(pool.client_request_limit)
+    server.add_lifetime(exchanges.running)
+    provider = UpstreamProvider(pool, exchanges)
     server.add_provider(provider)
     server.add_completion_handler(provider.complete)
     add_upstream_admin_tools(server, pool)

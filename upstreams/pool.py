@@ -53,6 +53,7 @@ class UpstreamPool:
         self._gateway_env = dict(gateway_env)
         self._log_dir = log_dir
         self.default_timeout = default_timeout
+        self.client_request_limit = client_request_limit
         self.list_wait = list_wait
         self.policy = policy or RestartPolicy()
         self.upstreams: dict[str, Upstream] = {}

@@ -18,7 +18,7 @@ from fastmcp.prompts.base import PromptArgument
 from fastmcp.resources import Resource, ResourceContent, ResourceResult, ResourceTemplate
 from fastmcp.server.dependencies import get_context
 from fastmcp.server.providers.base import Provider
-from fastmcp.tools.base import Tool, ToolResult
+from fastmcp.tools.base import InputRequiredToolResult, Tool, ToolResult
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -30,6 +30,7 @@ from archon_gateway.gateway.core.sdk_compat import FastMCPComponent, TaskConfig,
 from archon_gateway.upstreams.callers import FORWARDED, INVALID_REQUEST
 from archon_gateway.upstreams.catalog import UpstreamTool
 from archon_gateway.upstreams.connection import PeerRequestRefused, ProgressCallback
+from archon_gateway.upstreams.exchanges import Exchange, Exchanges
 from archon_gateway.upstreams.naming import namespaced_uri
 from archon_gateway.upstreams.pool import UpstreamPool
 from archon_gateway.upstreams.supervisor import Upstream
@@ -52,33 +53,32 @@ class ContextCaller:
         session = ctx.session
         self._session = session
         self._request_id = ctx.request_id
+        request = ctx.request_context
+        token = request.meta.get("progressToken") if request is not None and request.meta else None
+        self.progress_token: str | int | None = token if isinstance(token, str | int) else None
         self.client: object = sdk_compat.session_connection(session) or session
-        self._modern = session.protocol_version in MODERN_PROTOCOL_VERSIONS
+        self.capabilities = session.client_capabilities
+        self.modern = session.protocol_version in MODERN_PROTOCOL_VERSIONS
 
     def can(self, method: str, params: dict[str, Any]) -> str | None:
-        capability = FORWARDED.get(method)
-        if capability is None:
-            return f"the gateway does not forward {method}"
-        if self._modern:
+        if self.modern:
             return (
-                "the calling client speaks MCP 2026-07-28, where a server cannot send it "
-                "requests in the middle of a call"
+                "the calling client speaks MCP 2026-07-28, which takes such requests only "
+                "as input_required answers to a tool call"
             )
-        declared = self._session.client_capabilities
-        have = getattr(declared, capability, None) if declared is not None else None
-        if have is None:
-            return f"the calling client did not declare the '{capability}' capability"
-        url_mode = method == "elicitation/create" and params.get("mode") == "url"
-        if url_mode and getattr(have, "url", None) is None:
-            return "the calling client did not declare URL-mode elicitation"
-        return None
+        return _why_not(self.capabilities, method, params)
+
+    @property
+    def may_be_asked(self) -> bool:
+        """Whether it declared anything an upstream may ask of it."""
+        declared = self.capabilities
+        return declared is not None and any(
+            getattr(declared, capability, None) is not None for capability in FORWARDED.values()
+        )
 
     async def ask(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        request_type, result_type = _REQUEST_TYPES[method]
-        try:
-            request = request_type.model_validate({"method": method, "params": params})
-        except ValidationError as exc:
-            raise PeerRequestRefused(-32602, f"invalid {method} params: {exc}") from exc
+        result_type = _REQUEST_TYPES[method][1]
+        request = _typed_request(method, params)
         try:
             result = await self._session.send_request(
                 request,
@@ -104,6 +104,65 @@ class ContextCaller:
         await self._session.send_log_message(
             level, params.get("data"), name, related_request_id=self._request_id
         )
+
+    async def progress(self, progress: float, total: float | None, message: str | None) -> None:
+        if self.progress_token is not None:
+            await self._session.send_progress_notification(
+                self.progress_token,
+                progress,
+                total,
+                message,
+                related_request_id=str(self._request_id),
+            )
+
+
+def _why_not(
+    declared: mt.ClientCapabilities | None, method: str, params: dict[str, Any]
+) -> str | None:
+    """None when a client that declared `declared` can answer `method`; else why not."""
+    capability = FORWARDED.get(method)
+    if capability is None:
+        return f"the gateway does not forward {method}"
+    have = getattr(declared, capability, None) if declared is not None else None
+    if have is None:
+        return f"the calling client did not declare the '{capability}' capability"
+    url_mode = method == "elicitation/create" and params.get("mode") == "url"
+    if url_mode and getattr(have, "url", None) is None:
+        return "the calling client did not declare URL-mode elicitation"
+    return None
+
+
+def _typed_request(method: str, params: dict[str, Any]) -> Any:
+    try:
+        return _REQUEST_TYPES[method][0].model_validate({"method": method, "params": params})
+    except ValidationError as exc:
+        raise PeerRequestRefused(-32602, f"invalid {method} params: {exc}") from exc
+
+
+class ExchangeCaller:
+    """A 2026-07-28 client as an upstream's caller: what the upstream asks is put to the
+    client between rounds of its tool call (see exchanges.py)."""
+
+    def __init__(self, exchange: Exchange, first: ContextCaller) -> None:
+        self.client: object = exchange
+        self._exchange = exchange
+        self._capabilities = first.capabilities
+        self.round: ContextCaller | None = first  # the client's request now served, if any
+
+    def can(self, method: str, params: dict[str, Any]) -> str | None:
+        return _why_not(self._capabilities, method, params)
+
+    async def ask(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        _typed_request(method, params)  # refuse malformed questions before the client sees them
+        return await self._exchange.ask(method, params)
+
+    async def log(self, upstream: str, params: dict[str, Any]) -> None:
+        if self.round is not None:
+            await self.round.log(upstream, params)
+
+    async def progress(self, progress: float, total: float | None, message: str | None) -> None:
+        if self.round is not None:
+            await self.round.progress(progress, total, message)
 
 
 _LEVELS: tuple[mt.LoggingLevel, ...] = (
@@ -132,9 +191,12 @@ class ProxiedTool(Tool):
     task_config: TaskConfig = TaskConfig(mode="forbidden")
     _upstream: Upstream = PrivateAttr()
     _tool: UpstreamTool = PrivateAttr()
+    _exchanges: Exchanges | None = PrivateAttr(default=None)
 
     @classmethod
-    def for_upstream(cls, upstream: Upstream, tool: UpstreamTool) -> ProxiedTool:
+    def for_upstream(
+        cls, upstream: Upstream, tool: UpstreamTool, exchanges: Exchanges | None = None
+    ) -> ProxiedTool:
         definition = mt.Tool.model_validate(tool.definition)
         proxied = cls(
             name=tool.exposed_name,
@@ -146,16 +208,66 @@ class ProxiedTool(Tool):
             icons=definition.icons,
             tags={upstream.name},
         )
-        proxied._upstream, proxied._tool = upstream, tool
+        proxied._upstream, proxied._tool, proxied._exchanges = upstream, tool, exchanges
         return proxied
 
     async def run(self, arguments: dict[str, Any], context: Context | None = None) -> ToolResult:
         ctx = context or get_context()
+        caller = _caller(ctx)
+        exchanges = self._exchanges
+        if caller is not None and caller.modern and caller.may_be_asked and exchanges:
+            return await self._run_in_rounds(arguments, ctx, caller, exchanges)
         with tool_errors():
-            raw = await self._upstream.call(
-                self._tool, arguments, _progress_relay(ctx), _caller(ctx)
-            )
+            raw = await self._upstream.call(self._tool, arguments, _progress_relay(ctx), caller)
         return ToolResult.from_mcp_result(mt.CallToolResult.model_validate(raw))
+
+    async def _run_in_rounds(
+        self, arguments: dict[str, Any], ctx: Context, first: ContextCaller, exchanges: Exchanges
+    ) -> ToolResult:
+        """A 2026-07-28 client that may be asked things: the call runs in an exchange, and
+        each of the client's rounds ends with either the result or the next questions."""
+        exchange = exchanges.find(ctx.request_state)
+        if exchange is not None:
+            cast(ExchangeCaller, exchange.caller).round = first
+            answers = ctx.input_responses or {}
+            exchange.deliver(
+                {
+                    key: answer.model_dump(by_alias=True, mode="json", exclude_none=True)
+                    for key, answer in answers.items()
+                }
+            )
+        else:
+
+            async def call(started: Exchange) -> dict[str, Any]:
+                caller = ExchangeCaller(started, first)
+                started.caller = caller
+                return await self._upstream.call(self._tool, arguments, caller.progress, caller)
+
+            exchange = exchanges.start(call)
+        try:
+            asks = await exchange.next_round()
+        except BaseException:
+            exchange.abandon()  # the client cancelled, or its time limit struck
+            raise
+        finally:
+            if isinstance(exchange.caller, ExchangeCaller):
+                exchange.caller.round = None
+        if asks is None:
+            exchange.collected.set()
+            with tool_errors():
+                if exchange.failure is not None:
+                    raise exchange.failure
+                assert exchange.outcome is not None
+                return ToolResult.from_mcp_result(
+                    mt.CallToolResult.model_validate(exchange.outcome)
+                )
+        exchanges.park(exchange)
+        return InputRequiredToolResult(
+            mt.InputRequiredResult(
+                input_requests={key: _typed_request(a.method, a.params) for key, a in asks.items()},
+                request_state=exchange.token,
+            )
+        )
 
 
 def _contents(upstream: str, uri: str, raw: dict[str, Any]) -> ResourceResult:
@@ -310,9 +422,10 @@ def _progress_relay(ctx: Context) -> ProgressCallback | None:
 class UpstreamProvider(Provider):
     """Serves the pool's tools. The pool itself is a server resource (see gateway/mcp_server.py)."""
 
-    def __init__(self, pool: UpstreamPool) -> None:
+    def __init__(self, pool: UpstreamPool, exchanges: Exchanges | None = None) -> None:
         super().__init__()
         self.pool = pool
+        self.exchanges = exchanges
         self._tools: dict[tuple[str, str], ProxiedTool] = {}
         # Components by (upstream, exposed key), rebuilt when the definition changes.
         self._built: dict[tuple[str, str, str], tuple[dict[str, Any], FastMCPComponent]] = {}
@@ -321,7 +434,7 @@ class UpstreamProvider(Provider):
         key = (upstream.name, tool.exposed_name)
         cached = self._tools.get(key)
         if cached is None or cached._tool is not tool:
-            cached = self._tools[key] = ProxiedTool.for_upstream(upstream, tool)
+            cached = self._tools[key] = ProxiedTool.for_upstream(upstream, tool, self.exchanges)
         return cached
 
     async def get_tasks(self) -> Sequence[FastMCPComponent]:
