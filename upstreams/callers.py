@@ -17,18 +17,27 @@ client whose request caused it:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from contextlib import contextmanager
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anyio
 
+from archon_gateway.gateway.core.background import running_beside
 from archon_gateway.upstreams.connection import PeerRequestRefused
+
+log = logging.getLogger(__name__)
 
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INTERNAL_ERROR = -32603
+
+# Log lines of one call waiting to reach its client; beyond this they are dropped.
+_LOG_BACKLOG = 64
+# How long a client may take to take one log line (or the rest, when the call ends).
+_LOG_SEND_LIMIT = 1.0
 
 # Server-to-client requests the gateway forwards, and the client capability each needs.
 FORWARDED = {
@@ -57,8 +66,27 @@ class Caller(Protocol):
 
 @dataclass
 class _Call:
+    """One request in flight: its caller, its open questions, and its log lines, which
+    are relayed in order from the request's own task, so they reach the client before
+    the request's result does."""
+
     caller: Caller
+    upstream: str
     asks: set[anyio.CancelScope] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.logs, self._log_lines = anyio.create_memory_object_stream[dict[str, Any]](_LOG_BACKLOG)
+        self.logs_relayed = anyio.Event()
+
+    async def relay_logs(self) -> None:
+        async with self._log_lines:
+            async for params in self._log_lines:
+                try:
+                    with anyio.fail_after(_LOG_SEND_LIMIT):
+                        await self.caller.log(self.upstream, params)
+                except Exception as exc:  # a slow or gone client loses a log line
+                    log.debug("could not relay a log line of %s: %r", self.upstream, exc)
+        self.logs_relayed.set()
 
 
 class _Ambiguous:
@@ -72,24 +100,41 @@ AMBIGUOUS = _Ambiguous()
 class InFlight:
     """The callers with requests in flight on one upstream."""
 
+    upstream: str = ""
     _calls: dict[int, _Call] = field(default_factory=dict)
     _tokens: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
-    @contextmanager
-    def calling(self, caller: Caller | None) -> Iterator[object]:
+    @asynccontextmanager
+    async def calling(self, caller: Caller | None) -> AsyncIterator[object]:
         """For the block, `caller` has a request in flight; yields the origin tag to send
-        with it. When the request ends, what it still asks its client is abandoned."""
+        with it. When the request ends, its log lines are relayed first, and what it still
+        asks its client is abandoned."""
         if caller is None:
             yield None
             return
         token = next(self._tokens)
-        call = self._calls[token] = _Call(caller)
+        call = self._calls[token] = _Call(caller, self.upstream)
         try:
-            yield token
+            async with running_beside(call.relay_logs):
+                yield token
+                call.logs.close()
+                with anyio.move_on_after(_LOG_SEND_LIMIT):
+                    await call.logs_relayed.wait()
         finally:
             del self._calls[token]
+            call.logs.close()
             for scope in call.asks:
                 scope.cancel()
+
+    def log(self, origin: object, params: dict[str, Any]) -> bool:
+        """Queue an upstream's log line for the call it belongs to; False when it belongs
+        to no single client's call (then it is for every client)."""
+        found = self.attribute(origin)
+        if not isinstance(found, _Call):
+            return False
+        with suppress(anyio.WouldBlock, anyio.ClosedResourceError):  # a flood, or it ended
+            found.logs.send_nowait(params)
+        return True
 
     def __len__(self) -> int:
         return len(self._calls)

@@ -61,12 +61,13 @@ class ContextCaller:
         self.modern = session.protocol_version in MODERN_PROTOCOL_VERSIONS
 
     def can(self, method: str, params: dict[str, Any]) -> str | None:
-        if self.modern:
+        why_not = _why_not(self.capabilities, method, params)
+        if why_not is None and self.modern:
             return (
                 "the calling client speaks MCP 2026-07-28, which takes such requests only "
                 "as input_required answers to a tool call"
             )
-        return _why_not(self.capabilities, method, params)
+        return why_not
 
     @property
     def may_be_asked(self) -> bool:

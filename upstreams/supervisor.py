@@ -80,6 +80,10 @@ class Upstream:
     # How long a client may take to answer what the upstream asks it (sampling, ...).
     client_request_limit: float = 300.0
     in_flight: InFlight = field(default_factory=InFlight)
+
+    def __post_init__(self) -> None:
+        self.in_flight.upstream = self.name
+
     restarts: int = 0
     runs: int = 0  # times the process was started
     last_ping: float | None = None
@@ -207,7 +211,7 @@ class Upstream:
         session = await self._live_session()
         self._in_flight += 1
         try:
-            with self.in_flight.calling(caller) as origin:
+            async with self.in_flight.calling(caller) as origin:
                 return await session.call_tool(
                     tool.upstream_tool, arguments, progress, origin=origin
                 )
@@ -223,7 +227,7 @@ class Upstream:
         session = await self._live_session()
         self._in_flight += 1
         try:
-            with self.in_flight.calling(caller) as origin:
+            async with self.in_flight.calling(caller) as origin:
                 return await session.request(method, params, origin=origin)
         finally:
             self._in_flight -= 1
@@ -408,11 +412,12 @@ class Upstream:
     def _on_notification(self, method: str, params: dict[str, Any], related: int | None) -> None:
         if method in (LIST_CHANGED, RESOURCES_CHANGED, PROMPTS_CHANGED):
             self._stale.set()
-        elif method in ("notifications/resources/updated", "notifications/message"):
+        elif method == "notifications/message":
             origin = self.session.connection.origin_of(related) if self.session else None
-            found = self.in_flight.attribute(origin) if method == "notifications/message" else None
-            caller = getattr(found, "caller", None)
-            self.hooks.relay(self.name, method, params, caller)
+            if not self.in_flight.log(origin, params):
+                self.hooks.relay(self.name, method, params, None)
+        elif method == "notifications/resources/updated":
+            self.hooks.relay(self.name, method, params, None)
 
     async def _on_request(
         self, method: str, params: dict[str, Any], related: int | None
