@@ -181,7 +181,7 @@ async def subscribed(c: Client[Any], era: str, uri: str, updates: list[str]) -> 
     handler), 2026-07-28 by a subscriptions/listen stream (its events go to `updates`)."""
     if era == "legacy":
         with warnings.catch_warnings():  # deprecated in 2026-07-28, which this client is not
-            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore")  # MCPDeprecationWarning: 2026-07-28 dropped it
             await c.session.subscribe_resource(uri)
             yield
             await c.session.unsubscribe_resource(uri)
