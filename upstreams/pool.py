@@ -194,6 +194,13 @@ class UpstreamPool:
         await self._wanted_all()
         return [u for u in self.upstreams.values() if u.state not in DOWN_STATES]
 
+    async def listed_once(self, upstream: Upstream) -> None:
+        """Start an upstream that never listed what it serves; wait at most `list_wait`."""
+        if not upstream.tools and not upstream.passthrough:
+            upstream.want()
+            with anyio.move_on_after(self.list_wait):
+                await upstream.wait_settled()
+
     def owner_of_uri(self, uri: str) -> tuple[Upstream, str] | None:
         """The upstream behind a namespaced resource URI, and the upstream's own URI."""
         split = split_uri(uri)

@@ -500,10 +500,14 @@ class UpstreamProvider(Provider):
         owner = self.pool.owner_of_uri(uri)
         if owner is None:
             return None
-        upstream = owner[0]
-        if not upstream.passthrough.resources and not upstream.tools:
-            await self.pool.passthrough()
-        return self._resource(upstream, uri)
+        upstream, own_uri = owner
+        await self.pool.listed_once(upstream)
+        listed = self._resource(upstream, uri)
+        if listed is not None or self._matching_template(upstream, uri) is not None:
+            return listed
+        # Servers may serve URIs they do not list (links their tools return): the
+        # namespace names the upstream, which answers for itself.
+        return ProxiedResource.for_upstream(upstream, own_uri, {"uri": own_uri, "name": own_uri})
 
     async def _list_resource_templates(self) -> Sequence[ResourceTemplate]:
         upstreams = await self.pool.passthrough()
@@ -518,9 +522,10 @@ class UpstreamProvider(Provider):
         owner = self.pool.owner_of_uri(uri)
         if owner is None:
             return None
-        upstream = owner[0]
-        if not upstream.passthrough.templates and not upstream.tools:
-            await self.pool.passthrough()
+        await self.pool.listed_once(owner[0])
+        return self._matching_template(owner[0], uri)
+
+    def _matching_template(self, upstream: Upstream, uri: str) -> ProxiedTemplate | None:
         for exposed in upstream.passthrough.templates:
             template = self._template(upstream, exposed)
             if template is not None and template.matches(uri) is not None:

@@ -5,7 +5,6 @@ elicitation and roots."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,8 +17,7 @@ from fastmcp import Client
 from fastmcp.client.elicitation import ElicitResult
 from fastmcp.client.transports import StdioTransport
 
-from tests.support import gateway_command, running_http_gateway, wait_until
-from tests.upstreams.conftest import WriteManifest
+from tests.support import gateway_command, running_http_gateway
 
 pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
@@ -27,11 +25,6 @@ ERAS = ["legacy", "modern"]
 DOORS = ["stdio", "http"]
 LOG_LEVEL_META = "io.modelcontextprotocol/logLevel"
 STATIC_URI = "demo://everything/resource/static/document/architecture.md"
-
-
-@pytest.fixture
-def everything(write_manifest: WriteManifest, node_bin: Path) -> None:
-    write_manifest("everything", toolbox=False, command=str(node_bin / "mcp-server-everything"))
 
 
 @asynccontextmanager
@@ -127,76 +120,3 @@ async def check_resources_prompts_and_completions(c: Client[Any]) -> None:
         {"name": "resourceId", "value": "1"},
     )
     assert "1" in by_template.values
-
-
-@pytest.mark.parametrize("era", ERAS)
-async def test_updates_reach_only_the_subscriber_logs_are_relayed_and_sampling_needs_the_capability(
-    era: str, everything: None, gateway_env: dict[str, str], tmp_path: Path
-) -> None:
-    updated: dict[str, list[str]] = {"subscriber": [], "other": []}
-    logs: list[Any] = []
-
-    def on_message(who: str) -> Any:
-        async def handle(message: Any) -> None:
-            if isinstance(message, mt.ResourceUpdatedNotification):
-                updated[who].append(str(message.params.uri))
-
-        return handle
-
-    async def on_log(message: Any) -> None:
-        logs.append(message)
-
-    async with (
-        front_door("http", gateway_env, tmp_path) as url,
-        client(url, era, message_handler=on_message("subscriber"), log_handler=on_log) as a,
-        client(url, era, message_handler=on_message("other")) as b,
-    ):
-        with anyio.fail_after(60):
-            async with subscribed(a, era, STATIC_URI, updated["subscriber"]):
-                # The upstream sends an update for each subscribed resource at once.
-                await b.call_tool("everything_toggle-subscriber-updates", {})
-                await wait_until(lambda: STATIC_URI in updated["subscriber"])
-                await b.list_tools()  # anything already sent to `b` has arrived by now
-                assert updated["other"] == []
-
-            await a.call_tool(
-                "everything_toggle-simulated-logging", {}, meta={LOG_LEVEL_META: "debug"}
-            )
-            await wait_until(lambda: any(m.logger for m in logs))
-            assert all((m.logger or "").startswith("everything") for m in logs)
-
-            # `b` declared no sampling: the upstream hears why, and its tool call ends.
-            refused = await b.call_tool(
-                "everything_trigger-sampling-request",
-                {"prompt": "hello", "maxTokens": 5},
-                raise_on_error=False,
-            )
-            assert refused.is_error
-            assert "did not declare the 'sampling' capability" in text_of(refused)
-
-
-@asynccontextmanager
-async def subscribed(c: Client[Any], era: str, uri: str, updates: list[str]) -> AsyncIterator[None]:
-    """Follow `uri`: handshake era by resources/subscribe (updates reach the message
-    handler), 2026-07-28 by a subscriptions/listen stream (its events go to `updates`)."""
-    if era == "legacy":
-        with warnings.catch_warnings():  # deprecated in 2026-07-28, which this client is not
-            warnings.simplefilter("ignore")  # MCPDeprecationWarning: 2026-07-28 dropped it
-            await c.session.subscribe_resource(uri)
-            yield
-            await c.session.unsubscribe_resource(uri)
-        return
-    from mcp.client.subscriptions import listen
-    from mcp.shared.subscriptions import ResourceUpdated
-
-    async with listen(c.session, resource_subscriptions=[uri]) as stream:
-
-        async def collect() -> None:
-            async for event in stream:
-                if isinstance(event, ResourceUpdated):
-                    updates.append(event.uri)
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(collect)
-            yield
-            tg.cancel_scope.cancel()
