@@ -2,8 +2,9 @@
 """Passthrough latency: server-everything (npm, tests/upstreams/node) called directly and
 through the gateway's stdio front door, in the same run, with a raw JSON-RPC client.
 
-resources/read of a static document, resources/read through a template, and prompts/get with
-arguments; rounds interleaved (direct, gateway, direct, ...) so machine drift hits both.
+resources/read of a static document, resources/read through a template, prompts/get with
+arguments, and (for reference) a tools/call of `echo`; rounds interleaved (direct, gateway,
+direct, ...) so machine drift hits both.
 
     python scripts/bench/passthrough.py [--calls 500] [--rounds 5]
 """
@@ -21,7 +22,9 @@ from typing import Any
 from benchlib import StdioPeer, machine, pct
 
 ROOT = Path(__file__).resolve().parents[2]
-EVERYTHING = ROOT / "tests" / "upstreams" / "node" / "node_modules" / ".bin" / "mcp-server-everything"
+EVERYTHING = (
+    ROOT / "tests" / "upstreams" / "node" / "node_modules" / ".bin" / "mcp-server-everything"
+)
 GATEWAY = str(Path(sys.executable).with_name("archon-gateway"))
 
 # (label, method, direct params, gateway params)
@@ -43,6 +46,12 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
         "prompts/get",
         {"name": "args-prompt", "arguments": {"city": "Paris", "state": "FR"}},
         {"name": "everything_args-prompt", "arguments": {"city": "Paris", "state": "FR"}},
+    ),
+    (  # for reference: the tool path every proxied call already takes
+        "tools/call echo",
+        "tools/call",
+        {"name": "echo", "arguments": {"message": "ping"}},
+        {"name": "everything_echo", "arguments": {"message": "ping"}},
     ),
 ]
 

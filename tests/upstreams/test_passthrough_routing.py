@@ -5,6 +5,7 @@ behind a real gateway."""
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import AsyncIterator
@@ -77,6 +78,33 @@ async def test_updates_reach_only_the_subscriber_logs_are_relayed_and_sampling_n
             )
             assert refused.is_error
             assert "did not declare the 'sampling' capability" in text_of(refused)
+
+            # With calls of two clients in flight on one stdio upstream, a request from it
+            # names neither: it is refused rather than put to the wrong client.
+            running = anyio.Event()
+
+            async def on_progress(
+                progress: float, total: float | None, message: str | None
+            ) -> None:
+                running.set()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(
+                    functools.partial(
+                        a.call_tool,
+                        "everything_trigger-long-running-operation",
+                        {"duration": 2, "steps": 4},
+                        progress_handler=on_progress,
+                    )
+                )
+                await running.wait()
+                mixed = await b.call_tool(
+                    "everything_trigger-sampling-request",
+                    {"prompt": "hello", "maxTokens": 5},
+                    raise_on_error=False,
+                )
+            assert mixed.is_error
+            assert "requests of several clients are in flight" in text_of(mixed)
 
 
 @asynccontextmanager
