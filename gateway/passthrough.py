@@ -17,7 +17,6 @@ from mcp.shared.exceptions import MCPError
 from archon_gateway.gateway.client_sessions import ClientSessions
 from archon_gateway.gateway.core import sdk_compat
 from archon_gateway.gateway.core.errors import GatewayError
-from archon_gateway.upstreams.callers import Caller
 from archon_gateway.upstreams.catalog import PROMPTS_CHANGED, RESOURCES_CHANGED
 from archon_gateway.upstreams.naming import namespaced_uri
 from archon_gateway.upstreams.pool import UpstreamPool
@@ -26,7 +25,6 @@ log = logging.getLogger(__name__)
 
 # Subscribing upstream, or forwarding a log level, may take this long before it is given up.
 _UPSTREAM_LIMIT = 10.0
-_SEND_LIMIT = 1.0
 INVALID_PARAMS = -32602
 
 
@@ -97,9 +95,7 @@ class Relays:
         self._sessions = sessions
         self._subscriptions = subscriptions
 
-    async def __call__(
-        self, upstream: str, method: str, params: dict[str, Any], caller: Caller | None
-    ) -> None:
+    async def __call__(self, upstream: str, method: str, params: dict[str, Any]) -> None:
         if method == RESOURCES_CHANGED:
             await self._sessions.list_changed("resources")
         elif method == PROMPTS_CHANGED:
@@ -109,11 +105,9 @@ class Relays:
             if isinstance(uri, str):
                 await self._resource_updated(namespaced_uri(upstream, uri))
         elif method == "notifications/message":
-            if caller is not None:
-                with anyio.move_on_after(_SEND_LIMIT):
-                    await caller.log(upstream, params)
-            else:
-                await self._sessions.log_to_all(upstream, params)
+            # A call's own log lines go to its client from the call (callers.py); these
+            # belong to no single client's call.
+            await self._sessions.log_to_all(upstream, params)
 
     async def _resource_updated(self, uri: str) -> None:
         await self._sessions.resource_updated(uri, self._subscriptions.followers(uri))

@@ -13,7 +13,6 @@ from typing import Any
 import anyio
 
 from archon_gateway.gateway.core.errors import NotFound
-from archon_gateway.upstreams.callers import Caller
 from archon_gateway.upstreams.catalog import UpstreamTool
 from archon_gateway.upstreams.manifest import Manifest
 from archon_gateway.upstreams.naming import split_uri
@@ -27,9 +26,9 @@ _ANY_INPUT = {"type": "object"}
 # Notifications for clients waiting to be relayed; beyond this they are dropped (counted).
 _RELAY_BACKLOG = 256
 
-# (upstream, method, params, the caller it belongs to or None for every client)
-Relay = tuple[str, str, dict[str, Any], Caller | None]
-RelayListener = Callable[[str, str, dict[str, Any], Caller | None], Awaitable[None]]
+# (upstream, method, params) of a notification for the gateway's clients
+Relay = tuple[str, str, dict[str, Any]]
+RelayListener = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
 
 class UpstreamPool:
@@ -104,19 +103,17 @@ class UpstreamPool:
         (resource updates, log messages, resource and prompt list changes)."""
         self._relay_listeners.append(listener)
 
-    def _note_relay(
-        self, upstream: str, method: str, params: dict[str, Any], caller: Caller | None
-    ) -> None:
+    def _note_relay(self, upstream: str, method: str, params: dict[str, Any]) -> None:
         try:
-            self._relays.send_nowait((upstream, method, params, caller))
+            self._relays.send_nowait((upstream, method, params))
         except anyio.WouldBlock:
             self.relays_dropped += 1  # clients too slow: drop rather than stall the reader
 
     async def _forward_relays(self) -> None:
-        async for upstream, method, params, caller in self._relayed:
+        async for upstream, method, params in self._relayed:
             for listener in self._relay_listeners:
                 try:
-                    await listener(upstream, method, params, caller)
+                    await listener(upstream, method, params)
                 except Exception:
                     log.exception("relaying %s from %s failed", method, upstream)
 

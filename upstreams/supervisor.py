@@ -47,11 +47,9 @@ class UpstreamHooks:
 
     catalog_changed: Callable[[], None] = lambda: None
     pinged: Callable[[str, float], None] = lambda name, seconds: None
-    # An upstream's notification for the gateway's clients (resources/updated, message,
-    # resources or prompts list_changed): (upstream, method, params, caller or None).
-    relay: Callable[[str, str, dict[str, Any], Caller | None], None] = (
-        lambda upstream, method, params, caller: None
-    )
+    # An upstream's notification for the gateway's clients (resources/updated, resources
+    # or prompts list_changed, a log line of no single client's call): upstream, method, params.
+    relay: Callable[[str, str, dict[str, Any]], None] = lambda upstream, method, params: None
 
 
 @dataclass(frozen=True)
@@ -415,9 +413,9 @@ class Upstream:
         elif method == "notifications/message":
             origin = self.session.connection.origin_of(related) if self.session else None
             if not self.in_flight.log(origin, params):
-                self.hooks.relay(self.name, method, params, None)
+                self.hooks.relay(self.name, method, params)
         elif method == "notifications/resources/updated":
-            self.hooks.relay(self.name, method, params, None)
+            self.hooks.relay(self.name, method, params)
 
     async def _on_request(
         self, method: str, params: dict[str, Any], related: int | None
@@ -476,9 +474,9 @@ class Upstream:
         if changed:
             self.hooks.catalog_changed()
         if resources_changed:
-            self.hooks.relay(self.name, RESOURCES_CHANGED, {}, None)
+            self.hooks.relay(self.name, RESOURCES_CHANGED, {})
         if prompts_changed:
-            self.hooks.relay(self.name, PROMPTS_CHANGED, {}, None)
+            self.hooks.relay(self.name, PROMPTS_CHANGED, {})
 
 
 _End = Callable[[str, str], None]
