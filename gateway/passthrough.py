@@ -6,7 +6,7 @@ eras, and `logging/setLevel` forwarded upstream."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 # Subscribing upstream, or forwarding a log level, may take this long before it is given up.
 _UPSTREAM_LIMIT = 10.0
 INVALID_PARAMS = -32602
+_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 
 
 class ResourceSubscriptions:
@@ -125,8 +126,10 @@ class LogLevelForwarding(Middleware):
     ) -> Any:
         result = await call_next(context)
         if context.method == "logging/setLevel":
-            level = getattr(context.message, "level", None)
-            if isinstance(level, str):
+            # FastMCP hands this pass the raw params (a mapping), not a typed request.
+            message = context.message
+            level = message.get("level") if isinstance(message, Mapping) else None
+            if level in _LEVELS:
                 await self._forward(level)
         return result
 

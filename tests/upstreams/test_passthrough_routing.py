@@ -57,6 +57,8 @@ async def test_updates_reach_only_the_subscriber_logs_are_relayed_and_sampling_n
         client(url, era, message_handler=on_message("other")) as b,
     ):
         with anyio.fail_after(60):
+            if era == "legacy":
+                await check_log_level_reaches_the_upstream(a, logs)
             async with subscribed(a, era, STATIC_URI, updated["subscriber"]):
                 # The upstream sends an update for each subscribed resource at once.
                 await b.call_tool("everything_toggle-subscriber-updates", {})
@@ -105,6 +107,21 @@ async def test_updates_reach_only_the_subscriber_logs_are_relayed_and_sampling_n
                 )
             assert mixed.is_error
             assert "requests of several clients are in flight" in text_of(mixed)
+
+
+async def check_log_level_reaches_the_upstream(c: Client[Any], logs: list[Any]) -> None:
+    """At level "error" server-everything keeps the info line it logs per subscription to
+    itself; at "debug" it sends it. Its log lines reach us in order, so once the second has
+    arrived the first would have too."""
+    quiet, loud = "resource/static/document/extension.md", "resource/static/document/features.md"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MCPDeprecationWarning: 2026-07-28 dropped these
+        await c.set_logging_level("error")
+        await c.session.subscribe_resource(f"demo://everything/{quiet}")
+        await c.set_logging_level("debug")
+        await c.session.subscribe_resource(f"demo://everything/{loud}")
+    await wait_until(lambda: any(loud in str(m.data) for m in logs))
+    assert not any(quiet in str(m.data) for m in logs)
 
 
 @asynccontextmanager
