@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import anyio
 
 from archon_gateway.gateway.core.background import running_beside
-from archon_gateway.upstreams.connection import PeerRequestRefused
+from archon_gateway.gateway.core.errors import PeerRequestRefused
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from archon_gateway.gateway.core.background import running_beside
 from archon_gateway.gateway.core.errors import (
     GatewayError,
+    PeerRequestRefused,
     UpstreamRequestFailed,
     UpstreamUnavailable,
 )
@@ -46,15 +47,6 @@ NotificationHandler = Callable[[str, dict[str, Any], "int | None"], None]
 # Answers a request from the upstream (same arguments) with its result object, or raises
 # PeerRequestRefused for a JSON-RPC error reply.
 RequestHandler = Callable[[str, dict[str, Any], "int | None"], Awaitable[dict[str, Any]]]
-
-
-class PeerRequestRefused(Exception):
-    """A request from the upstream is answered with this JSON-RPC error (never shown to a
-    user: it goes back to the upstream that asked)."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
 
 
 async def answer_locally(

@@ -27,9 +27,12 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from archon_gateway.gateway.core.errors import InternalFault, UpstreamUnavailable
+from archon_gateway.gateway.core.errors import (
+    InternalFault,
+    PeerRequestRefused,
+    UpstreamUnavailable,
+)
 from archon_gateway.upstreams.callers import INTERNAL_ERROR, INVALID_REQUEST
-from archon_gateway.upstreams.connection import PeerRequestRefused
 
 log = logging.getLogger(__name__)
 

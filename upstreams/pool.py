@@ -187,8 +187,13 @@ class UpstreamPool:
             await self.settled()
 
     async def passthrough(self) -> list[Upstream]:
-        """The upstreams whose resources and prompts to list (started as for tools)."""
+        """The upstreams whose resources and prompts to list (started as for tools; those
+        ready get up to `list_wait` seconds in all to list them)."""
         await self._wanted_all()
+        with anyio.move_on_after(self.list_wait):
+            for upstream in self.upstreams.values():
+                if upstream.state is UpstreamState.READY:
+                    await upstream.passthrough_listed()
         return [u for u in self.upstreams.values() if u.state not in DOWN_STATES]
 
     async def listed_once(self, upstream: Upstream) -> None:
@@ -197,6 +202,8 @@ class UpstreamPool:
             upstream.want()
             with anyio.move_on_after(self.list_wait):
                 await upstream.wait_settled()
+                if upstream.state is UpstreamState.READY:
+                    await upstream.passthrough_listed()
 
     def owner_of_uri(self, uri: str) -> tuple[Upstream, str] | None:
         """The upstream behind a namespaced resource URI, and the upstream's own URI."""

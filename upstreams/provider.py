@@ -25,11 +25,11 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import AnyUrl, PrivateAttr, ValidationError
 
 from archon_gateway.gateway.core import sdk_compat
-from archon_gateway.gateway.core.errors import GatewayError, tool_errors
+from archon_gateway.gateway.core.errors import GatewayError, PeerRequestRefused, tool_errors
 from archon_gateway.gateway.core.sdk_compat import FastMCPComponent, TaskConfig, VersionSpec
 from archon_gateway.upstreams.callers import FORWARDED, INVALID_REQUEST
 from archon_gateway.upstreams.catalog import UpstreamTool
-from archon_gateway.upstreams.connection import PeerRequestRefused, ProgressCallback
+from archon_gateway.upstreams.connection import ProgressCallback
 from archon_gateway.upstreams.exchanges import Exchange, Exchanges
 from archon_gateway.upstreams.naming import namespaced_uri
 from archon_gateway.upstreams.pool import UpstreamPool

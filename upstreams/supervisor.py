@@ -90,6 +90,7 @@ class Upstream:
     _wanted: anyio.Event = field(default_factory=anyio.Event)
     _restart: anyio.Event = field(default_factory=anyio.Event)
     _stale: anyio.Event = field(default_factory=anyio.Event)
+    _passthrough_listed: anyio.Event = field(default_factory=anyio.Event)
     _in_flight: int = 0
     _failing: bool = False  # the last run crashed, and no run has been ready since
     _last_used: float = 0.0
@@ -307,6 +308,7 @@ class Upstream:
         self.runs += 1
         self._set_state(UpstreamState.STARTING)
         self._stale = anyio.Event()
+        self._passthrough_listed = anyio.Event()
         try:
             async with open_session(
                 self.manifest,
@@ -318,8 +320,9 @@ class Upstream:
             ) as session:
                 with anyio.fail_after(self.manifest.startup_timeout):
                     definitions = await session.list_tools()
-                    passthrough = await self._list_passthrough(session)
-                self._update_catalog(definitions, passthrough)
+                # Ready with its tools; resources and prompts are listed right after (see
+                # _refresh_catalog), so calls need not wait for them.
+                self._update_catalog(definitions, self.passthrough)
                 self.session, self.last_ping, self.retry_at = session, None, None
                 self._failing = False
                 self._last_used = anyio.current_time()
@@ -445,7 +448,19 @@ class Upstream:
             log.warning("upstream %s: could not list resources or prompts: %s", self.name, exc)
             return Passthrough()
 
+    async def passthrough_listed(self) -> None:
+        """Wait until this run has listed its resources, templates and prompts."""
+        await self._passthrough_listed.wait()
+
     async def _refresh_catalog(self, session: UpstreamSession) -> None:
+        try:
+            with anyio.fail_after(self.manifest.startup_timeout):
+                passthrough = await self._list_passthrough(session)
+            self._update_catalog([t.definition for t in self.tools.values()], passthrough)
+        except TimeoutError:
+            log.warning("upstream %s did not list its resources and prompts in time", self.name)
+        finally:
+            self._passthrough_listed.set()
         while True:
             await self._stale.wait()
             await anyio.sleep(self.policy.list_changed_debounce)
