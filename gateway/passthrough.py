@@ -115,8 +115,8 @@ class Relays:
 
 
 class LogLevelForwarding(Middleware):
-    """`logging/setLevel` from a handshake-era client also sets the level of every running
-    upstream that logs (one shared session each: the last level set wins there)."""
+    """`logging/setLevel` from a handshake-era client also sets the level of every upstream
+    that logs, running or started later (one shared session each: the last level set wins)."""
 
     def __init__(self, pool: UpstreamPool) -> None:
         self._pool = pool
@@ -135,6 +135,7 @@ class LogLevelForwarding(Middleware):
 
     async def _forward(self, level: str) -> None:
         for upstream in self._pool.upstreams.values():
+            upstream.log_level = level  # for its next start, too
             session = upstream.live_session()
             if session is None or not session.offers("logging"):
                 continue

@@ -78,6 +78,7 @@ class Upstream:
     # How long a client may take to answer what the upstream asks it (sampling, ...).
     client_request_limit: float = 300.0
     in_flight: InFlight = field(default_factory=InFlight)
+    log_level: str | None = None  # the last logging/setLevel of any client
 
     def __post_init__(self) -> None:
         self.in_flight.upstream = self.name
@@ -320,6 +321,7 @@ class Upstream:
             ) as session:
                 with anyio.fail_after(self.manifest.startup_timeout):
                     definitions = await session.list_tools()
+                    await self._apply_log_level(session)
                 # Ready with its tools; resources and prompts are listed right after (see
                 # _refresh_catalog), so calls need not wait for them.
                 self._update_catalog(definitions, self.passthrough)
@@ -447,6 +449,14 @@ class Upstream:
         except GatewayError as exc:
             log.warning("upstream %s: could not list resources or prompts: %s", self.name, exc)
             return Passthrough()
+
+    async def _apply_log_level(self, session: UpstreamSession) -> None:
+        """A level a client set before this run started applies to it too."""
+        if self.log_level is not None and session.offers("logging"):
+            try:
+                await session.request("logging/setLevel", {"level": self.log_level})
+            except GatewayError as exc:
+                log.info("upstream %s refused log level %s: %s", self.name, self.log_level, exc)
 
     async def passthrough_listed(self) -> None:
         """Wait until this run has listed its resources, templates and prompts."""
