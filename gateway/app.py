@@ -30,6 +30,7 @@ from archon_gateway.gateway.middleware.admission import AdmissionMiddleware
 from archon_gateway.gateway.middleware.call_metrics import MetricsMiddleware
 from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
 from archon_gateway.gateway.middleware.timeout import TimeoutMiddleware
+from archon_gateway.gateway.passthrough import serve_passthrough
 from archon_gateway.gateway.settings import Settings
 from archon_gateway.gateway.upstream_admin import (
     add_upstream_admin_tools,
@@ -40,6 +41,7 @@ from archon_gateway.gateway.upstream_admin import (
 from archon_gateway.tools.codegen import CodegenTools
 from archon_gateway.tools.patterns import PatternTools
 from archon_gateway.tools.workflow import WorkflowTools
+from archon_gateway.upstreams.exchanges import Exchanges
 from archon_gateway.upstreams.manifest import (
     Manifest,
     ManifestSet,
@@ -139,10 +141,15 @@ def _serve_upstreams(
     watch_upstreams(pool, metrics, components)
     clients = ClientSessions()
     server.add_middleware(clients)
-    clients.serve_listen(server)
+    serve_passthrough(server, pool, clients)  # resources, prompts, logs, subscriptions
     pool.on_tools_changed(clients.tools_changed)
     server.add_lifetime(pool.running)
-    server.add_provider(UpstreamProvider(pool))
+    # 2026-07-28 clients answer upstreams' questions in later rounds of their tool calls.
+    exchanges = Exchanges(pool.client_request_limit)
+    server.add_lifetime(exchanges.running)
+    provider = UpstreamProvider(pool, exchanges)
+    server.add_provider(provider)
+    server.add_completion_handler(provider.complete)
     add_upstream_admin_tools(server, pool)
     return _UpstreamViews(
         infos=functools.partial(upstream_details, pool),
@@ -244,6 +251,7 @@ def _upstream_pool(
         policy=restart_policy(settings),
         clock=clock,
         pinged=lambda name, seconds: metrics.upstream_ping.labels(upstream=name).observe(seconds),
+        client_request_limit=settings.upstream_client_request_timeout,
     )
 
 

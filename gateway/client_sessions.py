@@ -1,4 +1,5 @@
-"""Telling every connected client that the tool list changed (an upstream's catalog).
+"""Telling connected clients what changed: the tool, resource or prompt lists (an upstream's
+catalog), a resource they follow, or an upstream's log line meant for everyone.
 
 Two protocol eras, two routes: a handshake-era session (what desktop clients speak today)
 gets `notifications/tools/list_changed` on its session; a 2026-07-28 client has no standing
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 import weakref
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import mcp_types as mt
@@ -36,10 +37,12 @@ class ClientSessions(Middleware):
         self._connections: weakref.WeakSet[Connection] = weakref.WeakSet()
         self._bus = sdk_compat.new_subscription_bus()
 
-    def serve_listen(self, server: FastMCP[Any]) -> None:
+    def serve_listen(
+        self, server: FastMCP[Any], around: sdk_compat.ListenHook | None = None
+    ) -> None:
         """Serve `subscriptions/listen`, so 2026-07-28 clients can hear list changes (and
-        the server advertises listChanged to them)."""
-        sdk_compat.serve_subscriptions_listen(server, self._bus)
+        the server advertises listChanged to them); `around` wraps each open stream."""
+        sdk_compat.serve_subscriptions_listen(server, self._bus, around)
 
     def __len__(self) -> int:
         return len(self._connections)
@@ -70,3 +73,34 @@ class ClientSessions(Middleware):
                 log.debug("could not send tools/list_changed to a client: %r", exc)
                 self._connections.discard(connection)
         log.debug("tools changed: told %d client session(s) and the listen streams", told)
+
+    async def list_changed(self, kind: Literal["resources", "prompts"]) -> None:
+        """Tell every connected client to list resources (or prompts) again."""
+        await sdk_compat.publish_list_changed(self._bus, kind)
+        await self._to_each(f"notifications/{kind}/list_changed", None)
+
+    async def resource_updated(self, uri: str, followers: list[object]) -> None:
+        """Tell the clients that follow `uri` (and only them) that it changed."""
+        await sdk_compat.publish_resource_updated(self._bus, uri)  # listen streams filter
+        for follower in followers:
+            if follower in self._connections:
+                await self._send(follower, "notifications/resources/updated", {"uri": uri})
+
+    async def log_to_all(self, upstream: str, params: dict[str, Any]) -> None:
+        """An upstream's log line that belongs to no call: to every handshake-era client
+        (2026-07-28 clients take log lines only on their own requests' streams)."""
+        logger = params.get("logger")
+        named = f"{upstream}.{logger}" if isinstance(logger, str) and logger else upstream
+        await self._to_each("notifications/message", {**params, "logger": named})
+
+    async def _to_each(self, method: str, params: dict[str, Any] | None) -> None:
+        for connection in list(self._connections):
+            await self._send(connection, method, params)
+
+    async def _send(self, connection: object, method: str, params: dict[str, Any] | None) -> None:
+        try:
+            with anyio.fail_after(_SEND_LIMIT):
+                await connection.notify(method, params)  # type: ignore[attr-defined]
+        except Exception as exc:  # a closed or stuck client; the others still hear it
+            log.debug("could not send %s to a client: %r", method, exc)
+            self._connections.discard(connection)  # type: ignore[arg-type]

@@ -114,6 +114,13 @@ class Settings(BaseSettings):
         le=600,
         description="seconds a tools/list waits for upstreams that are still starting",
     )
+    upstream_client_request_timeout: float = Field(
+        300.0,
+        gt=0,
+        le=3600,
+        description="seconds a client may take to answer an upstream's sampling, elicitation "
+        "or roots request before the upstream gets an error",
+    )
     upstream_lazy_start: bool | None = Field(
         None,
         description="start an upstream on its first use or tools/list (default: on when "

@@ -26,6 +26,7 @@ from archon_gateway.gateway.core.background import running_beside
 from archon_gateway.gateway.core.bounded_json import JsonRejected, parse_json
 from archon_gateway.gateway.core.errors import (
     GatewayError,
+    PeerRequestRefused,
     UpstreamCallFailed,
     UpstreamConnectionLost,
     UpstreamRequestFailed,
@@ -45,7 +46,23 @@ _MAX_ANSWERING = 16
 _CANCEL_SEND_LIMIT = 1.0
 
 ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
-NotificationHandler = Callable[[str, dict[str, Any]], None]
+# (method, params, related request id): the id of OUR request the message belongs to, when
+# the transport carries that relation (stdio does not: always None there).
+NotificationHandler = Callable[[str, dict[str, Any], "int | None"], None]
+# Answers a request from the upstream (same arguments) with its result object, or raises
+# PeerRequestRefused for a JSON-RPC error reply.
+RequestHandler = Callable[[str, dict[str, Any], "int | None"], Awaitable[dict[str, Any]]]
+
+
+async def answer_locally(
+    method: str, params: dict[str, Any], related: int | None
+) -> dict[str, Any]:
+    """What a connection answers without a request handler: ping, and no roots."""
+    if method == "ping":
+        return {}
+    if method == "roots/list":
+        return {"roots": []}
+    raise PeerRequestRefused(METHOD_NOT_FOUND, f"the gateway does not forward {method} requests")
 
 
 @dataclass
@@ -60,6 +77,7 @@ class _Pending:
     """One request waiting for its reply; progress and the reply arrive on one stream."""
 
     send: MemoryObjectSendStream[_Progress]
+    origin: object = None  # who asked (the caller's tag): requests back are routed to it
     reply: dict[str, Any] | None = None
     failure: GatewayError | None = None
 
@@ -76,7 +94,8 @@ class RpcConnection:
     name: str
     transport: MessageTransport
     max_message_bytes: int
-    on_notification: NotificationHandler = lambda method, params: None
+    on_notification: NotificationHandler = lambda method, params, related: None
+    on_request: RequestHandler = answer_locally
     reason_at_eof: Callable[[], Awaitable[str]] | None = None
     _pending: dict[int, _Pending] = field(default_factory=dict)
     _next_id: int = 0
@@ -136,10 +155,13 @@ class RpcConnection:
         method: str,
         params: dict[str, Any] | None = None,
         progress: ProgressCallback | None = None,
+        *,
+        origin: object = None,
     ) -> dict[str, Any]:
         """Send a request and wait for its result. Cancelling the caller tells the upstream
         (`notifications/cancelled`) and frees the request; a JSON-RPC error raises
-        UpstreamRequestFailed; a dead upstream raises UpstreamUnavailable."""
+        UpstreamRequestFailed; a dead upstream raises UpstreamUnavailable. `origin` tags
+        the request (see `origin_of`)."""
         if self._closed is not None:
             raise UpstreamUnavailable(f"upstream '{self.name}' {self._closed}")
         self._next_id += 1
@@ -150,7 +172,7 @@ class RpcConnection:
         if params is not None:
             message["params"] = params
         send, receive = anyio.create_memory_object_stream[_Progress](_PROGRESS_BACKLOG)
-        pending = _Pending(send)
+        pending = _Pending(send, origin)
         self._pending[request_id] = pending
         try:
             await self._write(message)
@@ -169,6 +191,11 @@ class RpcConnection:
             raise pending.failure
         assert pending.reply is not None
         return self._result_of(pending.reply)
+
+    def origin_of(self, request_id: int | None) -> object:
+        """The `origin` of a request still waiting for its reply (None if unknown)."""
+        pending = self._pending.get(request_id) if request_id is not None else None
+        return pending.origin if pending is not None else None
 
     async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
         message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
@@ -234,11 +261,11 @@ class RpcConnection:
             params = message.get("params")
             params = params if isinstance(params, dict) else {}
             if "id" in message:
-                self._start_answer(message["id"], method, related)
+                self._start_answer(message["id"], method, params, related)
             elif method == "notifications/progress":
                 self._route_progress(params)
             else:
-                self.on_notification(method, params)
+                self.on_notification(method, params, related)
             return
         request_id = message.get("id")
         pending = self._pending.pop(request_id, None) if isinstance(request_id, int) else None
@@ -248,25 +275,28 @@ class RpcConnection:
             return
         pending.finish(message)
 
-    def _start_answer(self, request_id: Any, method: str, related: int | None = None) -> None:
+    def _start_answer(
+        self, request_id: Any, method: str, params: dict[str, Any], related: int | None
+    ) -> None:
         if self._replies is None or self._answering >= _MAX_ANSWERING:
             log.warning("%s: too many requests from the upstream; ignoring %s", self.name, method)
             return
         self._answering += 1
-        self._replies.start_soon(self._answer_request, request_id, method)
+        self._replies.start_soon(self._answer_request, request_id, method, params, related)
 
-    async def _answer_request(self, request_id: Any, method: str) -> None:
-        """The upstream asked us something. We answer what a proxy can answer itself."""
+    async def _answer_request(
+        self, request_id: Any, method: str, params: dict[str, Any], related: int | None
+    ) -> None:
+        """The upstream asked us something: `on_request` answers (or refuses) it. `related`
+        is our request whose response stream carried it (HTTP), else None."""
         reply: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id}
-        if method == "ping":
-            reply["result"] = {}
-        elif method == "roots/list":
-            reply["result"] = {"roots": []}
-        else:
-            reply["error"] = {
-                "code": METHOD_NOT_FOUND,
-                "message": f"the gateway does not forward {method} requests",
-            }
+        try:
+            reply["result"] = await self.on_request(method, params, related)
+        except PeerRequestRefused as exc:
+            reply["error"] = {"code": exc.code, "message": exc.message}
+        except Exception as exc:  # a bug answering must not kill the reader
+            log.exception("%s: failed to answer %s", self.name, method)
+            reply["error"] = {"code": -32603, "message": f"the gateway failed: {exc!r}"}
         try:
             with suppress(GatewayError):
                 await self._write(reply)

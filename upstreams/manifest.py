@@ -82,6 +82,11 @@ class Manifest(BaseModel):
     idle_minutes: float | None = Field(
         None, gt=0, description="stop after this many idle minutes (default: the gateway's)"
     )
+    roots: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="roots offered when no calling client lists its own: file:// URIs or paths",
+    )
 
     @field_validator("pass_env")
     @classmethod
@@ -152,6 +157,14 @@ class Manifest(BaseModel):
                     )
             resolved[name] = _ENV_REFERENCE.sub(lambda found: gateway_env[found.group(1)], value)
         return resolved
+
+    def root_objects(self) -> list[dict[str, Any]]:
+        """The configured roots as MCP Root objects (paths become file:// URIs)."""
+        roots = []
+        for root in self.roots:
+            uri = root if "://" in root else Path(os.path.expanduser(root)).absolute().as_uri()
+            roots.append({"uri": uri, "name": Path(root.rstrip("/")).name or root})
+        return roots
 
     def exposes(self, tool: str) -> bool:
         if tool in self.deny_tools:

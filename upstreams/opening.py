@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-from archon_gateway.upstreams.connection import NotificationHandler
+from archon_gateway.upstreams.connection import NotificationHandler, RequestHandler, answer_locally
 from archon_gateway.upstreams.manifest import Manifest
 from archon_gateway.upstreams.session import UpstreamSession, open_session
 
@@ -18,7 +18,8 @@ def open_upstream(
     *,
     gateway_env: Mapping[str, str],
     log_dir: Path,
-    on_notification: NotificationHandler = lambda method, params: None,
+    on_notification: NotificationHandler = lambda method, params, related: None,
+    on_request: RequestHandler = answer_locally,
 ) -> AbstractAsyncContextManager[UpstreamSession]:
     """`command` is the stdio upstream's resolved executable; `headers` the remote
     upstream's resolved headers (secrets: never logged)."""
@@ -26,7 +27,9 @@ def open_upstream(
         # Imported here: httpx costs a stdio-only gateway (and doctor) nothing until needed.
         from archon_gateway.upstreams.remote.session import open_remote_session
 
-        return open_remote_session(manifest, headers, on_notification=on_notification)
+        return open_remote_session(
+            manifest, headers, on_notification=on_notification, on_request=on_request
+        )
     assert command is not None
     return open_session(
         manifest,
@@ -34,4 +37,5 @@ def open_upstream(
         gateway_env=gateway_env,
         log_dir=log_dir,
         on_notification=on_notification,
+        on_request=on_request,
     )

@@ -15,6 +15,7 @@ import anyio
 from archon_gateway.gateway.core.errors import MissingVariable, NotFound
 from archon_gateway.upstreams.catalog import UpstreamTool
 from archon_gateway.upstreams.manifest import Manifest
+from archon_gateway.upstreams.naming import split_uri
 from archon_gateway.upstreams.restarts import CrashHistory, RestartPolicy
 from archon_gateway.upstreams.state import DOWN_STATES, UpstreamState
 from archon_gateway.upstreams.supervisor import Upstream, UpstreamHooks
@@ -22,6 +23,12 @@ from archon_gateway.upstreams.supervisor import Upstream, UpstreamHooks
 log = logging.getLogger(__name__)
 
 _ANY_INPUT = {"type": "object"}
+# Notifications for clients waiting to be relayed; beyond this they are dropped (counted).
+_RELAY_BACKLOG = 256
+
+# (upstream, method, params) of a notification for the gateway's clients
+Relay = tuple[str, str, dict[str, Any]]
+RelayListener = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
 
 class UpstreamPool:
@@ -40,22 +47,30 @@ class UpstreamPool:
         policy: RestartPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         pinged: Callable[[str, float], None] = lambda name, seconds: None,
+        client_request_limit: float = 300.0,
     ) -> None:
         self._gateway_env = dict(gateway_env)
         self._log_dir = log_dir
         self.default_timeout = default_timeout
+        self.client_request_limit = client_request_limit
         self.list_wait = list_wait
         self.policy = policy or RestartPolicy()
         self.upstreams: dict[str, Upstream] = {}
         self._catalog_changed = anyio.Event()
         self._listeners: list[Callable[[], Awaitable[None]]] = []
-        hooks = UpstreamHooks(catalog_changed=self._note_catalog_change, pinged=pinged)
+        self._relay_listeners: list[RelayListener] = []
+        self._relays, self._relayed = anyio.create_memory_object_stream[Relay](_RELAY_BACKLOG)
+        self.relays_dropped = 0
+        hooks = UpstreamHooks(
+            catalog_changed=self._note_catalog_change, pinged=pinged, relay=self._note_relay
+        )
         search_path = self._gateway_env.get("PATH")
         for manifest in manifests:
             command = manifest.resolve_command(search_path) if manifest.enabled else None
             policy = _policy_for(manifest, self.policy)
             history = CrashHistory(policy, clock=clock)
             upstream = Upstream(manifest, command, policy, history, hooks)
+            upstream.client_request_limit = client_request_limit
             if not manifest.enabled:
                 upstream.disable("disabled in manifest")
             elif manifest.is_remote:
@@ -79,6 +94,7 @@ class UpstreamPool:
                 if upstream.state is not UpstreamState.DISABLED:
                     await tg.start(upstream.supervise, self._gateway_env, self._log_dir)
             tg.start_soon(self._forward_catalog_changes)
+            tg.start_soon(self._forward_relays)
             try:
                 yield self
             finally:
@@ -86,6 +102,25 @@ class UpstreamPool:
 
     def _note_catalog_change(self) -> None:
         self._catalog_changed.set()
+
+    def on_relay(self, listener: RelayListener) -> None:
+        """Call `listener` for each upstream notification meant for the gateway's clients
+        (resource updates, log messages, resource and prompt list changes)."""
+        self._relay_listeners.append(listener)
+
+    def _note_relay(self, upstream: str, method: str, params: dict[str, Any]) -> None:
+        try:
+            self._relays.send_nowait((upstream, method, params))
+        except anyio.WouldBlock:
+            self.relays_dropped += 1  # clients too slow: drop rather than stall the reader
+
+    async def _forward_relays(self) -> None:
+        async for upstream, method, params in self._relayed:
+            for listener in self._relay_listeners:
+                try:
+                    await listener(upstream, method, params)
+                except Exception:
+                    log.exception("relaying %s from %s failed", method, upstream)
 
     async def _forward_catalog_changes(self) -> None:
         while True:
@@ -148,6 +183,48 @@ class UpstreamPool:
             name = owner[1]
             tool = UpstreamTool(exposed_name, name, {"name": name, "inputSchema": _ANY_INPUT})
         return (upstream, tool) if tool is not None else None
+
+    async def _wanted_all(self) -> None:
+        for upstream in self.upstreams.values():
+            if not upstream.tools:
+                upstream.want()
+        with anyio.move_on_after(self.list_wait):
+            await self.settled()
+
+    async def passthrough(self) -> list[Upstream]:
+        """The upstreams whose resources and prompts to list (started as for tools; those
+        ready get up to `list_wait` seconds in all to list them)."""
+        await self._wanted_all()
+        with anyio.move_on_after(self.list_wait):
+            for upstream in self.upstreams.values():
+                if upstream.state is UpstreamState.READY:
+                    await upstream.passthrough_listed()
+        return [u for u in self.upstreams.values() if u.state not in DOWN_STATES]
+
+    async def listed_once(self, upstream: Upstream) -> None:
+        """Start an upstream that never listed what it serves; wait at most `list_wait`."""
+        if not upstream.tools and not upstream.passthrough:
+            upstream.want()
+            with anyio.move_on_after(self.list_wait):
+                await upstream.wait_settled()
+                if upstream.state is UpstreamState.READY:
+                    await upstream.passthrough_listed()
+
+    def owner_of_uri(self, uri: str) -> tuple[Upstream, str] | None:
+        """The upstream behind a namespaced resource URI, and the upstream's own URI."""
+        split = split_uri(uri)
+        upstream = self.upstreams.get(split[0]) if split else None
+        if split is None or upstream is None or upstream.state is UpstreamState.DISABLED:
+            return None
+        return upstream, split[1]
+
+    def owner_of_prompt(self, exposed_name: str) -> tuple[Upstream, str] | None:
+        """The upstream behind a namespaced prompt name, and its own prompt name."""
+        for upstream in self.upstreams.values():
+            prompt = upstream.passthrough.prompts.get(exposed_name)
+            if prompt is not None:
+                return upstream, str(prompt["name"])
+        return None
 
     def _owner(self, exposed_name: str) -> tuple[Upstream, str] | None:
         """Which upstream serves this name, and its upstream tool name. Before an upstream

@@ -1,5 +1,6 @@
-"""One live MCP client session with an upstream: handshake, tools, calls; and starting a
-stdio upstream's process (`open_session`; remote ones open in `remote/session.py`)."""
+"""One live MCP client session with an upstream: handshake, tools, resources, prompts and
+calls; and starting a stdio upstream's process (`open_session`; remote ones open in
+`remote/session.py`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,9 @@ from archon_gateway.gateway.core.version import __version__
 from archon_gateway.upstreams.connection import (
     NotificationHandler,
     ProgressCallback,
+    RequestHandler,
     RpcConnection,
+    answer_locally,
     serving,
 )
 from archon_gateway.upstreams.manifest import Manifest
@@ -32,9 +35,19 @@ from archon_gateway.upstreams.transport import StdioTransport
 
 log = logging.getLogger(__name__)
 
-PROTOCOL_VERSION = "2025-06-18"
+# The newest handshake-era version: it carries URL-mode elicitation; older servers
+# answer with the version they speak.
+PROTOCOL_VERSION = "2025-11-25"
 CLIENT_INFO = {"name": "archon-gateway", "version": __version__}
-_MAX_TOOL_PAGES = 100
+# What the gateway can forward to its own clients (server-to-client requests), declared to
+# every upstream: servers such as server-everything only offer their sampling and
+# elicitation tools to clients that declare these.
+CLIENT_CAPABILITIES: dict[str, Any] = {
+    "sampling": {},
+    "elicitation": {"form": {}, "url": {}},
+    "roots": {"listChanged": False},
+}
+_MAX_PAGES = 100
 # After the process exits, how long the reader may still pass on what it wrote before
 # every call still waiting fails (its stdout may stay open in a grandchild).
 _DRAIN_AFTER_EXIT = 0.02
@@ -50,27 +63,48 @@ class UpstreamSession:
     connection: RpcConnection
     pid: int | None  # None for a remote upstream
     server_info: dict[str, Any]
+    capabilities: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.manifest.name
 
+    def offers(self, capability: str) -> bool:
+        """Whether the upstream declared this server capability (tools, resources, ...)."""
+        return isinstance(self.capabilities.get(capability), dict)
+
     async def list_tools(self) -> list[dict[str, Any]]:
         """Every tool the upstream offers (all pages), as raw MCP tool objects."""
-        tools: list[dict[str, Any]] = []
+        return await self._list_all("tools/list", "tools", "name")
+
+    async def list_resources(self) -> list[dict[str, Any]]:
+        if not self.offers("resources"):
+            return []
+        return await self._list_all("resources/list", "resources", "uri")
+
+    async def list_resource_templates(self) -> list[dict[str, Any]]:
+        if not self.offers("resources"):
+            return []
+        return await self._list_all("resources/templates/list", "resourceTemplates", "uriTemplate")
+
+    async def list_prompts(self) -> list[dict[str, Any]]:
+        if not self.offers("prompts"):
+            return []
+        return await self._list_all("prompts/list", "prompts", "name")
+
+    async def _list_all(self, method: str, key: str, required: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
         cursor: str | None = None
-        for _ in range(_MAX_TOOL_PAGES):
-            result = await self.connection.request(
-                "tools/list", {"cursor": cursor} if cursor else None
-            )
-            page = result.get("tools")
+        for _ in range(_MAX_PAGES):
+            result = await self.connection.request(method, {"cursor": cursor} if cursor else None)
+            page = result.get(key)
             if not isinstance(page, list):
-                raise UpstreamUnavailable(f"upstream '{self.name}' sent a tools/list without tools")
-            tools.extend(tool for tool in page if isinstance(tool, dict) and "name" in tool)
+                raise UpstreamUnavailable(f"upstream '{self.name}' sent a {method} without {key}")
+            items.extend(item for item in page if isinstance(item, dict) and required in item)
             cursor = result.get("nextCursor")
             if not isinstance(cursor, str) or not cursor:
                 break
-        return tools
+        return items
 
     async def ping(self) -> float:
         """Round-trip an MCP ping; the latency in seconds (a dead upstream raises
@@ -84,11 +118,19 @@ class UpstreamSession:
         tool: str,
         arguments: Mapping[str, Any],
         progress: ProgressCallback | None = None,
+        *,
+        origin: object = None,
     ) -> dict[str, Any]:
         """The raw CallToolResult object (content, structuredContent, isError)."""
         return await self.connection.request(
-            "tools/call", {"name": tool, "arguments": dict(arguments)}, progress
+            "tools/call", {"name": tool, "arguments": dict(arguments)}, progress, origin=origin
         )
+
+    async def request(
+        self, method: str, params: dict[str, Any], *, origin: object = None
+    ) -> dict[str, Any]:
+        """Any other request (resources/read, prompts/get, completion/complete, ...)."""
+        return await self.connection.request(method, params, origin=origin)
 
 
 @asynccontextmanager
@@ -98,7 +140,8 @@ async def open_session(
     *,
     gateway_env: Mapping[str, str],
     log_dir: Path,
-    on_notification: NotificationHandler = lambda method, params: None,
+    on_notification: NotificationHandler = lambda method, params, related: None,
+    on_request: RequestHandler = answer_locally,
     log_max_bytes: int = LOG_MAX_BYTES,
     log_backups: int = LOG_BACKUPS,
 ) -> AsyncIterator[UpstreamSession]:
@@ -132,6 +175,7 @@ async def open_session(
             ),
             manifest.max_message_bytes,
             on_notification,
+            on_request,
             reason_at_eof=how_it_ended,
         )
 
@@ -145,7 +189,7 @@ async def open_session(
         async with serving(connection, close_on_exit):
             try:
                 with anyio.fail_after(manifest.startup_timeout):
-                    server_info = await _initialize(connection)
+                    server_info, capabilities = await _initialize(connection)
             except (GatewayError, TimeoutError) as exc:
                 with anyio.move_on_after(0.5):  # let a dying process be reaped for its code
                     await process.wait()
@@ -158,17 +202,25 @@ async def open_session(
                 server_info.get("name", "?"),
                 server_info.get("version", "?"),
             )
-            yield UpstreamSession(manifest, connection, process.pid, server_info)
+            yield UpstreamSession(manifest, connection, process.pid, server_info, capabilities)
 
 
-async def _initialize(connection: RpcConnection) -> dict[str, Any]:
+async def _initialize(connection: RpcConnection) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The upstream's serverInfo and capabilities."""
     result = await connection.request(
         "initialize",
-        {"protocolVersion": PROTOCOL_VERSION, "capabilities": {}, "clientInfo": CLIENT_INFO},
+        {
+            "protocolVersion": PROTOCOL_VERSION,
+            "capabilities": CLIENT_CAPABILITIES,
+            "clientInfo": CLIENT_INFO,
+        },
     )
     await connection.notify("notifications/initialized")
-    info = result.get("serverInfo")
-    return info if isinstance(info, dict) else {}
+    info, capabilities = result.get("serverInfo"), result.get("capabilities")
+    return (
+        info if isinstance(info, dict) else {},
+        capabilities if isinstance(capabilities, dict) else {},
+    )
 
 
 def _start_failure(

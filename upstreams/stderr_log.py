@@ -20,6 +20,9 @@ LOG_BACKUPS = 3
 # this the newest bytes are dropped and counted: a stalled disk must not stop the reading,
 # or the upstream would block on a full stderr pipe and hang its calls.
 PENDING_MAX_BYTES = 1024 * 1024
+# How long the reader waits for a writer that is merely behind (a burst faster than the
+# writer thread gets scheduled) before it treats the disk as stalled and starts dropping.
+CATCH_UP_SECONDS = 0.2
 # Bytes kept of any one stderr line for error messages (the start says what is wrong).
 _LINE_KEEP = 512
 _LINES_KEPT = 5
@@ -32,7 +35,8 @@ class StderrLog:
 
     The event loop only reads the pipe and remembers the last lines; files are written,
     flushed and rotated in a worker thread, a batch of whatever was read meanwhile at a
-    time. When the writer falls `pending_max` bytes behind, newer bytes are dropped,
+    time. When the writer falls `pending_max` bytes behind, the reader waits up to
+    CATCH_UP_SECONDS for it; if it is still behind (a stalled disk), newer bytes are dropped,
     counted in `dropped_bytes`, and a line saying so marks the gap in the file."""
 
     def __init__(
@@ -57,6 +61,8 @@ class StderrLog:
         self._pending_bytes = 0  # queued plus the batch being written
         self._unmarked_drops = 0  # dropped since the last gap marker was queued
         self._more = anyio.Event()
+        self._written = anyio.Event()  # set (and replaced) after each batch is written
+        self._writer_stalled = False  # a catch-up wait timed out; no batch finished since
         self._reading = True
         # Touched only inside the writer thread (one batch at a time).
         self._file: BinaryIO | None = None
@@ -82,6 +88,7 @@ class StderrLog:
                 try:
                     await self._read(stream)
                 finally:
+                    self._mark_drops()  # drops at the very end get their marker too
                     self._reading = False
                     self._more.set()
         finally:
@@ -97,7 +104,15 @@ class StderrLog:
             except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
                 return
             self._remember(chunk)
+            if self._over_bound(len(chunk)) and not self._writer_stalled:
+                with anyio.move_on_after(CATCH_UP_SECONDS) as waiting:
+                    while self._over_bound(len(chunk)):
+                        await self._written.wait()
+                self._writer_stalled = waiting.cancelled_caught
             self._queue(chunk)
+
+    def _over_bound(self, size: int) -> bool:
+        return bool(self._pending_bytes) and self._pending_bytes + size > self.pending_max
 
     def _remember(self, chunk: bytes) -> None:
         *complete, rest = chunk.split(b"\n")
@@ -109,20 +124,24 @@ class StderrLog:
         self._partial += rest[: _LINE_KEEP - len(self._partial)]
 
     def _queue(self, chunk: bytes) -> None:
-        if self._pending_bytes and self._pending_bytes + len(chunk) > self.pending_max:
+        if self._over_bound(len(chunk)):
             if not self._unmarked_drops:
                 log.warning("upstream log %s cannot keep up; dropping stderr", self.path)
             self.dropped_bytes += len(chunk)
             self._unmarked_drops += len(chunk)
             return
+        self._mark_drops()
+        self._pending.append(chunk)
+        self._pending_bytes += len(chunk)
+        self._more.set()
+
+    def _mark_drops(self) -> None:
+        """Say in the log where (and how many) bytes were dropped."""
         if self._unmarked_drops:
             marker = f"\n[archon-gateway: {self._unmarked_drops} bytes of stderr dropped here]\n"
             self._pending.append(marker.encode())
             self._pending_bytes += len(marker)
             self._unmarked_drops = 0
-        self._pending.append(chunk)
-        self._pending_bytes += len(chunk)
-        self._more.set()
 
     def _take(self) -> list[bytes]:
         """Everything queued, as one batch (its bytes still count as pending)."""
@@ -141,6 +160,9 @@ class StderrLog:
                 await anyio.to_thread.run_sync(self._write, batch)
             finally:
                 self._pending_bytes -= sum(len(chunk) for chunk in batch)
+                self._writer_stalled = False
+                self._written.set()
+                self._written = anyio.Event()
 
     # Below here runs in the writer thread, never on the event loop.
 

@@ -23,7 +23,16 @@ from archon_gateway.gateway.core.errors import (
     UpstreamUnavailable,
 )
 from archon_gateway.gateway.core.health import ComponentStatus
-from archon_gateway.upstreams.catalog import LIST_CHANGED, UpstreamTool, catalog_of
+from archon_gateway.upstreams.callers import Caller, InFlight, forward_request
+from archon_gateway.upstreams.catalog import (
+    LIST_CHANGED,
+    PROMPTS_CHANGED,
+    RESOURCES_CHANGED,
+    Passthrough,
+    UpstreamTool,
+    catalog_of,
+    passthrough_of,
+)
 from archon_gateway.upstreams.connection import ProgressCallback
 from archon_gateway.upstreams.manifest import Manifest
 from archon_gateway.upstreams.opening import open_upstream
@@ -40,6 +49,9 @@ class UpstreamHooks:
 
     catalog_changed: Callable[[], None] = lambda: None
     pinged: Callable[[str, float], None] = lambda name, seconds: None
+    # An upstream's notification for the gateway's clients (resources/updated, resources
+    # or prompts list_changed, a log line of no single client's call): upstream, method, params.
+    relay: Callable[[str, str, dict[str, Any]], None] = lambda upstream, method, params: None
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,15 @@ class Upstream:
     last_error: str | None = None
     session: UpstreamSession | None = None
     tools: dict[str, UpstreamTool] = field(default_factory=dict)
+    passthrough: Passthrough = field(default_factory=Passthrough)
+    # How long a client may take to answer what the upstream asks it (sampling, ...).
+    client_request_limit: float = 300.0
+    in_flight: InFlight = field(default_factory=InFlight)
+    log_level: str | None = None  # the last logging/setLevel of any client
+
+    def __post_init__(self) -> None:
+        self.in_flight.upstream = self.name
+
     restarts: int = 0
     runs: int = 0  # times the process was started
     last_ping: float | None = None
@@ -72,6 +93,7 @@ class Upstream:
     _wanted: anyio.Event = field(default_factory=anyio.Event)
     _restart: anyio.Event = field(default_factory=anyio.Event)
     _stale: anyio.Event = field(default_factory=anyio.Event)
+    _passthrough_listed: anyio.Event = field(default_factory=anyio.Event)
     _in_flight: int = 0
     _failing: bool = False  # the last run crashed, and no run has been ready since
     _last_used: float = 0.0
@@ -188,7 +210,37 @@ class Upstream:
         tool: UpstreamTool,
         arguments: Mapping[str, Any],
         progress: ProgressCallback | None,
+        caller: Caller | None = None,
     ) -> dict[str, Any]:
+        session = await self._live_session()
+        self._in_flight += 1
+        try:
+            async with self.in_flight.calling(caller) as origin:
+                return await session.call_tool(
+                    tool.upstream_tool, arguments, progress, origin=origin
+                )
+        finally:
+            self._in_flight -= 1
+            self._last_used = anyio.current_time()
+
+    async def request(
+        self, method: str, params: dict[str, Any], caller: Caller | None = None
+    ) -> dict[str, Any]:
+        """Any other request a client makes of this upstream (resources/read, prompts/get,
+        completion/complete, ...), started on demand like a call."""
+        session = await self._live_session()
+        self._in_flight += 1
+        try:
+            async with self.in_flight.calling(caller) as origin:
+                return await session.request(method, params, origin=origin)
+        finally:
+            self._in_flight -= 1
+            self._last_used = anyio.current_time()
+
+    def live_session(self) -> UpstreamSession | None:
+        return self.session
+
+    async def _live_session(self) -> UpstreamSession:
         if self.session is None:
             self.want()
             await self.wait_settled()
@@ -196,12 +248,7 @@ class Upstream:
         if session is None:
             down = self.state in DOWN_STATES
             raise (UpstreamRestarting if down else UpstreamUnavailable)(self.unavailable_reason())
-        self._in_flight += 1
-        try:
-            return await session.call_tool(tool.upstream_tool, arguments, progress)
-        finally:
-            self._in_flight -= 1
-            self._last_used = anyio.current_time()
+        return session
 
     # -- supervision -----------------------------------------------------------------------
 
@@ -265,6 +312,7 @@ class Upstream:
         self.runs += 1
         self._set_state(UpstreamState.STARTING)
         self._stale = anyio.Event()
+        self._passthrough_listed = anyio.Event()
         try:
             async with open_upstream(
                 self.manifest,
@@ -273,10 +321,14 @@ class Upstream:
                 gateway_env=gateway_env,
                 log_dir=log_dir,
                 on_notification=self._on_notification,
+                on_request=self._on_request,
             ) as session:
                 with anyio.fail_after(self.manifest.startup_timeout):
                     definitions = await session.list_tools()
-                self._update_catalog(definitions)
+                    await self._apply_log_level(session)
+                # Ready with its tools; resources and prompts are listed right after (see
+                # _refresh_catalog), so calls need not wait for them.
+                self._update_catalog(definitions, self.passthrough)
                 self.session, self.last_ping, self.retry_at = session, None, None
                 self._failing = False
                 self._last_used = anyio.current_time()
@@ -364,11 +416,65 @@ class Upstream:
                 return
             await anyio.sleep(max(idle - quiet, 0.05))
 
-    def _on_notification(self, method: str, params: dict[str, Any]) -> None:
-        if method == LIST_CHANGED:
+    def _on_notification(self, method: str, params: dict[str, Any], related: int | None) -> None:
+        if method in (LIST_CHANGED, RESOURCES_CHANGED, PROMPTS_CHANGED):
             self._stale.set()
+        elif method == "notifications/message":
+            origin = self.session.connection.origin_of(related) if self.session else None
+            if not self.in_flight.log(origin, params):
+                self.hooks.relay(self.name, method, params)
+        elif method == "notifications/resources/updated":
+            self.hooks.relay(self.name, method, params)
+
+    async def _on_request(
+        self, method: str, params: dict[str, Any], related: int | None
+    ) -> dict[str, Any]:
+        origin = self.session.connection.origin_of(related) if self.session else None
+        return await forward_request(
+            self.name,
+            self.in_flight,
+            method,
+            params,
+            origin,
+            time_limit=self.client_request_limit,
+            roots=self.manifest.root_objects(),
+        )
+
+    async def _list_passthrough(self, session: UpstreamSession) -> Passthrough:
+        """Its resources, templates and prompts; an upstream that fails to list them keeps
+        its tools (they are listed without them, with a warning)."""
+        try:
+            return passthrough_of(
+                self.manifest,
+                await session.list_resources(),
+                await session.list_resource_templates(),
+                await session.list_prompts(),
+            )
+        except GatewayError as exc:
+            log.warning("upstream %s: could not list resources or prompts: %s", self.name, exc)
+            return Passthrough()
+
+    async def _apply_log_level(self, session: UpstreamSession) -> None:
+        """A level a client set before this run started applies to it too."""
+        if self.log_level is not None and session.offers("logging"):
+            try:
+                await session.request("logging/setLevel", {"level": self.log_level})
+            except GatewayError as exc:
+                log.info("upstream %s refused log level %s: %s", self.name, self.log_level, exc)
+
+    async def passthrough_listed(self) -> None:
+        """Wait until this run has listed its resources, templates and prompts."""
+        await self._passthrough_listed.wait()
 
     async def _refresh_catalog(self, session: UpstreamSession) -> None:
+        try:
+            with anyio.fail_after(self.manifest.startup_timeout):
+                passthrough = await self._list_passthrough(session)
+            self._update_catalog([t.definition for t in self.tools.values()], passthrough)
+        except TimeoutError:
+            log.warning("upstream %s did not list its resources and prompts in time", self.name)
+        finally:
+            self._passthrough_listed.set()
         while True:
             await self._stale.wait()
             await anyio.sleep(self.policy.list_changed_debounce)
@@ -377,17 +483,29 @@ class Upstream:
             try:
                 with anyio.fail_after(self.manifest.startup_timeout):
                     definitions = await session.list_tools()
+                    passthrough = await self._list_passthrough(session)
             except (GatewayError, TimeoutError) as exc:
                 log.warning("upstream %s: could not re-list its tools: %s", self.name, exc)
                 continue
-            self._update_catalog(definitions)
+            self._update_catalog(definitions, passthrough)
 
-    def _update_catalog(self, definitions: Sequence[dict[str, Any]]) -> None:
+    def _update_catalog(
+        self, definitions: Sequence[dict[str, Any]], passthrough: Passthrough
+    ) -> None:
         tools = catalog_of(self.manifest, definitions)
+        resources_changed = (passthrough.resources, passthrough.templates) != (
+            self.passthrough.resources,
+            self.passthrough.templates,
+        )
+        prompts_changed = passthrough.prompts != self.passthrough.prompts
         changed = tools != self.tools
-        self.tools = tools
+        self.tools, self.passthrough = tools, passthrough
         if changed:
             self.hooks.catalog_changed()
+        if resources_changed:
+            self.hooks.relay(self.name, RESOURCES_CHANGED, {})
+        if prompts_changed:
+            self.hooks.relay(self.name, PROMPTS_CHANGED, {})
 
 
 _End = Callable[[str, str], None]

@@ -146,6 +146,15 @@ class ToolBusy(Refused):
         self.limit = limit
 
 
+class PeerRequestRefused(Refused):
+    """The gateway answers a request an upstream sent it (sampling, elicitation, roots) with
+    this JSON-RPC error; it goes back to that upstream, never to a user."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
 class WorkflowFailed(Refused):
     """The workflow coordinator ran the workflow and reported it failed or cancelled."""
 

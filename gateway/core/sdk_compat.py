@@ -14,7 +14,7 @@ mcp.server.* are imported where they are used: only serving needs them.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -51,9 +51,12 @@ __all__ = [
     "http_session_counter",
     "lifespan",
     "new_subscription_bus",
+    "publish_list_changed",
+    "publish_resource_updated",
     "publish_tools_changed",
     "refuse_before_initialize",
     "run_session",
+    "serve_resource_subscriptions",
     "serve_subscriptions_listen",
     "serve_uvicorn",
     "session_connection",
@@ -137,15 +140,59 @@ def refuse_before_initialize(server: FastMCP[Any]) -> None:
     low_level.middleware.append(gate)
 
 
-def serve_subscriptions_listen(server: FastMCP[Any], bus: SubscriptionBus) -> None:
-    """Answer `subscriptions/listen` (2026-07-28 clients) with events published on `bus`."""
+# While a listen stream is open: (its resource URIs, a key for the stream) -> a context.
+ListenHook = Callable[[list[str], object], AbstractAsyncContextManager[None]]
+
+
+def serve_subscriptions_listen(
+    server: FastMCP[Any], bus: SubscriptionBus, around: ListenHook | None = None
+) -> None:
+    """Answer `subscriptions/listen` (2026-07-28 clients) with events published on `bus`;
+    `around` is entered for as long as each stream is open (with the resource URIs it
+    listens to), so the gateway can subscribe upstream."""
     # Why: FastMCP has no public hook for this request; its private low-level server does,
     # and the handler lives in the SDK's unexported mcp.server.subscriptions.
     import mcp_types as mt
     from mcp.server.subscriptions import ListenHandler
 
+    listen = ListenHandler(bus)
+
+    async def handler(ctx: Any, params: mt.SubscriptionsListenRequestParams) -> Any:
+        if around is None:
+            return await listen(ctx, params)
+        uris = list(params.notifications.resource_subscriptions or ())
+        async with around(uris, object()):
+            return await listen(ctx, params)
+
     server._mcp_server.add_request_handler(
-        "subscriptions/listen", mt.SubscriptionsListenRequestParams, ListenHandler(bus)
+        "subscriptions/listen", mt.SubscriptionsListenRequestParams, handler
+    )
+
+
+SubscribeHandler = Callable[[str, object], Awaitable[None]]
+
+
+def serve_resource_subscriptions(
+    server: FastMCP[Any], subscribe: SubscribeHandler, unsubscribe: SubscribeHandler
+) -> None:
+    """Answer handshake-era `resources/subscribe` / `resources/unsubscribe` with
+    `(uri, client connection)` (which also declares `resources.subscribe`)."""
+    # Why: FastMCP registers no handler for these; only its private low-level server takes
+    # one, and the SDK derives the capability from the handler's presence.
+    import mcp_types as mt
+
+    async def on_subscribe(ctx: Any, params: mt.SubscribeRequestParams) -> mt.EmptyResult:
+        await subscribe(str(params.uri), session_connection(ctx.session) or ctx.session)
+        return mt.EmptyResult()
+
+    async def on_unsubscribe(ctx: Any, params: mt.UnsubscribeRequestParams) -> mt.EmptyResult:
+        await unsubscribe(str(params.uri), session_connection(ctx.session) or ctx.session)
+        return mt.EmptyResult()
+
+    low_level = server._mcp_server
+    low_level.add_request_handler("resources/subscribe", mt.SubscribeRequestParams, on_subscribe)
+    low_level.add_request_handler(
+        "resources/unsubscribe", mt.UnsubscribeRequestParams, on_unsubscribe
     )
 
 
@@ -163,6 +210,22 @@ async def publish_tools_changed(bus: SubscriptionBus) -> None:
     from mcp.server.subscriptions import ToolsListChanged
 
     await bus.publish(ToolsListChanged())
+
+
+async def publish_list_changed(bus: SubscriptionBus, kind: Literal["resources", "prompts"]) -> None:
+    """Tell every `subscriptions/listen` stream that resources or prompts changed."""
+    # Why: the event types live in the unexported mcp.server.subscriptions.
+    from mcp.server.subscriptions import PromptsListChanged, ResourcesListChanged
+
+    await bus.publish(ResourcesListChanged() if kind == "resources" else PromptsListChanged())
+
+
+async def publish_resource_updated(bus: SubscriptionBus, uri: str) -> None:
+    """Tell the `subscriptions/listen` streams that listen to `uri` that it changed."""
+    # Why: the event type lives in the unexported mcp.server.subscriptions.
+    from mcp.server.subscriptions import ResourceUpdated
+
+    await bus.publish(ResourceUpdated(uri=uri))
 
 
 def session_connection(session: object) -> Connection | None:

@@ -10,6 +10,7 @@ import logging
 import signal
 import socket
 import sys
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,7 +30,12 @@ from fastmcp.tools.base import Tool
 from mcp import Client as SdkClient
 from mcp.server.connection import Connection
 from mcp.shared.message import SessionMessage
-from mcp.shared.subscriptions import ToolsListChanged
+from mcp.shared.subscriptions import (
+    PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
+    ToolsListChanged,
+)
 from starlette.applications import Starlette
 
 from archon_gateway.gateway.core import sdk_compat
@@ -51,6 +57,11 @@ COVERED: dict[str, str] = {
     "serve_subscriptions_listen": "test_listen_streams_hear_published_tool_list_changes",
     "new_subscription_bus": "test_listen_streams_hear_published_tool_list_changes",
     "publish_tools_changed": "test_listen_streams_hear_published_tool_list_changes",
+    "publish_list_changed": "test_listen_streams_hear_resource_and_prompt_changes_they_asked_for",
+    "publish_resource_updated": (
+        "test_listen_streams_hear_resource_and_prompt_changes_they_asked_for"
+    ),
+    "serve_resource_subscriptions": "test_handshake_era_resource_subscriptions_reach_the_handlers",
     "tool_error_cause": "test_middleware_sees_a_tool_exception_as_the_cause_of_a_tool_error",
     "http_session_counter": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
     "refuse_before_initialize": "test_a_request_before_initialize_is_told_to_initialize",
@@ -288,6 +299,65 @@ async def test_listen_streams_hear_published_tool_list_changes() -> None:
             async for event in subscription:
                 assert isinstance(event, ToolsListChanged)
                 break
+
+
+async def test_listen_streams_hear_resource_and_prompt_changes_they_asked_for() -> None:
+    server: FastMCP[Any] = FastMCP("listen-more")
+    bus = sdk_compat.new_subscription_bus()
+    opened: list[list[str]] = []
+
+    @asynccontextmanager
+    async def around(uris: list[str], stream: object) -> AsyncIterator[None]:
+        opened.append(uris)
+        yield
+
+    sdk_compat.serve_subscriptions_listen(server, bus, around)
+    wanted = "demo://up/a"
+    with anyio.fail_after(10):
+        async with (
+            sdk_compat.lifespan(server),
+            SdkClient(server._mcp_server) as client,
+            client.listen(
+                resources_list_changed=True,
+                prompts_list_changed=True,
+                resource_subscriptions=[wanted],
+            ) as subscription,
+        ):
+            assert opened == [[wanted]]
+            await sdk_compat.publish_resource_updated(bus, "demo://up/other")  # not asked for
+            await sdk_compat.publish_resource_updated(bus, wanted)
+            await sdk_compat.publish_list_changed(bus, "resources")
+            await sdk_compat.publish_list_changed(bus, "prompts")
+            heard: list[object] = []
+            async for event in subscription:
+                heard.append(event)
+                if len(heard) == 3:
+                    break
+    assert heard == [ResourceUpdated(uri=wanted), ResourcesListChanged(), PromptsListChanged()]
+
+
+async def test_handshake_era_resource_subscriptions_reach_the_handlers() -> None:
+    server: FastMCP[Any] = FastMCP("subscribe")
+    calls: list[tuple[str, str, bool]] = []
+
+    async def subscribe(uri: str, client: object) -> None:
+        calls.append(("subscribe", uri, isinstance(client, Connection)))
+
+    async def unsubscribe(uri: str, client: object) -> None:
+        calls.append(("unsubscribe", uri, isinstance(client, Connection)))
+
+    sdk_compat.serve_resource_subscriptions(server, subscribe, unsubscribe)
+    with anyio.fail_after(10):
+        async with Client(server, mode="legacy") as client:
+            assert client.initialize_result is not None
+            resources = client.initialize_result.capabilities.resources
+            assert resources is not None
+            assert resources.subscribe
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # MCPDeprecationWarning: 2026-07-28 dropped it
+                await client.session.subscribe_resource("demo://x")
+                await client.session.unsubscribe_resource("demo://x")
+    assert calls == [("subscribe", "demo://x", True), ("unsubscribe", "demo://x", True)]
 
 
 async def test_middleware_sees_a_tool_exception_as_the_cause_of_a_tool_error() -> None:

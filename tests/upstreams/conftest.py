@@ -63,3 +63,9 @@ def node_bin() -> Path:
             if done.returncode != 0:
                 pytest.skip(f"npm ci failed in {NODE_DIR}: {done.stderr.strip()[-300:]}")
     return bin_dir
+
+
+@pytest.fixture
+def everything(write_manifest: WriteManifest, node_bin: Path) -> None:
+    """A manifest for server-everything (npm) as the upstream `everything`."""
+    write_manifest("everything", toolbox=False, command=str(node_bin / "mcp-server-everything"))

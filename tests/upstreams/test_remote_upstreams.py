@@ -28,6 +28,7 @@ from tests.support import (
     URL_PATTERN,
     RawStdioPeer,
     running_gateway,
+    running_http_gateway,
     wait_for_text,
     wait_until,
 )
@@ -278,3 +279,59 @@ async def test_a_remote_that_forgets_its_sessions_gets_a_new_one_and_the_call_is
                 assert text_of(await client.call_tool("remote_echo", {"text": "b"})) == "b"
     sessions = [entry["initialized"] for entry in records(record) if "initialized" in entry]
     assert len(sessions) == 2
+
+
+async def test_sampling_from_a_remote_upstream_reaches_exactly_the_client_whose_call_asked(
+    tmp_path: Path, gateway_env: dict[str, str], write_manifest: WriteManifest, node_bin: Path
+) -> None:
+    """Two clients' calls are in flight on one remote upstream at once. A stdio upstream could
+    not say which client a sampling request is for (the gateway would refuse it as
+    ambiguous); over streamable HTTP the request arrives on the response stream of the call
+    that caused it, so each client is asked for exactly its own prompt."""
+    port = free_port()
+    write_manifest("ev", toolbox=False, url=f"http://127.0.0.1:{port}/mcp")
+    asked: dict[str, list[str]] = {"first": [], "second": []}
+    first_asked, second_asked = anyio.Event(), anyio.Event()
+
+    def sampler(who: str) -> Any:
+        async def sampling(messages: list[Any], params: Any, ctx: Any) -> str:
+            asked[who].append(messages[0].content.text)
+            if who == "first":  # hold the first call in flight until the second is asked
+                first_asked.set()
+                await second_asked.wait()
+            else:
+                second_asked.set()
+            return f"answered by {who}"
+
+        return sampling
+
+    async with (
+        everything(node_bin, "streamableHttp", port, tmp_path / "everything.log"),
+        running_http_gateway(gateway_env, tmp_path) as (_, url, _stderr),
+        Client(url, sampling_handler=sampler("first")) as first,
+        Client(url, sampling_handler=sampler("second")) as second,
+    ):
+        results: dict[str, Any] = {}
+
+        async def call(who: str, client: Client[Any]) -> None:
+            results[who] = await client.call_tool(
+                "ev_trigger-sampling-request", {"prompt": f"from {who}", "maxTokens": 5}
+            )
+
+        with anyio.fail_after(60):
+            await wait_until(lambda: _lists_tool(first, "ev_trigger-sampling-request"), 30)
+            async with anyio.create_task_group() as calls:
+                calls.start_soon(call, "first", first)
+                await first_asked.wait()
+                calls.start_soon(call, "second", second)
+
+    assert asked == {
+        "first": ["Resource trigger-sampling-request context: from first"],
+        "second": ["Resource trigger-sampling-request context: from second"],
+    }
+    assert "answered by first" in text_of(results["first"])
+    assert "answered by second" in text_of(results["second"])
+
+
+async def _lists_tool(client: Client[Any], name: str) -> bool:
+    return name in {tool.name for tool in await client.list_tools()}

@@ -4,6 +4,7 @@ thread, never on the event loop, and a stalled disk does not stop the reading.""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +121,50 @@ async def test_a_stalled_disk_neither_stops_the_reading_nor_holds_more_than_its_
         "[archon-gateway: 98304 bytes of stderr dropped here]\n",
         "after the stall\n",
     ]
+
+
+async def test_bytes_dropped_just_before_the_stream_ends_are_still_marked_in_the_log(
+    tmp_path: Path,
+) -> None:
+    stderr_log = StalledDiskLog(tmp_path, "ending", pending_max=1024)
+    send, receive = anyio.create_memory_object_stream[bytes]()
+    try:
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(stderr_log.pump, PipeStandIn(receive))
+                async with send:
+                    await send.send(b"first\n")
+                    await anyio.to_thread.run_sync(stderr_log.stalled.wait)
+                    for _ in range(3):
+                        await send.send(b"y" * 1023 + b"\n")
+                stderr_log.unstall.set()  # the upstream is gone; the disk catches up
+            await stderr_log.closed.wait()
+    finally:
+        stderr_log.unstall.set()
+    written = (tmp_path / "ending.log").read_text()
+    kept = written.count("y" * 1023 + "\n")
+    assert written.endswith(f"[archon-gateway: {(3 - kept) * 1024} bytes of stderr dropped here]\n")
+    assert stderr_log.dropped_bytes == (3 - kept) * 1024 > 0
+
+
+class SlowDiskLog(StderrLog):
+    """A disk that is slow but keeps going: every write takes 5 ms."""
+
+    def _write_chunk(self, chunk: bytes) -> None:
+        time.sleep(0.005)
+        super()._write_chunk(chunk)
+
+
+async def test_a_burst_faster_than_a_slow_but_working_disk_is_kept_whole(tmp_path: Path) -> None:
+    stderr_log = SlowDiskLog(tmp_path, "burst", pending_max=4 * 1024)
+    lines = [b"%04d" % n + b"-" * 1019 + b"\n" for n in range(100)]
+    send, receive = anyio.create_memory_object_stream[bytes]()
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stderr_log.pump, PipeStandIn(receive))
+            async with send:
+                for line in lines:
+                    await send.send(line)
+        await stderr_log.closed.wait()
+    assert stderr_log.dropped_bytes == 0
+    assert (tmp_path / "burst.log").read_bytes() == b"".join(lines)

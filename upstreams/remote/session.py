@@ -14,7 +14,13 @@ from archon_gateway.gateway.core.errors import (
     UpstreamStartTimeout,
     UpstreamUnavailable,
 )
-from archon_gateway.upstreams.connection import NotificationHandler, RpcConnection, serving
+from archon_gateway.upstreams.connection import (
+    NotificationHandler,
+    RequestHandler,
+    RpcConnection,
+    answer_locally,
+    serving,
+)
 from archon_gateway.upstreams.manifest import Manifest
 from archon_gateway.upstreams.remote.sse import SseTransport
 from archon_gateway.upstreams.remote.streamable_http import StreamableHttpTransport
@@ -28,7 +34,8 @@ async def open_remote_session(
     manifest: Manifest,
     headers: Mapping[str, str],
     *,
-    on_notification: NotificationHandler = lambda method, params: None,
+    on_notification: NotificationHandler = lambda method, params, related: None,
+    on_request: RequestHandler = answer_locally,
 ) -> AsyncIterator[UpstreamSession]:
     """Connect and initialize; UpstreamUnavailable says why not (never with header values).
     When the connection is lost later, every waiting call fails at once."""
@@ -45,12 +52,12 @@ async def open_remote_session(
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(transport)
         connection = RpcConnection(
-            manifest.name, transport, manifest.max_message_bytes, on_notification
+            manifest.name, transport, manifest.max_message_bytes, on_notification, on_request
         )
         await stack.enter_async_context(serving(connection))
         try:
             with anyio.fail_after(manifest.startup_timeout):
-                server_info = await _initialize(connection)
+                server_info, capabilities = await _initialize(connection)
         except TimeoutError as exc:
             raise UpstreamStartTimeout(
                 f"upstream '{manifest.name}' did not answer initialize within "
@@ -69,7 +76,7 @@ async def open_remote_session(
             server_info.get("name", "?"),
             server_info.get("version", "?"),
         )
-        yield UpstreamSession(manifest, connection, None, server_info)
+        yield UpstreamSession(manifest, connection, None, server_info, capabilities)
 
 
 def _where(url: str) -> str:
