@@ -1,0 +1,126 @@
+"""The store on a real SQLite file and a real PostgreSQL server: migrations, the batched
+writer, retention. Every test here runs on both engines (the `database_url` fixture)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+import pytest
+from sqlalchemy import func, select, text
+
+from archon_gateway.store import database
+from archon_gateway.store.retention import DAY, purge
+from archon_gateway.store.schema import security_audit_log
+from archon_gateway.store.service import Store
+
+pytestmark = pytest.mark.anyio
+
+
+def audit_row(n: int, at: float | None = None) -> dict[str, Any]:
+    return {
+        "at": time.time() if at is None else at,
+        "principal": "service",
+        "action": "auth",
+        "outcome": "accept",
+        "reason": "service_token",
+        "tool": "",
+        "transport": "http",
+        "path": f"/mcp/{n}",
+        "remote": "127.0.0.1:1",
+        "request_id": "",
+    }
+
+
+async def count_rows(url: str, table: str = "security_audit_log") -> int:
+    engine = database.open_engine(database.parse_url(url))
+    try:
+        async with engine.connect() as connection:
+            return int(await connection.scalar(text(f"SELECT count(*) FROM {table}")) or 0)
+    finally:
+        await engine.dispose()
+
+
+async def test_appended_rows_are_written_in_batches_and_all_flushed_at_shutdown(
+    database_url: str,
+) -> None:
+    flushed: list[int] = []
+    store = Store(
+        database_url, batch_size=50, linger=0.01, on_flushed=lambda _t, n: flushed.append(n)
+    )
+    with anyio.fail_after(60):
+        async with store.running():
+            for n in range(1234):
+                assert store.append("security_audit_log", audit_row(n))
+    assert await count_rows(database_url) == 1234
+    assert sum(flushed) == 1234
+    assert max(flushed) <= 50
+
+
+async def test_a_full_queue_drops_rows_and_counts_them_without_waiting(database_url: str) -> None:
+    dropped: dict[str, int] = {}
+
+    def count(table: str, n: int) -> None:
+        dropped[table] = dropped.get(table, 0) + n
+
+    store = Store(database_url, queue_size=10, on_dropped=count)
+    with anyio.fail_after(60):
+        async with store.running():
+            accepted = [store.append("security_audit_log", audit_row(n)) for n in range(25)]
+    assert accepted.count(True) == 10
+    assert dropped == {"security_audit_log": 15}
+    assert await count_rows(database_url) == 10
+
+
+async def test_two_stores_opening_one_database_at_once_both_end_at_the_newest_schema(
+    database_url: str,
+) -> None:
+    first, second = Store(database_url), Store(database_url)
+    with anyio.fail_after(60):
+        async with first.running(), second.running():
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(first.engine)
+                tasks.start_soon(second.engine)
+            engine = await first.engine()
+            assert await database.current_revision(engine) == database.head_revision()
+            assert first.health().status == second.health().status == "ok"
+
+
+async def test_purge_deletes_only_rows_older_than_the_retention_in_batches(
+    database_url: str,
+) -> None:
+    now = time.time()
+    store = Store(database_url, batch_size=500, linger=0.01)
+    with anyio.fail_after(60):
+        async with store.running():
+            for n in range(250):
+                store.append("security_audit_log", audit_row(n, at=now - 100 * DAY))
+            for n in range(5):
+                store.append("security_audit_log", audit_row(n, at=now - DAY))
+        engine = database.open_engine(database.parse_url(database_url))
+        try:
+            retention = {"security_audit_log": 90.0}
+            dry = await purge(engine, retention, now=now, batch=100, dry_run=True)
+            assert dry == {"security_audit_log": 250}
+            assert await purge(engine, retention, now=now, batch=100) == dry
+            async with engine.connect() as connection:
+                left = await connection.scalar(
+                    select(func.count()).select_from(security_audit_log)
+                )
+            assert left == 5
+        finally:
+            await engine.dispose()
+
+
+async def test_an_unreachable_database_is_reported_and_appends_never_wait(tmp_path: Any) -> None:
+    url = f"postgresql+asyncpg://nobody@/nothing?host={tmp_path}"  # no server listens there
+    store = Store(url, connect_wait=0.2, shutdown_flush=0.5)
+    with anyio.fail_after(30):
+        async with store.running():
+            assert store.append("security_audit_log", audit_row(1))
+            with pytest.raises(Exception, match="store is unavailable"):
+                await store.engine()
+            status = store.health()
+            assert status.status == "down"
+            assert "cannot open postgresql" in status.detail
