@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from archon_gateway.gateway.auth.audit import FanOutAuditSink, LogAuditSink
 from archon_gateway.gateway.client_sessions import ClientSessions
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
@@ -29,12 +30,14 @@ from archon_gateway.gateway.middleware.call_metrics import MetricsMiddleware
 from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
 from archon_gateway.gateway.middleware.timeout import TimeoutMiddleware
 from archon_gateway.gateway.settings import Settings
+from archon_gateway.gateway.store_wiring import StoreAuditSink, build_store, store_families
 from archon_gateway.gateway.upstream_admin import (
     add_upstream_admin_tools,
     upstream_details,
     upstream_health,
     watch_upstreams,
 )
+from archon_gateway.store.service import Store
 from archon_gateway.tools.codegen import CodegenTools
 from archon_gateway.tools.patterns import PatternTools
 from archon_gateway.tools.workflow import WorkflowTools
@@ -68,12 +71,16 @@ def build_gateway(
     environ = os.environ if environ is None else environ
     pool = _upstream_pool(settings, environ, metrics, components, clock)
     server = GatewayServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
+    store = build_store(settings, metrics, components)
+    if store is not None:
+        server.add_lifetime(store.running)  # first in, last out: it records the others' exits
     guards = build_guards(
         server,
         settings,
         metrics,
         components,
         upstream_of=pool.upstream_of if pool else _not_upstream,
+        audit=FanOutAuditSink(LogAuditSink(), StoreAuditSink(store)) if store else None,
         clock=clock,
     )
     native_limits: dict[str, float] = {}  # the tool families' own limits, added below
@@ -99,7 +106,7 @@ def build_gateway(
         details=upstreams.details,
     )
     if families is None:
-        families = tool_families(settings, guards.breakers)
+        families = tool_families(settings, guards.breakers, store)
     native_limits.update(add_tool_families(server, components, families))
     return server
 
@@ -148,9 +155,20 @@ def _base_components(served: list[str]) -> ComponentRegistry:
     return components
 
 
-def tool_families(settings: Settings, breakers: BreakerRegistry) -> list[ToolFamily]:
-    """The native tool families, in listing order."""
-    return [
+def tool_families(
+    settings: Settings, breakers: BreakerRegistry, store: Store | None = None
+) -> list[ToolFamily]:
+    """The native tool families, in listing order (the store's when there is a store)."""
+    patterns = PatternTools(
+        settings.data_dir / "patterns",
+        qdrant_url=settings.qdrant_url,
+        qdrant_api_key=settings.qdrant_api_key,
+        collection=settings.patterns_collection,
+        batch_size=settings.patterns_batch_size,
+        embed_timeout=settings.patterns_embed_timeout,
+        breakers=breakers,
+    )
+    families: list[ToolFamily] = [
         CodegenTools(
             max_input_bytes=settings.codegen_max_input_bytes,
             ruff_timeout=settings.codegen_ruff_timeout,
@@ -160,16 +178,11 @@ def tool_families(settings: Settings, breakers: BreakerRegistry) -> list[ToolFam
             timeout=settings.workflow_timeout,
             breakers=breakers,
         ),
-        PatternTools(
-            settings.data_dir / "patterns",
-            qdrant_url=settings.qdrant_url,
-            qdrant_api_key=settings.qdrant_api_key,
-            collection=settings.patterns_collection,
-            batch_size=settings.patterns_batch_size,
-            embed_timeout=settings.patterns_embed_timeout,
-            breakers=breakers,
-        ),
+        patterns,
     ]
+    if store is not None:
+        families.extend(store_families(store, settings, patterns))
+    return families
 
 
 def add_tool_families(

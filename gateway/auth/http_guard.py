@@ -87,6 +87,7 @@ class HttpAuthMiddleware:
             )
         )
         state["authenticated"] = decision.accepted
+        state["principal"] = decision.principal if decision.accepted else "anonymous"
         if decision.accepted or open_route:
             await self.app(scope, receive, send)
             return

@@ -105,9 +105,7 @@ async def test_purge_deletes_only_rows_older_than_the_retention_in_batches(
             assert dry == {"security_audit_log": 250}
             assert await purge(engine, retention, now=now, batch=100) == dry
             async with engine.connect() as connection:
-                left = await connection.scalar(
-                    select(func.count()).select_from(security_audit_log)
-                )
+                left = await connection.scalar(select(func.count()).select_from(security_audit_log))
             assert left == 5
         finally:
             await engine.dispose()

@@ -1,0 +1,120 @@
+"""The store's place in the front door: built from settings, its health and metrics
+registered, and the audit trail written through the existing `AuditSink` (the store itself
+knows nothing of audit events: it only takes rows)."""
+
+from __future__ import annotations
+
+import functools
+
+from fastmcp.server.dependencies import get_http_request
+from prometheus_client import Counter
+
+from archon_gateway.gateway.auth.audit import AuditEvent
+from archon_gateway.gateway.core.errors import AuthRejected, NotFound
+from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
+from archon_gateway.gateway.core.tool_family import ToolFamily
+from archon_gateway.gateway.gateway_metrics import GatewayMetrics
+from archon_gateway.gateway.settings import Settings
+from archon_gateway.store.service import Store
+from archon_gateway.store.tools import AuditTools, LineageTools, NodeRegistryTools
+from archon_gateway.tools.patterns import PatternTools
+
+
+def database_url(settings: Settings) -> str:
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    return f"sqlite+aiosqlite:///{settings.data_dir / 'archon.db'}"
+
+
+def build_store(
+    settings: Settings, metrics: GatewayMetrics, components: ComponentRegistry
+) -> Store | None:
+    """The store, its /health component (non-critical: tool calls work without it) and its
+    counters; None when `store_enabled` is off."""
+    if not settings.store_enabled:
+        disabled = ComponentStatus("disabled", "store_enabled is off")
+        components.register("store", lambda: disabled, critical=False)
+        return None
+    dropped = Counter(
+        "archon_store_dropped",
+        "Rows the store dropped (queue full, or unwritten at shutdown), by table",
+        ["table"],
+        registry=metrics.registry,
+    )
+    flushed = Counter(
+        "archon_store_flushed",
+        "Rows the store has committed to the database, by table",
+        ["table"],
+        registry=metrics.registry,
+    )
+    store = Store(
+        database_url(settings),
+        queue_size=settings.store_queue_size,
+        batch_size=settings.store_batch_size,
+        linger=settings.store_flush_interval,
+        shutdown_flush=settings.store_shutdown_flush,
+        migrate_wait=settings.store_migration_wait,
+        retention_days={str(table): days for table, days in settings.store_retention_days.items()},
+        purge_interval=settings.store_purge_interval,
+        purge_batch=settings.store_purge_batch,
+        on_dropped=lambda table, n: dropped.labels(table=table).inc(n),
+        on_flushed=lambda table, n: flushed.labels(table=table).inc(n),
+    )
+    components.register("store", store.health, critical=False)
+    return store
+
+
+class StoreAuditSink:
+    """Audit events as `security_audit_log` rows (queued, never waiting)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def record(self, event: AuditEvent) -> None:
+        self.store.append(
+            "security_audit_log",
+            {
+                "at": event.at,
+                "principal": event.principal[:200],
+                "action": event.kind[:64],
+                "outcome": event.action,
+                "reason": event.reason[:200],
+                "tool": event.tool[:200],
+                "transport": event.transport[:16],
+                "path": event.path[:300],
+                "remote": event.client[:100],
+                "request_id": event.request_id[:100],
+            },
+        )
+
+
+def store_families(store: Store, settings: Settings, patterns: PatternTools) -> list[ToolFamily]:
+    """The node registry, pattern lineage (checked against `patterns`) and the admin
+    views."""
+    return [
+        NodeRegistryTools(store, heartbeat_timeout=settings.node_heartbeat_timeout),
+        LineageTools(store, functools.partial(pattern_exists, patterns)),
+        AuditTools(store, require_service_on_http),
+    ]
+
+
+async def pattern_exists(patterns: PatternTools, pattern_id: str) -> bool:
+    service = await patterns.service()
+    try:
+        await service.get(pattern_id)
+    except NotFound:
+        return False
+    return True
+
+
+def require_service_on_http(tool: str) -> None:
+    """Admin tools: over HTTP only the service principal (X-Service-Auth) may call them; a
+    stdio client is the local user who launched the gateway."""
+    try:
+        request = get_http_request()
+    except RuntimeError:
+        return
+    if getattr(request.state, "principal", None) != "service":
+        raise AuthRejected(
+            f"{tool} is an admin tool: over HTTP it needs the service token (X-Service-Auth)"
+        )
