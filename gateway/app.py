@@ -28,6 +28,7 @@ from archon_gateway.gateway.http import add_http_routes
 from archon_gateway.gateway.mcp_server import GatewayServer
 from archon_gateway.gateway.middleware.call_metrics import MetricsMiddleware
 from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
+from archon_gateway.gateway.middleware.session_log import SessionLog
 from archon_gateway.gateway.middleware.timeout import TimeoutMiddleware
 from archon_gateway.gateway.settings import Settings
 from archon_gateway.gateway.store_wiring import StoreAuditSink, build_store, store_families
@@ -90,7 +91,12 @@ def build_gateway(
     )
     # Outermost first: errors are translated after metrics have seen the raw outcome; then
     # stdio auth and breakers; the timeout is innermost so it measures only the tool itself.
-    for layer in (ErrorTranslationMiddleware(), MetricsMiddleware(metrics), *guards.middleware):
+    # The session log sits beside metrics: it counts what the caller saw.
+    session_log = [SessionLog(store)] if store is not None else []
+    for log_layer in session_log:
+        server.add_lifetime(log_layer.running)
+    layers = (ErrorTranslationMiddleware(), MetricsMiddleware(metrics), *session_log)
+    for layer in (*layers, *guards.middleware):
         server.add_middleware(layer)
     server.add_middleware(timeouts)
     upstreams = _serve_upstreams(server, pool, metrics, components)

@@ -77,7 +77,7 @@ async def list_nodes(
     stale_after: float,
     limit: int,
 ) -> list[Node]:
-    query = select(nodes).order_by(nodes.c.registered_at, nodes.c.node_id)
+    query = select(nodes).order_by(nodes.c.registered_at, nodes.c.name, nodes.c.node_id)
     if node_type is not None:
         query = query.where(nodes.c.node_type == node_type)
     async with engine.connect() as connection:

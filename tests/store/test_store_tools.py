@@ -18,6 +18,7 @@ from archon_gateway.gateway.mcp_server import GatewayServer
 from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
 from archon_gateway.store.service import Store
 from archon_gateway.store.tools import AuditTools, LineageTools, NodeRegistryTools
+from tests.store.test_store_engines import count_rows
 
 pytestmark = pytest.mark.anyio
 
@@ -227,3 +228,43 @@ async def test_audit_query_filters_rows_the_sink_wrote(database_url: str) -> Non
         assert (await call(client, "audit_query", since=now + 1, until=now + 2))["count"] == 1
         sessions = await call(client, "session_list", active=True)
         assert sessions == {"sessions": [], "count": 0}
+
+
+async def test_two_gateways_on_one_database_registering_and_recording_at_once_lose_nothing(
+    database_url: str,
+) -> None:
+    """Two stores (two gateways' worth of engines and pools) on one database, writing at
+    once: every node and edge lands, and of two edges that together close a cycle exactly
+    one is accepted."""
+    async with store_client(database_url) as first, store_client(database_url) as second:
+        refused: list[str] = []
+
+        async def register(client: Client[Any], who: str) -> None:
+            for n in range(15):
+                await call(
+                    client, "node_register", name=f"{who}{n}", node_type="compute", version="1"
+                )
+
+        async def link(client: Client[Any], parent: str, child: str) -> None:
+            result = await client.call_tool(
+                "pattern_lineage_record",
+                {"parent_id": parent, "child_id": child, "relation": "fork"},
+                raise_on_error=False,
+            )
+            if result.is_error:
+                refused.append(str(result.content[0].text))  # type: ignore[union-attr]
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(register, first, "a")
+            tasks.start_soon(register, second, "b")
+            for n in range(1, 10):
+                tasks.start_soon(link, first, f"p{n - 1}", f"p{n}")
+                tasks.start_soon(link, second, f"p{n + 9}", f"p{n + 10}")
+            tasks.start_soon(link, first, "p0", "p19")
+            tasks.start_soon(link, second, "p19", "p0")
+
+        nodes = await call(first, "node_list", limit=1000)
+        assert nodes["count"] == 30
+        assert len(refused) == 1, refused
+        assert "would create a cycle" in refused[0]
+    assert await count_rows(database_url, "pattern_lineage_edges") == 18 + 1
