@@ -24,6 +24,7 @@ from archon_gateway.gateway.core.version import __version__
 from archon_gateway.gateway.gateway_info import add_admin_tools
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
 from archon_gateway.gateway.guards import build_guards
+from archon_gateway.gateway.hooks import Webhooks
 from archon_gateway.gateway.http import add_http_routes
 from archon_gateway.gateway.mcp_server import GatewayServer
 from archon_gateway.gateway.middleware.call_metrics import MetricsMiddleware
@@ -31,7 +32,12 @@ from archon_gateway.gateway.middleware.error_translation import ErrorTranslation
 from archon_gateway.gateway.middleware.session_log import SessionLog
 from archon_gateway.gateway.middleware.timeout import TimeoutMiddleware
 from archon_gateway.gateway.settings import Settings
-from archon_gateway.gateway.store_wiring import StoreAuditSink, build_store, store_families
+from archon_gateway.gateway.store_wiring import (
+    StoreAuditSink,
+    build_store,
+    store_families,
+    webhook_actions,
+)
 from archon_gateway.gateway.upstream_admin import (
     add_upstream_admin_tools,
     upstream_details,
@@ -100,6 +106,16 @@ def build_gateway(
         server.add_middleware(layer)
     server.add_middleware(timeouts)
     upstreams = _serve_upstreams(server, pool, metrics, components)
+    if store is not None and settings.hook_secrets:
+        Webhooks(
+            store,
+            guards.audit,
+            secrets=settings.hook_secrets,
+            actions=settings.hook_actions,
+            handlers=webhook_actions(pool),
+            max_bytes=settings.hook_max_bytes,
+            tolerance=settings.hook_tolerance,
+        ).install(server)
     add_admin_tools(
         server, settings.transports, metrics, components, upstreams.infos, upstreams.tool_names
     )

@@ -49,9 +49,7 @@ DEFAULT_RETENTION_DAYS: dict[StoreTable, float] = {
 }
 DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 # What a webhook may trigger; `restart_upstream:<name>` names the upstream.
-HookAction = Annotated[
-    str, StringConstraints(pattern=r"^(reindex_patterns|restart_upstream:[\w.-]+|none)$")
-]
+HookAction = Annotated[str, StringConstraints(pattern=r"^(restart_upstream:[\w.-]+|none)$")]
 
 
 def default_data_dir() -> Path:
@@ -247,8 +245,7 @@ class Settings(BaseSettings):
     )
     hook_actions: dict[str, dict[str, HookAction]] = Field(
         default_factory=dict,
-        description="per source, event name -> gateway action (reindex_patterns, "
-        "restart_upstream:<name>)",
+        description="per source, event name -> gateway action (restart_upstream:<name> or none)",
     )
 
     @field_validator("database_url")

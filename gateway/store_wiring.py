@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 
+import anyio
 from fastmcp.server.dependencies import get_http_request
 from prometheus_client import Counter
 
@@ -14,10 +15,12 @@ from archon_gateway.gateway.core.errors import AuthRejected, NotFound
 from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
 from archon_gateway.gateway.core.tool_family import ToolFamily
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
+from archon_gateway.gateway.hooks import Action
 from archon_gateway.gateway.settings import Settings
 from archon_gateway.store.service import Store
 from archon_gateway.store.tools import AuditTools, LineageTools, NodeRegistryTools
 from archon_gateway.tools.patterns import PatternTools
+from archon_gateway.upstreams.pool import UpstreamPool
 
 
 def database_url(settings: Settings) -> str:
@@ -118,3 +121,17 @@ def require_service_on_http(tool: str) -> None:
         raise AuthRejected(
             f"{tool} is an admin tool: over HTTP it needs the service token (X-Service-Auth)"
         )
+
+
+def webhook_actions(pool: UpstreamPool | None) -> dict[str, Action]:
+    """The gateway-owned actions a webhook may trigger (see `hook_actions`)."""
+    if pool is None:
+        return {}
+
+    async def restart_upstream(name: str) -> str:
+        upstream = pool.get(name)
+        with anyio.move_on_after(upstream.manifest.startup_timeout + 10):
+            await upstream.restart()
+        return f"upstream {name} {upstream.info().state}"
+
+    return {"restart_upstream": restart_upstream}
