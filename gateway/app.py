@@ -13,7 +13,9 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from fastmcp.server.middleware import Middleware
 
 from archon_gateway.gateway.auth.audit import FanOutAuditSink, LogAuditSink
 from archon_gateway.gateway.client_sessions import ClientSessions
@@ -28,6 +30,7 @@ from archon_gateway.gateway.hooks import Webhooks
 from archon_gateway.gateway.http import add_http_routes
 from archon_gateway.gateway.mcp_server import GatewayServer
 from archon_gateway.gateway.middleware.call_metrics import MetricsMiddleware
+from archon_gateway.gateway.middleware.connection_log import ConnectionLog
 from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
 from archon_gateway.gateway.middleware.session_log import SessionLog
 from archon_gateway.gateway.middleware.timeout import TimeoutMiddleware
@@ -44,6 +47,7 @@ from archon_gateway.gateway.upstream_admin import (
     upstream_health,
     watch_upstreams,
 )
+from archon_gateway.store.intervals import ConnectionMetrics, EventMetrics
 from archon_gateway.store.service import Store
 from archon_gateway.tools.codegen import CodegenTools
 from archon_gateway.tools.patterns import PatternTools
@@ -55,6 +59,7 @@ from archon_gateway.upstreams.restarts import RestartPolicy
 from archon_gateway.upstreams.state import UpstreamInfo
 
 log = logging.getLogger(__name__)
+IntervalsT = TypeVar("IntervalsT", ConnectionMetrics, EventMetrics)
 
 SERVER_NAME = "archon"
 INSTRUCTIONS = (
@@ -97,11 +102,10 @@ def build_gateway(
     )
     # Outermost first: errors are translated after metrics have seen the raw outcome; then
     # stdio auth and breakers; the timeout is innermost so it measures only the tool itself.
-    # The session log sits beside metrics: it counts what the caller saw.
-    session_log = [SessionLog(store)] if store is not None else []
-    for log_layer in session_log:
-        server.add_lifetime(log_layer.running)
-    layers = (ErrorTranslationMiddleware(), MetricsMiddleware(metrics), *session_log)
+    # The store's session and connection logs sit beside metrics: they count what the
+    # caller saw.
+    store_logs = _store_logs(server, store, pool)
+    layers = (ErrorTranslationMiddleware(), MetricsMiddleware(metrics), *store_logs)
     for layer in (*layers, *guards.middleware):
         server.add_middleware(layer)
     server.add_middleware(timeouts)
@@ -115,6 +119,7 @@ def build_gateway(
             handlers=webhook_actions(pool),
             max_bytes=settings.hook_max_bytes,
             tolerance=settings.hook_tolerance,
+            events=_running(server, EventMetrics(store)),
         ).install(server)
     add_admin_tools(
         server, settings.transports, metrics, components, upstreams.infos, upstreams.tool_names
@@ -131,6 +136,25 @@ def build_gateway(
         families = tool_families(settings, guards.breakers, store)
     native_limits.update(add_tool_families(server, components, families))
     return server
+
+
+def _store_logs(
+    server: GatewayServer, store: Store | None, pool: UpstreamPool | None
+) -> list[Middleware]:
+    """The session log and, with upstreams, the per-upstream connection log."""
+    if store is None:
+        return []
+    sessions = SessionLog(store)
+    server.add_lifetime(sessions.running)
+    if pool is None:
+        return [sessions]
+    connections = _running(server, ConnectionMetrics(store))
+    return [sessions, ConnectionLog(connections, pool.upstream_of)]
+
+
+def _running(server: GatewayServer, intervals: IntervalsT) -> IntervalsT:
+    server.add_lifetime(intervals.running)
+    return intervals
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from archon_gateway.gateway.auth.audit import AuditEvent, AuditSink
 from archon_gateway.gateway.core.errors import GatewayError
 from archon_gateway.gateway.mcp_server import GatewayServer
+from archon_gateway.store.intervals import EventMetrics
 from archon_gateway.store.service import Store
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,10 @@ class Webhooks:
         handlers: Mapping[str, Action],
         max_bytes: int,
         tolerance: float,
+        events: EventMetrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.events = events
         self.store = store
         self.audit = audit
         self.secrets = secrets
@@ -204,11 +207,15 @@ class Webhooks:
         name, _, argument = action.partition(":")
         handler = self.handlers.get(name)
         status, detail = "failed", f"no action {name!r} in this gateway"
+        started = time.perf_counter()
         if handler is not None:
             try:
                 status, detail = "acted", await handler(argument)
             except Exception as exc:  # the sender has its answer; the row says what failed
                 status, detail = "failed", str(exc) or type(exc).__name__
+        if self.events is not None:
+            report = self.events.processed if status == "acted" else self.events.failed
+            report(f"hook:{source}", name, time.perf_counter() - started)
         self.audit.record(
             AuditEvent(
                 "accept" if status == "acted" else "reject",

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from archon_gateway.store import database
+from archon_gateway.store.intervals import ConnectionMetrics, EventMetrics
 from archon_gateway.store.retention import DAY, purge
 from archon_gateway.store.schema import security_audit_log
 from archon_gateway.store.service import Store
@@ -122,3 +123,48 @@ async def test_an_unreachable_database_is_reported_and_appends_never_wait(tmp_pa
             status = store.health()
             assert status.status == "down"
             assert "cannot open postgresql" in status.detail
+
+
+async def test_connection_and_event_metrics_land_as_one_row_per_key_and_interval(
+    database_url: str,
+) -> None:
+    store = Store(database_url, linger=0.01)
+    with anyio.fail_after(60):
+        async with store.running():
+            connections = ConnectionMetrics(store, interval=3600, max_keys=2)
+            events = EventMetrics(store, interval=3600)
+            async with connections.running(), events.running():
+                for seconds, ok in ((0.005, True), (0.05, True), (0.5, False), (2.0, True)):
+                    connections.call("upstream", "search", seconds, ok=ok)
+                connections.connected("upstream", "search")
+                connections.breaker_transition("upstream", "search")
+                connections.call("upstream", "files", 0.001, ok=True)
+                connections.call("upstream", "third-beyond-the-bound", 0.001, ok=True)
+                events.processed("pattern.indexed", "reindex", 0.25)
+                events.failed("pattern.indexed", "reindex", 0.75)
+                events.retried("pattern.indexed", "reindex")
+                events.dead_lettered("pattern.indexed", "reindex")
+    found = {
+        row["target"]: row
+        for row in await table_rows(database_url, "SELECT * FROM connection_metrics")
+    }
+    assert set(found) == {"search", "files", "_other_"}
+    search = found["search"]
+    assert (search["calls"], search["errors"], search["connects"]) == (4, 1, 1)
+    assert (search["le_10ms"], search["le_100ms"], search["le_1s"], search["gt_1s"]) == (1, 1, 1, 1)
+    assert search["latency_max"] == 2.0
+    assert search["breaker_transitions"] == 1
+    (event,) = await table_rows(database_url, "SELECT * FROM event_metrics")
+    assert (event["event_type"], event["handler"]) == ("pattern.indexed", "reindex")
+    counts = (event["processed"], event["failed"], event["retried"], event["dead_lettered"])
+    assert counts == (1, 1, 1, 1)
+    assert event["latency_sum"] == pytest.approx(1.0)
+
+
+async def table_rows(url: str, query: str) -> list[dict[str, Any]]:
+    engine = database.open_engine(database.parse_url(url))
+    try:
+        async with engine.connect() as connection:
+            return [dict(row._mapping) for row in await connection.execute(text(query))]
+    finally:
+        await engine.dispose()

@@ -119,6 +119,13 @@ async def test_a_signed_delivery_is_stored_once_and_a_redelivery_acknowledged(
             "detail": "no action 'restart_upstream' in this gateway",
         }
     ]
+    # The handler's outcome reached the event metrics interface (flushed at shutdown).
+    events = await rows(
+        database_url, "SELECT event_type, handler, processed, failed FROM event_metrics"
+    )
+    assert events == [
+        {"event_type": "hook:ci", "handler": "restart_upstream", "processed": 0, "failed": 1}
+    ]
 
 
 async def test_github_deliveries_are_verified_with_x_hub_signature_256(
