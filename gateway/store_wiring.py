@@ -94,11 +94,17 @@ class StoreAuditSink:
 def store_families(store: Store, settings: Settings, patterns: PatternTools) -> list[ToolFamily]:
     """The node registry, pattern lineage (checked against `patterns`) and the admin
     views."""
+    lineage = LineageTools(store, functools.partial(pattern_exists, patterns))
+    patterns.record_lineage_with(functools.partial(_record_edge, lineage))
     return [
         NodeRegistryTools(store, heartbeat_timeout=settings.node_heartbeat_timeout),
-        LineageTools(store, functools.partial(pattern_exists, patterns)),
+        lineage,
         AuditTools(store, require_service_on_http),
     ]
+
+
+async def _record_edge(lineage: LineageTools, parent: str, child: str, relation: str) -> None:
+    await lineage.record(parent, child, relation, "", "")
 
 
 async def pattern_exists(patterns: PatternTools, pattern_id: str) -> bool:

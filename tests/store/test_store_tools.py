@@ -6,16 +6,18 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from fastmcp import Client
 
-from archon_gateway.gateway.app import add_tool_families
+from archon_gateway.gateway.app import add_tool_families, build_gateway
 from archon_gateway.gateway.core.health import ComponentRegistry
 from archon_gateway.gateway.mcp_server import GatewayServer
 from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
+from archon_gateway.gateway.settings import Settings
 from archon_gateway.store.service import Store
 from archon_gateway.store.tools import AuditTools, LineageTools, NodeRegistryTools
 from tests.store.test_store_engines import count_rows
@@ -268,3 +270,42 @@ async def test_two_gateways_on_one_database_registering_and_recording_at_once_lo
         assert len(refused) == 1, refused
         assert "would create a cycle" in refused[0]
     assert await count_rows(database_url, "pattern_lineage_edges") == 18 + 1
+
+
+async def test_pattern_tools_record_derived_from_and_lineage_checks_the_real_pattern_store(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = Settings(
+        transport="stdio",  # type: ignore[arg-type]
+        data_dir=tmp_path,
+        database_url=database_url,  # type: ignore[arg-type]
+        enable_external_gateway=False,
+    )
+
+    def pattern(pid: str, **extra: Any) -> dict[str, Any]:
+        vector = [0.0] * 384
+        vector[len(pid) % 384] = 1.0
+        return {"id": pid, "name": pid, "text": f"text of {pid}", "embedding": vector, **extra}
+
+    with anyio.fail_after(90):
+        async with Client(build_gateway(settings)) as client:
+            base = [pattern("base-a"), pattern("base-b")]
+            await call(client, "pattern_index", patterns=base)
+            derived = [
+                pattern("merged", derived_from=["base-a", "base-b"]),
+                pattern("orphan", derived_from=["never-indexed"]),
+            ]
+            result = await call(client, "pattern_index", patterns=derived)
+            assert result["indexed"] == ["merged", "orphan"]
+            (refused,) = result["lineage_failed"]
+            assert refused["id"] == "orphan"
+            assert "no pattern with id 'never-indexed'" in refused["error"]
+            await call(client, "pattern_update", id="merged", quality=0.9, derived_from=["orphan"])
+
+            ancestry = await call(client, "pattern_lineage_ancestry", pattern_id="merged")
+            relations = {(e["parent_id"], e["relation"]) for e in ancestry["edges"]}
+            assert relations == {("base-a", "merge"), ("base-b", "merge"), ("orphan", "modify")}
+            message = await error_of(
+                client, "pattern_update", id="base-a", quality=0.1, derived_from=["merged"]
+            )
+            assert "would create a cycle: merged -> base-a -> merged" in message
