@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from fastmcp.server.middleware import Middleware
 
-from archon_gateway.gateway.auth.audit import FanOutAuditSink, LogAuditSink
+from archon_gateway.gateway.auth.audit import AuditSink, FanOutAuditSink, LogAuditSink
 from archon_gateway.gateway.client_sessions import ClientSessions
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
@@ -109,7 +109,7 @@ def build_gateway(
     for layer in (*layers, *guards.middleware):
         server.add_middleware(layer)
     server.add_middleware(timeouts)
-    upstreams = _serve_upstreams(server, pool, metrics, components)
+    upstreams = _serve_upstreams(server, pool, metrics, components, guards.audit)
     if store is not None and settings.hook_secrets:
         Webhooks(
             store,
@@ -171,6 +171,7 @@ def _serve_upstreams(
     pool: UpstreamPool | None,
     metrics: GatewayMetrics,
     components: ComponentRegistry,
+    audit: AuditSink,
 ) -> _UpstreamViews:
     """Serve the pool's tools, its admin tool and health; tell clients of catalog changes."""
     if pool is None:
@@ -184,7 +185,7 @@ def _serve_upstreams(
     pool.on_tools_changed(clients.tools_changed)
     server.add_lifetime(pool.running)
     server.add_provider(UpstreamProvider(pool))
-    add_upstream_admin_tools(server, pool)
+    add_upstream_admin_tools(server, pool, audit)
     return _UpstreamViews(
         infos=functools.partial(upstream_details, pool),
         # As last listed: asking about the gateway must not start lazy upstreams.

@@ -8,9 +8,11 @@ from typing import Any
 
 import anyio
 from fastmcp import FastMCP
+from fastmcp.server.dependencies import get_http_request
 from mcp_types import ToolAnnotations
 from prometheus_client.core import CounterMetricFamily, Metric
 
+from archon_gateway.gateway.auth.audit import AuditEvent, AuditSink
 from archon_gateway.gateway.core.errors import tool_errors
 from archon_gateway.gateway.core.health import ComponentRegistry
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics, state_gauge
@@ -54,7 +56,11 @@ def watch_upstreams(
     metrics.watch(collect)
 
 
-def add_upstream_admin_tools(server: FastMCP, pool: UpstreamPool) -> None:
+def add_upstream_admin_tools(
+    server: FastMCP, pool: UpstreamPool, audit: AuditSink | None = None
+) -> None:
+    """The restart tool; each restart is an admin action in the audit trail."""
+
     @server.tool(
         name=RESTART_TOOL,
         annotations=ToolAnnotations(
@@ -73,4 +79,32 @@ def add_upstream_admin_tools(server: FastMCP, pool: UpstreamPool) -> None:
             # Bounded: a slow stop plus a slow start; the state says how far it got.
             with anyio.move_on_after(upstream.manifest.startup_timeout + 10):
                 await upstream.restart()
-            return upstream.info()
+            info = upstream.info()
+            if audit is not None:
+                audit.record(
+                    AuditEvent(
+                        "accept",
+                        _transport(),
+                        f"upstream {name} {info.state}"[:200],
+                        principal=_principal(),
+                        kind="upstream_restart",
+                        tool=RESTART_TOOL,
+                    )
+                )
+            return info
+
+
+def _principal() -> str:
+    """Who asked: the HTTP auth decision's principal, or the local user on stdio."""
+    try:
+        return str(getattr(get_http_request().state, "principal", "anonymous"))
+    except RuntimeError:
+        return "local"
+
+
+def _transport() -> str:
+    try:
+        get_http_request()
+    except RuntimeError:
+        return "stdio"
+    return "http"
