@@ -10,10 +10,9 @@ gateways recording edges at once cannot close a cycle between them.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, select, text
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -23,17 +22,20 @@ from archon_gateway.store.schema import pattern_lineage_edges as edges
 
 _PG_LINEAGE_LOCK = 0x4C494E45  # "LINE"
 
-# Rows reachable from :start, each with its smallest depth (UNION keeps the walk finite even
-# if a cycle slipped in; max_depth bounds it).
+# The edges reachable from :start, each with its smallest depth, in one statement (UNION
+# keeps the walk finite even if a cycle slipped in; max_depth bounds it).
 _WALK = """
-WITH RECURSIVE walk(node, depth) AS (
-    SELECT {next}, 1 FROM pattern_lineage_edges WHERE {this} = :start
+WITH RECURSIVE walk(id, node, depth) AS (
+    SELECT id, {next}, 1 FROM pattern_lineage_edges WHERE {this} = :start
     UNION
-    SELECT e.{next}, w.depth + 1 FROM pattern_lineage_edges e
+    SELECT e.id, e.{next}, w.depth + 1 FROM pattern_lineage_edges e
     JOIN walk w ON e.{this} = w.node
     WHERE w.depth < :max_depth
 )
-SELECT node, MIN(depth) AS depth FROM walk GROUP BY node ORDER BY MIN(depth), node
+SELECT e.parent_id, e.child_id, e.relation, e.reason, e.author, e.created_at, w.depth
+FROM (SELECT id, MIN(depth) AS depth FROM walk GROUP BY id) w
+JOIN pattern_lineage_edges e ON e.id = w.id
+ORDER BY w.depth, e.created_at, e.id
 """
 _DOWN = text(_WALK.format(this="parent_id", next="child_id"))
 _UP = text(_WALK.format(this="child_id", next="parent_id"))
@@ -100,32 +102,31 @@ async def record(
 
 
 async def walk(engine: AsyncEngine, pattern_id: str, *, direction: str, max_depth: int) -> Lineage:
-    query = _UP if direction == "ancestry" else _DOWN
+    ancestry = direction == "ancestry"
     async with engine.connect() as connection:
         rows = (
-            await connection.execute(query, {"start": pattern_id, "max_depth": max_depth + 1})
+            await connection.execute(
+                _UP if ancestry else _DOWN, {"start": pattern_id, "max_depth": max_depth + 1}
+            )
         ).all()
-        found = [LineageNode(pattern_id=row[0], depth=row[1]) for row in rows]
-        nodes = [
-            node for node in found if node.depth <= max_depth and node.pattern_id != pattern_id
-        ]
-        ids = [pattern_id, *(node.pattern_id for node in nodes)]
-        edge_rows = (await connection.execute(_between(ids))).all() if nodes else []
+    depths: dict[str, int] = {}
+    edges_found: list[LineageEdge] = []
+    for row in rows:
+        item = row._mapping
+        if item["depth"] > max_depth:
+            continue
+        edges_found.append(_as_edge(item))
+        node = item["parent_id"] if ancestry else item["child_id"]
+        if node != pattern_id:
+            depths.setdefault(node, item["depth"])
+    nodes = sorted(depths.items(), key=lambda pair: (pair[1], pair[0]))
     return Lineage(
         pattern_id=pattern_id,
-        direction="ancestry" if direction == "ancestry" else "descendants",
+        direction="ancestry" if ancestry else "descendants",
         max_depth=max_depth,
-        nodes=nodes,
-        edges=[_as_edge(row._mapping) for row in edge_rows],
-        truncated=any(node.depth > max_depth for node in found),
-    )
-
-
-def _between(ids: Sequence[str]) -> Select[Any]:
-    return (
-        select(edges)
-        .where(edges.c.parent_id.in_(ids), edges.c.child_id.in_(ids))
-        .order_by(edges.c.created_at, edges.c.id)
+        nodes=[LineageNode(pattern_id=node, depth=depth) for node, depth in nodes],
+        edges=edges_found,
+        truncated=any(row._mapping["depth"] > max_depth for row in rows),
     )
 
 
