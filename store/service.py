@@ -125,7 +125,7 @@ class Store:
     async def _open_then_write(self) -> None:
         try:
             await self._needed.wait()
-            self._status = ComponentStatus("degraded", "opening")
+            self._status = ComponentStatus("ok", "opening")  # not a fault: it may take a moment
             engine = await self._open()
             async with anyio.create_task_group() as tasks:
                 if self.retention_days:
