@@ -61,6 +61,7 @@ service_sessions = Table(
     Column("calls", Integer, nullable=False, server_default="0"),
     Column("errors", Integer, nullable=False, server_default="0"),
     Index("ix_service_sessions_started_at", "started_at"),
+    Index("ix_service_sessions_key", "session_key"),
 )
 
 connection_metrics = Table(

@@ -168,3 +168,23 @@ async def table_rows(url: str, query: str) -> list[dict[str, Any]]:
             return [dict(row._mapping) for row in await connection.execute(text(query))]
     finally:
         await engine.dispose()
+
+
+async def test_the_shipped_migrations_build_exactly_the_schema_the_code_uses(
+    database_url: str,
+) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from archon_gateway.store.schema import metadata
+
+    engine = database.open_engine(database.parse_url(database_url))
+    try:
+        await database.upgrade(engine, wait=30)
+        async with engine.connect() as connection:
+            drift = await connection.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
+            )
+    finally:
+        await engine.dispose()
+    assert drift == []

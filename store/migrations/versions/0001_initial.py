@@ -174,6 +174,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_service_sessions_started_at", "service_sessions", ["started_at"], unique=False
     )
+    op.create_index("ix_service_sessions_key", "service_sessions", ["session_key"], unique=False)
 
 
 def downgrade() -> None:
