@@ -31,7 +31,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from archon_gateway.gateway.auth.audit import AuditEvent, AuditSink
-from archon_gateway.gateway.core.errors import GatewayError
+from archon_gateway.gateway.core.errors import GatewayError, WebhookRejected
 from archon_gateway.gateway.mcp_server import GatewayServer
 from archon_gateway.store.intervals import EventMetrics
 from archon_gateway.store.service import Store
@@ -42,12 +42,6 @@ HOOKS_PREFIX = "/hooks/"
 MAX_JSON_DEPTH = 64
 # What a webhook may trigger: action name -> (argument -> what happened).
 Action = Callable[[str], Awaitable[str]]
-
-
-class _Rejected(Exception):
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.reason = status, reason
 
 
 class Webhooks:
@@ -96,7 +90,7 @@ class Webhooks:
         source = request.path_params["source"]
         try:
             return await self._receive(request, source)
-        except _Rejected as exc:
+        except WebhookRejected as exc:
             if exc.status == 401:
                 self.audit.record(
                     AuditEvent(
@@ -113,15 +107,17 @@ class Webhooks:
     async def _receive(self, request: Request, source: str) -> Response:
         secret = self.secrets.get(source)
         if secret is None:
-            raise _Rejected(404, "unknown_source", f"no webhook source {source!r} is configured")
+            raise WebhookRejected(
+                404, "unknown_source", f"no webhook source {source!r} is configured"
+            )
         body = await self._body(request)
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            raise _Rejected(415, "not_json", "webhook bodies must be application/json")
+            raise WebhookRejected(415, "not_json", "webhook bodies must be application/json")
         github = source == "github"
         self._verify(request, body, secret.get_secret_value(), github=github)
         delivery = request.headers.get("x-github-delivery" if github else "x-archon-delivery")
         if not delivery or len(delivery) > 200:
-            raise _Rejected(
+            raise WebhookRejected(
                 400, "no_delivery_id", "a delivery id header (X-Archon-Delivery) is required"
             )
         payload = _parse_json(body)
@@ -147,24 +143,26 @@ class Webhooks:
     async def _body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            raise _Rejected(413, "too_large", f"webhook body over {self.max_bytes} bytes")
+            raise WebhookRejected(413, "too_large", f"webhook body over {self.max_bytes} bytes")
         chunks: list[bytes] = []
         size = 0
         try:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > self.max_bytes:
-                    raise _Rejected(413, "too_large", f"webhook body over {self.max_bytes} bytes")
+                    raise WebhookRejected(
+                        413, "too_large", f"webhook body over {self.max_bytes} bytes"
+                    )
                 chunks.append(chunk)
         except ClientDisconnect:
-            raise _Rejected(400, "disconnected", "the sender went away mid-body") from None
+            raise WebhookRejected(400, "disconnected", "the sender went away mid-body") from None
         return b"".join(chunks)
 
     def _verify(self, request: Request, body: bytes, secret: str, *, github: bool) -> None:
         header = "x-hub-signature-256" if github else "x-archon-signature"
         given = request.headers.get(header) or request.headers.get("x-archon-signature")
         if not given:
-            raise _Rejected(401, "missing_signature", f"the {header} header is required")
+            raise WebhookRejected(401, "missing_signature", f"the {header} header is required")
         if github:
             signed = body
         else:
@@ -172,11 +170,11 @@ class Webhooks:
             try:
                 sent = float(stamp)
             except ValueError:
-                raise _Rejected(
+                raise WebhookRejected(
                     401, "missing_timestamp", "X-Archon-Timestamp (epoch seconds) is required"
                 ) from None
             if abs(self.clock() - sent) > self.tolerance:
-                raise _Rejected(
+                raise WebhookRejected(
                     401,
                     "stale_timestamp",
                     f"X-Archon-Timestamp is more than {self.tolerance:g} s off the gateway's clock",
@@ -184,7 +182,7 @@ class Webhooks:
             signed = stamp.encode() + b"." + body
         expected = "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(given.strip().encode(), expected.encode()):
-            raise _Rejected(401, "bad_signature", "the webhook signature does not match")
+            raise WebhookRejected(401, "bad_signature", "the webhook signature does not match")
 
     async def _store(
         self, source: str, delivery: str, event: str, body: bytes, action: str
@@ -242,9 +240,11 @@ def _parse_json(body: bytes) -> Any:
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError):
-        raise _Rejected(400, "bad_json", "the webhook body is not valid JSON") from None
+        raise WebhookRejected(400, "bad_json", "the webhook body is not valid JSON") from None
     if _depth(payload) > MAX_JSON_DEPTH:
-        raise _Rejected(400, "too_deep", f"the webhook body nests deeper than {MAX_JSON_DEPTH}")
+        raise WebhookRejected(
+            400, "too_deep", f"the webhook body nests deeper than {MAX_JSON_DEPTH}"
+        )
     return payload
 
 

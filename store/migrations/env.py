@@ -7,7 +7,14 @@ from alembic import context
 
 from archon_gateway.store.schema import metadata
 
-connection = context.config.attributes["connection"]
-context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
-with context.begin_transaction():
-    context.run_migrations()
+
+def run_migrations() -> None:
+    connection = context.config.attributes["connection"]
+    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+# Alembic runs this file inside its environment; a plain import (a package walk) does not.
+if hasattr(context, "config"):
+    run_migrations()
