@@ -95,6 +95,21 @@ async def upgrade(engine: AsyncEngine, *, wait: float) -> str | None:
         return await connection.run_sync(_current_sync)
 
 
+def upgrade_in_thread(url: str, wait: float) -> str | None:
+    """`upgrade` on its own engine and event loop, for a worker thread: Alembic's work
+    (loading scripts, running DDL through the greenlet bridge) then never holds the
+    gateway's event loop."""
+
+    async def run() -> str | None:
+        engine = open_engine(parse_url(url))
+        try:
+            return await upgrade(engine, wait=wait)
+        finally:
+            await engine.dispose()
+
+    return anyio.run(run)
+
+
 def _upgrade_sync(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
 

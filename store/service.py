@@ -9,6 +9,7 @@ Tools that read or write directly (`engine()`) wait a bounded time for the datab
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -140,7 +141,10 @@ class Store:
             self._writer_done.set()
 
     async def _open(self) -> AsyncEngine:
-        from archon_gateway.store import database  # lazy: SQLAlchemy and Alembic
+        # SQLAlchemy and Alembic load (and migrations run) in a worker thread: an import of
+        # a few hundred ms on the event loop would stall every call and upstream ping.
+        await anyio.to_thread.run_sync(importlib.import_module, "archon_gateway.store.database")
+        from archon_gateway.store import database  # loaded above: no cost here
 
         try:
             url = database.parse_url(self.url)
@@ -152,7 +156,9 @@ class Store:
         while True:
             engine = database.open_engine(url)
             try:
-                revision = await database.upgrade(engine, wait=self.migrate_wait)
+                revision = await anyio.to_thread.run_sync(
+                    database.upgrade_in_thread, self.url, self.migrate_wait, abandon_on_cancel=True
+                )
             except Exception as exc:
                 await engine.dispose()
                 self._status = ComponentStatus(
