@@ -19,6 +19,7 @@ from fastmcp.server.middleware import Middleware
 
 from archon_gateway.gateway.auth.audit import AuditSink, FanOutAuditSink, LogAuditSink
 from archon_gateway.gateway.client_sessions import ClientSessions
+from archon_gateway.gateway.core import sdk_compat
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
 from archon_gateway.gateway.core.tool_family import ToolFamily
@@ -29,6 +30,7 @@ from archon_gateway.gateway.guards import build_guards
 from archon_gateway.gateway.hooks import Webhooks
 from archon_gateway.gateway.http import add_http_routes
 from archon_gateway.gateway.mcp_server import GatewayServer
+from archon_gateway.gateway.middleware.admission import AdmissionMiddleware
 from archon_gateway.gateway.middleware.call_metrics import MetricsMiddleware
 from archon_gateway.gateway.middleware.connection_log import ConnectionLog
 from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
@@ -83,6 +85,7 @@ def build_gateway(
     environ = os.environ if environ is None else environ
     pool = _upstream_pool(settings, environ, metrics, components, clock)
     server = GatewayServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
+    sdk_compat.refuse_before_initialize(server)
     store = build_store(settings, metrics, components)
     if store is not None:
         server.add_lifetime(store.running)  # first in, last out: it records the others' exits
@@ -108,6 +111,8 @@ def build_gateway(
     layers = (ErrorTranslationMiddleware(), MetricsMiddleware(metrics), *store_logs)
     for layer in (*layers, *guards.middleware):
         server.add_middleware(layer)
+    # Inside metrics (busy refusals are counted) and outside the timeout.
+    server.add_middleware(AdmissionMiddleware(settings.tool_concurrency))
     server.add_middleware(timeouts)
     upstreams = _serve_upstreams(server, pool, metrics, components, guards.audit)
     if store is not None and settings.hook_secrets:
@@ -214,11 +219,14 @@ def tool_families(
         batch_size=settings.patterns_batch_size,
         embed_timeout=settings.patterns_embed_timeout,
         breakers=breakers,
+        max_request_text_bytes=settings.patterns_max_request_text_bytes,
     )
     families: list[ToolFamily] = [
         CodegenTools(
             max_input_bytes=settings.codegen_max_input_bytes,
             ruff_timeout=settings.codegen_ruff_timeout,
+            workers=settings.codegen_workers,
+            offload_bytes=settings.codegen_offload_bytes,
         ),
         WorkflowTools(
             settings.workflow_coordinator_url,
