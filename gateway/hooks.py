@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -31,7 +30,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from archon_gateway.gateway.auth.audit import AuditEvent, AuditSink
-from archon_gateway.gateway.core.errors import GatewayError, WebhookRejected
+from archon_gateway.gateway.core.bounded_json import parse_json
+from archon_gateway.gateway.core.errors import GatewayError, JsonRejected, WebhookRejected
 from archon_gateway.gateway.mcp_server import GatewayServer
 from archon_gateway.store.intervals import EventMetrics
 from archon_gateway.store.service import Store
@@ -39,7 +39,6 @@ from archon_gateway.store.service import Store
 log = logging.getLogger(__name__)
 
 HOOKS_PREFIX = "/hooks/"
-MAX_JSON_DEPTH = 64
 # What a webhook may trigger: action name -> (argument -> what happened).
 Action = Callable[[str], Awaitable[str]]
 
@@ -120,7 +119,7 @@ class Webhooks:
             raise WebhookRejected(
                 400, "no_delivery_id", "a delivery id header (X-Archon-Delivery) is required"
             )
-        payload = _parse_json(body)
+        payload = _parse_json(body, self.max_bytes)
         event = (
             request.headers.get("x-github-event" if github else "x-archon-event")
             or str(payload.get("event", "") if isinstance(payload, dict) else "")
@@ -236,28 +235,14 @@ class Webhooks:
             log.warning("webhook %s/%s: could not record its status: %s", source, delivery, exc)
 
 
-def _parse_json(body: bytes) -> Any:
+def _parse_json(body: bytes, max_bytes: int) -> Any:
+    """The body through the gateway's one bounded parser (size and depth), its refusal as
+    a 400 naming the limit."""
     try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        raise WebhookRejected(400, "bad_json", "the webhook body is not valid JSON") from None
-    if _depth(payload) > MAX_JSON_DEPTH:
-        raise WebhookRejected(
-            400, "too_deep", f"the webhook body nests deeper than {MAX_JSON_DEPTH}"
-        )
-    return payload
-
-
-def _depth(value: Any) -> int:
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(item, dict):
-            stack.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-    return deepest
+        return parse_json(body, max_bytes=max_bytes, what="the webhook body")
+    except JsonRejected as exc:
+        reason = {"depth": "too_deep", "size": "too_large"}.get(exc.limit or "", "bad_json")
+        raise WebhookRejected(413 if exc.limit == "size" else 400, reason, str(exc)) from None
 
 
 def _client(request: Request) -> str:

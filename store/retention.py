@@ -3,7 +3,7 @@ never holds a long lock on a busy database."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,10 +20,14 @@ async def purge(
     now: float,
     batch: int = 1000,
     dry_run: bool = False,
+    stop: Callable[[], bool] = lambda: False,
 ) -> dict[str, int]:
-    """Delete (or, dry, count) rows older than each table's retention; rows per table."""
+    """Delete (or, dry, count) rows older than each table's retention; rows per table.
+    `stop()` true ends the purge between statements (at shutdown)."""
     removed: dict[str, int] = {}
     for name, days in sorted(retention_days.items()):
+        if stop():
+            break
         table = metadata.tables[name]
         column = table.c[TIME_COLUMNS[name]]
         cutoff = now - days * DAY
@@ -40,7 +44,7 @@ async def purge(
             async with engine.begin() as connection:
                 result = await connection.execute(delete(table).where(table.c.id.in_(oldest)))
             total += result.rowcount
-            if result.rowcount < batch:
+            if result.rowcount < batch or stop():
                 break
         removed[name] = total
     return removed

@@ -66,6 +66,7 @@ class Store:
         self._ready = anyio.Event()
         self._writer_done = anyio.Event()
         self._needed = anyio.Event()
+        self._stopping = anyio.Event()
         self._status = ComponentStatus("ok", "opens on first use")
         self._shown_url = url.split("://", 1)[0] + "://..."
 
@@ -107,9 +108,13 @@ class Store:
             try:
                 yield self
             finally:
+                self._stopping.set()
                 self.writer.close()
                 with anyio.CancelScope(shield=True):
-                    if self.writer.pending:  # still opening counts: it may open in time
+                    # Wait for the writer to drain and the purge to finish its statement
+                    # (still opening counts: it may open in time): cancelling a statement
+                    # mid-flight leaves SQLAlchemy a connection close that can outlive us.
+                    if self.writer.pending or self._engine is not None:
                         with anyio.move_on_after(self.shutdown_flush):
                             await self._writer_done.wait()
                     left = self.writer.discard()
@@ -136,7 +141,7 @@ class Store:
                     on_error=self._write_failed,
                     on_ok=self._write_ok,
                 )
-                tasks.cancel_scope.cancel()
+                # Closed and drained: the purge stops after its current statement.
         finally:
             self._writer_done.set()
 
@@ -211,16 +216,21 @@ class Store:
         from archon_gateway.store.database import one_line
         from archon_gateway.store.retention import purge
 
-        while True:
+        while not self._stopping.is_set():
             try:
                 removed = await purge(
-                    engine, self.retention_days, now=time.time(), batch=self.purge_batch
+                    engine,
+                    self.retention_days,
+                    now=time.time(),
+                    batch=self.purge_batch,
+                    stop=self._stopping.is_set,
                 )
                 if any(removed.values()):
                     log.info("store: purged %s", removed)
             except Exception as exc:
                 log.warning("store: purge failed: %s", one_line(exc))
-            await anyio.sleep(self.purge_interval)
+            with anyio.move_on_after(self.purge_interval):
+                await self._stopping.wait()
 
 
 __all__ = ["Store", "count_by_table"]
