@@ -38,9 +38,11 @@ from archon_gateway.gateway.middleware.session_log import SessionLog
 from archon_gateway.gateway.middleware.timeout import TimeoutMiddleware
 from archon_gateway.gateway.settings import Settings
 from archon_gateway.gateway.store_wiring import (
+    BreakerConnections,
     StoreAuditSink,
     build_store,
     store_families,
+    upstream_connections,
     webhook_actions,
 )
 from archon_gateway.gateway.upstream_admin import (
@@ -58,7 +60,7 @@ from archon_gateway.upstreams.manifest import load_manifests, manifest_folders
 from archon_gateway.upstreams.pool import UpstreamPool
 from archon_gateway.upstreams.provider import UpstreamProvider
 from archon_gateway.upstreams.restarts import RestartPolicy
-from archon_gateway.upstreams.state import UpstreamInfo
+from archon_gateway.upstreams.state import UpstreamInfo, UpstreamState
 
 log = logging.getLogger(__name__)
 IntervalsT = TypeVar("IntervalsT", ConnectionMetrics, EventMetrics)
@@ -83,12 +85,16 @@ def build_gateway(
     metrics = GatewayMetrics()
     components = _base_components(settings.transports)
     environ = os.environ if environ is None else environ
-    pool = _upstream_pool(settings, environ, metrics, components, clock)
+    store = build_store(settings, metrics, components)
+    # Connects, failures, calls and breaker transitions per upstream, backend and database.
+    interval = settings.store_metrics_interval
+    connections = ConnectionMetrics(store, interval=interval) if store is not None else None
+    pool = _upstream_pool(settings, environ, metrics, components, clock, connections)
     server = GatewayServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
     sdk_compat.refuse_before_initialize(server)
-    store = build_store(settings, metrics, components)
-    if store is not None:
+    if store is not None and connections is not None:
         server.add_lifetime(store.running)  # first in, last out: it records the others' exits
+        store.report_connections(_running(server, connections))
     guards = build_guards(
         server,
         settings,
@@ -107,13 +113,15 @@ def build_gateway(
     # stdio auth and breakers; the timeout is innermost so it measures only the tool itself.
     # The store's session and connection logs sit beside metrics: they count what the
     # caller saw.
-    store_logs = _store_logs(server, store, pool)
+    store_logs = _store_logs(server, store, pool, connections)
     layers = (ErrorTranslationMiddleware(), MetricsMiddleware(metrics), *store_logs)
     for layer in (*layers, *guards.middleware):
         server.add_middleware(layer)
     # Inside metrics (busy refusals are counted) and outside the timeout.
     server.add_middleware(AdmissionMiddleware(settings.tool_concurrency))
     server.add_middleware(timeouts)
+    if connections is not None:
+        guards.breakers.add_listener(BreakerConnections(connections))
     upstreams = _serve_upstreams(server, pool, metrics, components, guards.audit)
     if store is not None and settings.hook_secrets:
         Webhooks(
@@ -121,10 +129,10 @@ def build_gateway(
             guards.audit,
             secrets=settings.hook_secrets,
             actions=settings.hook_actions,
-            handlers=webhook_actions(pool),
+            handlers=webhook_actions(pool, guards.audit),
             max_bytes=settings.hook_max_bytes,
             tolerance=settings.hook_tolerance,
-            events=_running(server, EventMetrics(store)),
+            events=_running(server, EventMetrics(store, interval=interval)),
         ).install(server)
     add_admin_tools(
         server, settings.transports, metrics, components, upstreams.infos, upstreams.tool_names
@@ -144,16 +152,18 @@ def build_gateway(
 
 
 def _store_logs(
-    server: GatewayServer, store: Store | None, pool: UpstreamPool | None
+    server: GatewayServer,
+    store: Store | None,
+    pool: UpstreamPool | None,
+    connections: ConnectionMetrics | None,
 ) -> list[Middleware]:
-    """The session log and, with upstreams, the per-upstream connection log."""
+    """The session log and, with upstreams, the per-upstream call log."""
     if store is None:
         return []
     sessions = SessionLog(store)
     server.add_lifetime(sessions.running)
-    if pool is None:
+    if pool is None or connections is None:
         return [sessions]
-    connections = _running(server, ConnectionMetrics(store))
     return [sessions, ConnectionLog(connections, pool.upstream_of)]
 
 
@@ -276,6 +286,7 @@ def _upstream_pool(
     metrics: GatewayMetrics,
     components: ComponentRegistry,
     clock: Callable[[], float],
+    connections: ConnectionMetrics | None = None,
 ) -> UpstreamPool | None:
     if not settings.enable_external_gateway:
         return None
@@ -297,7 +308,12 @@ def _upstream_pool(
         policy=restart_policy(settings),
         clock=clock,
         pinged=lambda name, seconds: metrics.upstream_ping.labels(upstream=name).observe(seconds),
+        state_changed=upstream_connections(connections) if connections else _ignore_state,
     )
+
+
+def _ignore_state(name: str, old: UpstreamState, new: UpstreamState) -> None:
+    return None
 
 
 def restart_policy(settings: Settings) -> RestartPolicy:

@@ -21,6 +21,7 @@ import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -39,8 +40,21 @@ from archon_gateway.store.service import Store
 log = logging.getLogger(__name__)
 
 HOOKS_PREFIX = "/hooks/"
-# What a webhook may trigger: action name -> (argument -> what happened).
-Action = Callable[[str], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class ActionCall:
+    """One configured action run for one delivery: `argument` is what follows the ':' of
+    `restart_upstream:<name>`."""
+
+    argument: str
+    source: str
+    delivery: str
+
+
+# What a webhook may trigger: action name -> (call -> what happened). An action is an admin
+# action: it writes its own audit row (principal `webhook:<source>`).
+Action = Callable[[ActionCall], Awaitable[str]]
 
 
 class Webhooks:
@@ -207,22 +221,23 @@ class Webhooks:
         started = time.perf_counter()
         if handler is not None:
             try:
-                status, detail = "acted", await handler(argument)
+                status, detail = "acted", await handler(ActionCall(argument, source, delivery))
             except Exception as exc:  # the sender has its answer; the row says what failed
                 status, detail = "failed", str(exc) or type(exc).__name__
+        else:
+            self.audit.record(
+                AuditEvent(
+                    "reject",
+                    "http",
+                    detail[:200],
+                    principal=f"webhook:{source}"[:200],
+                    kind="webhook_action",
+                    request_id=delivery[:100],
+                )
+            )
         if self.events is not None:
             report = self.events.processed if status == "acted" else self.events.failed
             report(f"hook:{source}", name, time.perf_counter() - started)
-        self.audit.record(
-            AuditEvent(
-                "accept" if status == "acted" else "reject",
-                "http",
-                detail[:200],
-                principal=f"webhook:{source}",
-                kind=name[:64],
-                request_id=delivery[:100],
-            )
-        )
         try:
             await set_status(
                 await self.store.engine(),

@@ -273,6 +273,9 @@ class Settings(BaseSettings):
         3600.0, gt=0, description="seconds between retention purges"
     )
     store_purge_batch: int = Field(1000, ge=1, description="rows deleted per purge statement")
+    store_metrics_interval: float = Field(
+        60.0, gt=0, le=3600, description="seconds per connection_metrics/event_metrics row"
+    )
     node_heartbeat_timeout: float = Field(
         90.0, gt=0, description="seconds without a heartbeat after which a node is unhealthy"
     )

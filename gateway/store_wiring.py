@@ -5,22 +5,26 @@ knows nothing of audit events: it only takes rows)."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
-import anyio
 from fastmcp.server.dependencies import get_http_request
 from prometheus_client import Counter
 
-from archon_gateway.gateway.auth.audit import AuditEvent
+from archon_gateway.gateway.auth.audit import AuditEvent, AuditSink
+from archon_gateway.gateway.core.circuit_breaker import BreakerState, CircuitBreaker
 from archon_gateway.gateway.core.errors import AuthRejected, NotFound
 from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
 from archon_gateway.gateway.core.tool_family import ToolFamily
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
-from archon_gateway.gateway.hooks import Action
+from archon_gateway.gateway.hooks import Action, ActionCall
 from archon_gateway.gateway.settings import Settings
+from archon_gateway.gateway.upstream_admin import restart_audited
+from archon_gateway.store.intervals import ConnectionMetrics
 from archon_gateway.store.service import Store
 from archon_gateway.store.tools import AuditTools, LineageTools, NodeRegistryTools
 from archon_gateway.tools.patterns import PatternTools
 from archon_gateway.upstreams.pool import UpstreamPool
+from archon_gateway.upstreams.state import DOWN_STATES, UpstreamState
 
 
 def database_url(settings: Settings) -> str:
@@ -129,15 +133,52 @@ def require_service_on_http(tool: str) -> None:
         )
 
 
-def webhook_actions(pool: UpstreamPool | None) -> dict[str, Action]:
+def webhook_actions(pool: UpstreamPool | None, audit: AuditSink) -> dict[str, Action]:
     """The gateway-owned actions a webhook may trigger (see `hook_actions`)."""
     if pool is None:
         return {}
 
-    async def restart_upstream(name: str) -> str:
-        upstream = pool.get(name)
-        with anyio.move_on_after(upstream.manifest.startup_timeout + 10):
-            await upstream.restart()
-        return f"upstream {name} {upstream.info().state}"
+    async def restart_upstream(call: ActionCall) -> str:
+        info = await restart_audited(
+            pool,
+            call.argument,
+            audit,
+            principal=f"webhook:{call.source}",
+            transport="http",
+            request_id=call.delivery,
+        )
+        return f"upstream {call.argument} {info.state}"
 
     return {"restart_upstream": restart_upstream}
+
+
+def upstream_connections(
+    connections: ConnectionMetrics,
+) -> Callable[[str, UpstreamState, UpstreamState], None]:
+    """An upstream's state changes as connects (a run became ready) and failures (a start
+    that did not get ready, or a ready run that died or stopped answering)."""
+
+    def changed(name: str, old: UpstreamState, new: UpstreamState) -> None:
+        if old is UpstreamState.STARTING and new is UpstreamState.READY:
+            connections.connected("upstream", name)
+        elif old in (UpstreamState.STARTING, UpstreamState.READY) and new in DOWN_STATES:
+            connections.connected("upstream", name, ok=False)
+
+    return changed
+
+
+class BreakerConnections:
+    """Each breaker's state changes, under what it guards: "upstream <name>" breakers as
+    that upstream, the others (workflow coordinator, vector store) as HTTP backends."""
+
+    def __init__(self, connections: ConnectionMetrics) -> None:
+        self.connections = connections
+
+    def state_change(self, breaker: CircuitBreaker, old: BreakerState, new: BreakerState) -> None:
+        kind, target = breaker_target(breaker.name)
+        self.connections.breaker_transition(kind, target)
+
+
+def breaker_target(name: str) -> tuple[str, str]:
+    upstream = name.removeprefix("upstream ")
+    return ("upstream", upstream) if upstream != name else ("http_backend", name)

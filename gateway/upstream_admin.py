@@ -4,7 +4,7 @@ per-upstream details (/health, gateway_info) and the `gateway_restart_upstream` 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from fastmcp import FastMCP
@@ -75,23 +75,48 @@ def add_upstream_admin_tools(
         """Restart one stdio upstream now (calls in flight on it fail), skipping any backoff
         or crash-loop wait, and wait for it to start. Returns its state afterwards."""
         with tool_errors():
-            upstream = pool.get(name)
-            # Bounded: a slow stop plus a slow start; the state says how far it got.
-            with anyio.move_on_after(upstream.manifest.startup_timeout + 10):
-                await upstream.restart()
-            info = upstream.info()
-            if audit is not None:
-                audit.record(
-                    AuditEvent(
-                        "accept",
-                        _transport(),
-                        f"upstream {name} {info.state}"[:200],
-                        principal=_principal(),
-                        kind="upstream_restart",
-                        tool=RESTART_TOOL,
-                    )
-                )
-            return info
+            return await restart_audited(
+                pool, name, audit, principal=_principal(), transport=_transport(), tool=RESTART_TOOL
+            )
+
+
+async def restart_audited(
+    pool: UpstreamPool,
+    name: str,
+    audit: AuditSink | None,
+    *,
+    principal: str,
+    transport: str,
+    tool: str = "",
+    request_id: str = "",
+) -> UpstreamInfo:
+    """Restart an upstream (the tool, a webhook action): an admin action, so one
+    `upstream_restart` audit row whatever the outcome (an unknown name is a reject)."""
+
+    def record(outcome: Literal["accept", "reject"], reason: str) -> None:
+        if audit is not None:
+            event = AuditEvent(
+                outcome,
+                transport,
+                reason[:200],
+                principal=principal[:200],
+                kind="upstream_restart",
+                tool=tool,
+                request_id=request_id[:100],
+            )
+            audit.record(event)
+
+    try:
+        upstream = pool.get(name)
+        # Bounded: a slow stop plus a slow start; the state says how far it got.
+        with anyio.move_on_after(upstream.manifest.startup_timeout + 10):
+            await upstream.restart()
+    except Exception as exc:
+        record("reject", str(exc) or type(exc).__name__)
+        raise
+    info = upstream.info()
+    record("accept", f"upstream {name} {info.state}")
+    return info
 
 
 def _principal() -> str:

@@ -218,6 +218,12 @@ def one_line(exc: BaseException) -> str:
     return f"{type(original).__name__}: {text_}"[:300]
 
 
+def target(url: URL) -> str:
+    """The database as a metrics row names it: engine, host and database, never a user,
+    password or query (a query may carry a password)."""
+    return f"{url.get_backend_name()}://{url.host or ''}/{url.database or ''}"[:200]
+
+
 def describe(url: URL) -> str:
     return f"{url.get_backend_name()} {shown(url)}"
 

@@ -13,7 +13,7 @@ import importlib
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -29,6 +29,22 @@ log = logging.getLogger(__name__)
 
 def _noop(_table: str, _count: int) -> None:
     return None
+
+
+class ConnectionReport(Protocol):
+    """Where the store reports its own database connection (`ConnectionMetrics`)."""
+
+    def connected(self, kind: str, target: str, *, ok: bool = True) -> None: ...
+
+    def call(self, kind: str, target: str, seconds: float, *, ok: bool) -> None: ...
+
+
+class _NoReport:
+    def connected(self, kind: str, target: str, *, ok: bool = True) -> None:
+        return None
+
+    def call(self, kind: str, target: str, seconds: float, *, ok: bool) -> None:
+        return None
 
 
 class Store:
@@ -69,6 +85,13 @@ class Store:
         self._stopping = anyio.Event()
         self._status = ComponentStatus("ok", "opens on first use")
         self._shown_url = url.split("://", 1)[0] + "://..."
+        self._report: ConnectionReport = _NoReport()
+        self._target = ""
+
+    def report_connections(self, report: ConnectionReport) -> None:
+        """Opening the database (connects, failures) and each batch written (calls,
+        latency) are reported as kind "database", target the URL without credentials."""
+        self._report = report
 
     # --- writing without waiting ----------------------------------------------------------
 
@@ -137,7 +160,7 @@ class Store:
                 if self.retention_days:
                     tasks.start_soon(self._purge_periodically, engine)
                 await self.writer.run(
-                    lambda batch: self._flush(engine, batch),
+                    lambda batch: self._timed_flush(engine, batch),
                     on_error=self._write_failed,
                     on_ok=self._write_ok,
                 )
@@ -157,6 +180,7 @@ class Store:
             self._status = ComponentStatus("down", str(exc))
             await anyio.sleep_forever()
         self._shown_url = database.describe(url)
+        self._target = database.target(url)
         delay = 0.25
         while True:
             engine = database.open_engine(url)
@@ -166,6 +190,7 @@ class Store:
                 )
             except Exception as exc:
                 await engine.dispose()
+                self._report.connected("database", self._target, ok=False)
                 self._status = ComponentStatus(
                     "down", f"cannot open {self._shown_url}: {database.one_line(exc)}"
                 )
@@ -174,10 +199,20 @@ class Store:
                 delay = min(delay * 2, 15.0)
                 continue
             log.info("store: %s at schema revision %s", self._shown_url, revision)
+            self._report.connected("database", self._target)
             self._engine = engine
             self._status = ComponentStatus("ok", self._shown_url)
             self._ready.set()
             return engine
+
+    async def _timed_flush(self, engine: AsyncEngine, batch: Sequence[Op]) -> None:
+        started = time.perf_counter()
+        ok = False
+        try:
+            await self._flush(engine, batch)
+            ok = True
+        finally:
+            self._report.call("database", self._target, time.perf_counter() - started, ok=ok)
 
     async def _flush(self, engine: AsyncEngine, batch: Sequence[Op]) -> None:
         from sqlalchemy import insert, update

@@ -14,6 +14,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+# The upstream tests' fixtures, for store tests with real stdio upstreams.
+from tests.upstreams.conftest import manifests_dir, write_manifest  # noqa: F401
+
 
 class Postgres:
     def __init__(self, server: Any) -> None:

@@ -15,6 +15,7 @@ from archon_gateway.store.intervals import ConnectionMetrics, EventMetrics
 from archon_gateway.store.retention import DAY, purge
 from archon_gateway.store.schema import security_audit_log
 from archon_gateway.store.service import Store
+from tests.support import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -112,9 +113,25 @@ async def test_purge_deletes_only_rows_older_than_the_retention_in_batches(
             await engine.dispose()
 
 
+class SeenConnections:
+    """What the store reports of its own database (the ConnectionMetrics interface)."""
+
+    def __init__(self) -> None:
+        self.connects: list[tuple[str, str, bool]] = []
+
+    def connected(self, kind: str, target: str, *, ok: bool = True) -> None:
+        self.connects.append((kind, target, ok))
+
+    def call(self, kind: str, target: str, seconds: float, *, ok: bool) -> None:
+        return None
+
+
 async def test_an_unreachable_database_is_reported_and_appends_never_wait(tmp_path: Any) -> None:
-    url = f"postgresql+asyncpg://nobody@/nothing?host={tmp_path}"  # no server listens there
+    # No server listens there; the password must not reach the report.
+    url = f"postgresql+asyncpg://nobody:hunter2-canary@/nothing?host={tmp_path}"
     store = Store(url, connect_wait=0.2, shutdown_flush=0.5)
+    seen = SeenConnections()
+    store.report_connections(seen)
     with anyio.fail_after(30):
         async with store.running():
             assert store.append("security_audit_log", audit_row(1))
@@ -123,6 +140,8 @@ async def test_an_unreachable_database_is_reported_and_appends_never_wait(tmp_pa
             status = store.health()
             assert status.status == "down"
             assert "cannot open postgresql" in status.detail
+            await wait_until(lambda: bool(seen.connects))
+    assert seen.connects[0] == ("database", "postgresql:///nothing", False)
 
 
 async def test_connection_and_event_metrics_land_as_one_row_per_key_and_interval(
