@@ -146,7 +146,7 @@ def build_gateway(
         details=upstreams.details,
     )
     if families is None:
-        families = tool_families(settings, guards.breakers, store)
+        families = tool_families(settings, guards.breakers, store, connections)
     native_limits.update(add_tool_families(server, components, families))
     return server
 
@@ -218,7 +218,10 @@ def _base_components(served: list[str]) -> ComponentRegistry:
 
 
 def tool_families(
-    settings: Settings, breakers: BreakerRegistry, store: Store | None = None
+    settings: Settings,
+    breakers: BreakerRegistry,
+    store: Store | None = None,
+    connections: ConnectionMetrics | None = None,
 ) -> list[ToolFamily]:
     """The native tool families, in listing order (the store's when there is a store)."""
     patterns = PatternTools(
@@ -242,6 +245,7 @@ def tool_families(
             settings.workflow_coordinator_url,
             timeout=settings.workflow_timeout,
             breakers=breakers,
+            connections=connections,
         ),
         patterns,
     ]

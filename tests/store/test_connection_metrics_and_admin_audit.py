@@ -25,6 +25,7 @@ from archon_gateway.gateway.settings import Settings
 from tests.store.test_webhooks_and_audit import rows
 from tests.support import wait_until
 from tests.upstreams.conftest import HERE, WriteManifest
+from tests.workflow.coordinator import Coordinator, serving
 
 pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
@@ -165,3 +166,50 @@ async def test_connects_failures_calls_and_breaker_transitions_land_per_upstream
 def server_restarts(health: httpx.Response) -> int:
     restarts: int = health.json()["upstreams"]["broken"]["restarts"]
     return restarts
+
+
+WORKFLOW = "orchestrate_pattern_workflow"
+
+
+async def test_an_http_backend_reports_connects_calls_failures_and_breaker_transitions(
+    tmp_path: Path, refused_port: int
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'archon.db'}"
+
+    def settings(coordinator_url: str) -> Settings:
+        return Settings(
+            data_dir=tmp_path / "data",
+            enable_external_gateway=False,
+            database_url=url,  # type: ignore[arg-type]
+            workflow_coordinator_url=coordinator_url,
+            breaker_fail_max=1,
+            store_flush_interval=0.01,
+        )
+
+    coordinator = Coordinator()
+    echo = {"workflow": "echo", "inputs": {"steps": 1, "step_seconds": 0.01}}
+    with anyio.fail_after(60):
+        async with serving(coordinator) as coordinator_url:
+            gateway = build_gateway(settings(coordinator_url))
+            async with Client(gateway) as client:
+                done = await client.call_tool(WORKFLOW, echo)
+                assert done.structured_content is not None
+                coordinator.always_500 = True
+                failed = await client.call_tool(WORKFLOW, echo, raise_on_error=False)
+                assert failed.is_error  # a 500: an error, and the breaker opens
+        # Nothing listens on this one: a failed connect, and its breaker opens too.
+        nowhere = f"http://127.0.0.1:{refused_port}"
+        async with Client(build_gateway(settings(nowhere))) as client:
+            assert (await client.call_tool(WORKFLOW, echo, raise_on_error=False)).is_error
+
+    found = await rows(
+        url,
+        "SELECT connects, failures, calls, errors, breaker_transitions FROM connection_metrics "
+        "WHERE kind = 'http_backend' AND target = 'workflow coordinator'",
+    )
+    total = {column: sum(row[column] for row in found) for column in found[0]}
+    assert total["connects"] >= 1
+    assert total["failures"] == 1
+    assert total["calls"] >= 3  # start, at least one poll, the 500, the refused connect
+    assert total["errors"] == 2  # the 500 and the refused connect
+    assert total["breaker_transitions"] == 2  # closed -> open, once per gateway
