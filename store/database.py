@@ -14,24 +14,27 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from alembic import command
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from archon_gateway.gateway.core.errors import SettingsInvalid, Unavailable
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Any constant shared by every gateway: the key of PostgreSQL's migration lock.
 _PG_MIGRATION_LOCK = 0x41524348  # "ARCH"
+# The newest shipped migration. A database already there opens without loading Alembic
+# (a few hundred ms of imports a short-lived gateway would otherwise wait for at exit);
+# tests check it is Alembic's head.
+SCHEMA_REVISION = "0001"
 SQLITE_BUSY_MS = 5000
 
 
@@ -79,6 +82,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if connection is not None:
@@ -103,6 +108,8 @@ def upgrade_in_thread(url: str, wait: float) -> str | None:
     async def run() -> str | None:
         engine = open_engine(parse_url(url))
         try:
+            if await stored_revision(engine) == SCHEMA_REVISION:
+                return SCHEMA_REVISION
             return await upgrade(engine, wait=wait)
         finally:
             await engine.dispose()
@@ -110,11 +117,25 @@ def upgrade_in_thread(url: str, wait: float) -> str | None:
     return anyio.run(run)
 
 
+async def stored_revision(engine: AsyncEngine) -> str | None:
+    """The database's schema revision read with plain SQL (None: not migrated yet)."""
+    try:
+        async with engine.connect() as connection:
+            found = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+    except Exception:  # no such table yet (or unreadable): the migration path decides
+        return None
+    return None if found is None else str(found)
+
+
 def _upgrade_sync(connection: Connection) -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(connection), "head")
 
 
 def _current_sync(connection: Connection) -> str | None:
+    from alembic.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -125,6 +146,8 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
 def history() -> list[tuple[str, str | None, str]]:
     """(revision, down revision, message), newest first."""
+    from alembic.script import ScriptDirectory
+
     scripts = ScriptDirectory.from_config(alembic_config())
     return [
         (str(script.revision), _one(script.down_revision), script.doc or "")
@@ -133,6 +156,8 @@ def history() -> list[tuple[str, str | None, str]]:
 
 
 def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
