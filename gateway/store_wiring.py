@@ -168,8 +168,9 @@ def upstream_connections(
 
 
 class BreakerConnections:
-    """Each breaker's state changes, under what it guards: "upstream <name>" breakers as
-    that upstream, the others (workflow coordinator, vector store) as HTTP backends."""
+    """Each breaker's state changes, under what it guards: "upstream <name>" breakers as that
+    upstream, "tool <name>" breakers (one per upstream tool) as kind "upstream_tool", the
+    others (workflow coordinator, vector store) as HTTP backends."""
 
     def __init__(self, connections: ConnectionMetrics) -> None:
         self.connections = connections
@@ -180,5 +181,7 @@ class BreakerConnections:
 
 
 def breaker_target(name: str) -> tuple[str, str]:
-    upstream = name.removeprefix("upstream ")
-    return ("upstream", upstream) if upstream != name else ("http_backend", name)
+    for prefix, kind in (("upstream ", "upstream"), ("tool ", "upstream_tool")):
+        if name.startswith(prefix):
+            return kind, name.removeprefix(prefix)
+    return "http_backend", name
