@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from archon_gateway.store import database
 from archon_gateway.store.intervals import ConnectionMetrics, EventMetrics
@@ -210,3 +210,29 @@ async def test_the_shipped_migrations_build_exactly_the_schema_the_code_uses(
     finally:
         await engine.dispose()
     assert drift == []
+
+
+async def test_a_purge_running_at_shutdown_stops_between_statements_and_is_never_cut(
+    database_url: str,
+) -> None:
+    now = time.time()
+    async with Store(database_url).running() as filling:
+        for n in range(600):
+            filling.append("security_audit_log", audit_row(n, at=now - 100 * DAY))
+    # One row per statement: the purge is mid-way when the store stops.
+    store = Store(database_url, retention_days={"security_audit_log": 90}, purge_batch=1)
+    cut: list[str] = []
+    with anyio.fail_after(60):
+        async with store.running():
+            engine = await store.engine()
+            # A statement cancelled mid-flight costs its connection (SQLAlchemy invalidates
+            # it, and an aiosqlite close left pending can hang the event loop's exit).
+            event.listen(engine.sync_engine.pool, "invalidate", lambda *_: cut.append("x"))
+            event.listen(engine.sync_engine.pool, "soft_invalidate", lambda *_: cut.append("x"))
+
+            async def purging() -> bool:
+                return await count_rows(database_url) < 600
+
+            await wait_until(purging)
+    assert cut == []
+    assert 0 < await count_rows(database_url) < 600
