@@ -58,8 +58,14 @@ def parse_url(url: str) -> URL:
 
 
 def shown(url: URL) -> str:
-    """The URL as logs and health may show it: no password."""
-    return url.render_as_string(hide_password=True)
+    """The URL as logs and health may show it: no password, in the user part or in the
+    query (asyncpg takes `?password=`, `?sslpassword=`, ...)."""
+    hidden = {key: "***" for key in url.query if _secret_key(key)}
+    return url.update_query_dict(hidden).render_as_string(hide_password=True)
+
+
+def _secret_key(key: str) -> bool:
+    return any(word in key.lower() for word in ("password", "secret", "token", "key"))
 
 
 def open_engine(url: URL) -> AsyncEngine:

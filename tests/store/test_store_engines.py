@@ -236,3 +236,15 @@ async def test_a_purge_running_at_shutdown_stops_between_statements_and_is_never
             await wait_until(purging)
     assert cut == []
     assert 0 < await count_rows(database_url) < 600
+
+
+def test_a_shown_database_url_hides_passwords_in_the_user_part_and_the_query() -> None:
+    url = database.parse_url(
+        "postgresql+asyncpg://archon:pw-canary@db.local/archon"
+        "?host=/run/pg&password=q-canary&sslpassword=s-canary"
+    )
+    shown = database.shown(url)
+    assert "canary" not in shown
+    assert shown.startswith("postgresql+asyncpg://archon:***@db.local/archon?")
+    assert "host=%2Frun%2Fpg" in shown  # the rest of the query is kept
+    assert database.target(url) == "postgresql://db.local/archon"
