@@ -13,8 +13,11 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from fastmcp.server.middleware import Middleware
+
+from archon_gateway.gateway.auth.audit import AuditSink, FanOutAuditSink, LogAuditSink
 from archon_gateway.gateway.client_sessions import ClientSessions
 from archon_gateway.gateway.core import sdk_compat
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
@@ -24,20 +27,33 @@ from archon_gateway.gateway.core.version import __version__
 from archon_gateway.gateway.gateway_info import add_admin_tools
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
 from archon_gateway.gateway.guards import build_guards
+from archon_gateway.gateway.hooks import Webhooks
 from archon_gateway.gateway.http import add_http_routes
 from archon_gateway.gateway.mcp_server import GatewayServer
 from archon_gateway.gateway.middleware.admission import AdmissionMiddleware
 from archon_gateway.gateway.middleware.call_metrics import MetricsMiddleware
+from archon_gateway.gateway.middleware.connection_log import ConnectionLog
 from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
+from archon_gateway.gateway.middleware.session_log import SessionLog
 from archon_gateway.gateway.middleware.timeout import TimeoutMiddleware
 from archon_gateway.gateway.passthrough import serve_passthrough
 from archon_gateway.gateway.settings import Settings
+from archon_gateway.gateway.store_wiring import (
+    BreakerConnections,
+    StoreAuditSink,
+    build_store,
+    store_families,
+    upstream_connections,
+    webhook_actions,
+)
 from archon_gateway.gateway.upstream_admin import (
     add_upstream_admin_tools,
     upstream_details,
     upstream_health,
     watch_upstreams,
 )
+from archon_gateway.store.intervals import ConnectionMetrics, EventMetrics
+from archon_gateway.store.service import Store
 from archon_gateway.tools.codegen import CodegenTools
 from archon_gateway.tools.patterns import PatternTools
 from archon_gateway.tools.workflow import WorkflowTools
@@ -53,9 +69,10 @@ from archon_gateway.upstreams.overrides import layer_overrides
 from archon_gateway.upstreams.pool import UpstreamPool
 from archon_gateway.upstreams.provider import UpstreamProvider
 from archon_gateway.upstreams.restarts import RestartPolicy
-from archon_gateway.upstreams.state import UpstreamInfo
+from archon_gateway.upstreams.state import UpstreamInfo, UpstreamState
 
 log = logging.getLogger(__name__)
+IntervalsT = TypeVar("IntervalsT", ConnectionMetrics, EventMetrics)
 
 SERVER_NAME = "archon"
 INSTRUCTIONS = (
@@ -77,15 +94,23 @@ def build_gateway(
     metrics = GatewayMetrics()
     components = _base_components(settings.transports)
     environ = os.environ if environ is None else environ
-    pool = _upstream_pool(settings, environ, metrics, components, clock)
+    store = build_store(settings, metrics, components)
+    # Connects, failures, calls and breaker transitions per upstream, backend and database.
+    interval = settings.store_metrics_interval
+    connections = ConnectionMetrics(store, interval=interval) if store is not None else None
+    pool = _upstream_pool(settings, environ, metrics, components, clock, connections)
     server = GatewayServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
     sdk_compat.refuse_before_initialize(server)
+    if store is not None and connections is not None:
+        server.add_lifetime(store.running)  # first in, last out: it records the others' exits
+        store.report_connections(_running(server, connections))
     guards = build_guards(
         server,
         settings,
         metrics,
         components,
         upstream_of=pool.upstream_of if pool else _not_upstream,
+        audit=FanOutAuditSink(LogAuditSink(), StoreAuditSink(store)) if store else None,
         clock=clock,
     )
     native_limits: dict[str, float] = {}  # the tool families' own limits, added below
@@ -95,12 +120,29 @@ def build_gateway(
     )
     # Outermost first: errors are translated after metrics have seen the raw outcome; then
     # stdio auth and breakers; the timeout is innermost so it measures only the tool itself.
-    for layer in (ErrorTranslationMiddleware(), MetricsMiddleware(metrics), *guards.middleware):
+    # The store's session and connection logs sit beside metrics: they count what the
+    # caller saw.
+    store_logs = _store_logs(server, store, pool, connections)
+    layers = (ErrorTranslationMiddleware(), MetricsMiddleware(metrics), *store_logs)
+    for layer in (*layers, *guards.middleware):
         server.add_middleware(layer)
     # Inside metrics (busy refusals are counted) and outside the timeout.
     server.add_middleware(AdmissionMiddleware(settings.tool_concurrency))
     server.add_middleware(timeouts)
-    upstreams = _serve_upstreams(server, pool, metrics, components)
+    if connections is not None:
+        guards.breakers.add_listener(BreakerConnections(connections))
+    upstreams = _serve_upstreams(server, pool, metrics, components, guards.audit)
+    if store is not None and settings.hook_secrets:
+        Webhooks(
+            store,
+            guards.audit,
+            secrets=settings.hook_secrets,
+            actions=settings.hook_actions,
+            handlers=webhook_actions(pool, guards.audit),
+            max_bytes=settings.hook_max_bytes,
+            tolerance=settings.hook_tolerance,
+            events=_running(server, EventMetrics(store, interval=interval)),
+        ).install(server)
     add_admin_tools(
         server, settings.transports, metrics, components, upstreams.infos, upstreams.tool_names
     )
@@ -113,9 +155,30 @@ def build_gateway(
         details=upstreams.details,
     )
     if families is None:
-        families = tool_families(settings, guards.breakers)
+        families = tool_families(settings, guards.breakers, store, connections)
     native_limits.update(add_tool_families(server, components, families))
     return server
+
+
+def _store_logs(
+    server: GatewayServer,
+    store: Store | None,
+    pool: UpstreamPool | None,
+    connections: ConnectionMetrics | None,
+) -> list[Middleware]:
+    """The session log and, with upstreams, the per-upstream call log."""
+    if store is None:
+        return []
+    sessions = SessionLog(store)
+    server.add_lifetime(sessions.running)
+    if pool is None or connections is None:
+        return [sessions]
+    return [sessions, ConnectionLog(connections, pool.upstream_of)]
+
+
+def _running(server: GatewayServer, intervals: IntervalsT) -> IntervalsT:
+    server.add_lifetime(intervals.running)
+    return intervals
 
 
 @dataclass(frozen=True)
@@ -132,6 +195,7 @@ def _serve_upstreams(
     pool: UpstreamPool | None,
     metrics: GatewayMetrics,
     components: ComponentRegistry,
+    audit: AuditSink,
 ) -> _UpstreamViews:
     """Serve the pool's tools, its admin tool and health; tell clients of catalog changes."""
     if pool is None:
@@ -150,7 +214,7 @@ def _serve_upstreams(
     provider = UpstreamProvider(pool, exchanges)
     server.add_provider(provider)
     server.add_completion_handler(provider.complete)
-    add_upstream_admin_tools(server, pool)
+    add_upstream_admin_tools(server, pool, audit)
     return _UpstreamViews(
         infos=functools.partial(upstream_details, pool),
         # As last listed: asking about the gateway must not start lazy upstreams.
@@ -167,9 +231,24 @@ def _base_components(served: list[str]) -> ComponentRegistry:
     return components
 
 
-def tool_families(settings: Settings, breakers: BreakerRegistry) -> list[ToolFamily]:
-    """The native tool families, in listing order."""
-    return [
+def tool_families(
+    settings: Settings,
+    breakers: BreakerRegistry,
+    store: Store | None = None,
+    connections: ConnectionMetrics | None = None,
+) -> list[ToolFamily]:
+    """The native tool families, in listing order (the store's when there is a store)."""
+    patterns = PatternTools(
+        settings.data_dir / "patterns",
+        qdrant_url=settings.qdrant_url,
+        qdrant_api_key=settings.qdrant_api_key,
+        collection=settings.patterns_collection,
+        batch_size=settings.patterns_batch_size,
+        embed_timeout=settings.patterns_embed_timeout,
+        breakers=breakers,
+        max_request_text_bytes=settings.patterns_max_request_text_bytes,
+    )
+    families: list[ToolFamily] = [
         CodegenTools(
             max_input_bytes=settings.codegen_max_input_bytes,
             ruff_timeout=settings.codegen_ruff_timeout,
@@ -180,18 +259,13 @@ def tool_families(settings: Settings, breakers: BreakerRegistry) -> list[ToolFam
             settings.workflow_coordinator_url,
             timeout=settings.workflow_timeout,
             breakers=breakers,
+            connections=connections,
         ),
-        PatternTools(
-            settings.data_dir / "patterns",
-            qdrant_url=settings.qdrant_url,
-            qdrant_api_key=settings.qdrant_api_key,
-            collection=settings.patterns_collection,
-            batch_size=settings.patterns_batch_size,
-            embed_timeout=settings.patterns_embed_timeout,
-            breakers=breakers,
-            max_request_text_bytes=settings.patterns_max_request_text_bytes,
-        ),
+        patterns,
     ]
+    if store is not None:
+        families.extend(store_families(store, settings, patterns))
+    return families
 
 
 def add_tool_families(
@@ -230,6 +304,7 @@ def _upstream_pool(
     metrics: GatewayMetrics,
     components: ComponentRegistry,
     clock: Callable[[], float],
+    connections: ConnectionMetrics | None = None,
 ) -> UpstreamPool | None:
     if not settings.enable_external_gateway:
         return None
@@ -252,7 +327,12 @@ def _upstream_pool(
         clock=clock,
         pinged=lambda name, seconds: metrics.upstream_ping.labels(upstream=name).observe(seconds),
         client_request_limit=settings.upstream_client_request_timeout,
+        state_changed=upstream_connections(connections) if connections else _ignore_state,
     )
+
+
+def _ignore_state(name: str, old: UpstreamState, new: UpstreamState) -> None:
+    return None
 
 
 def layered_manifests(settings: Settings, found: ManifestSet) -> list[Manifest]:

@@ -16,6 +16,7 @@ from cyclopts import App, CycloptsError, Parameter
 
 from archon_gateway.gateway.core.errors import GatewayError, SettingsInvalid
 from archon_gateway.gateway.core.version import __version__
+from archon_gateway.gateway.db_cli import db_app
 from archon_gateway.gateway.settings import LogLevel, Transport, load_settings, unknown_env_settings
 
 log = logging.getLogger("archon_gateway")
@@ -25,6 +26,7 @@ app = App(
     help="One MCP front door for AI assistants: native tools and proxied stdio upstreams.",
     version=__version__,
 )
+app.command(db_app)
 
 
 @app.command

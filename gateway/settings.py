@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
 from pydantic import (
     AliasChoices,
     Field,
     SecretStr,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
@@ -36,6 +37,19 @@ DEFAULT_CONFIG_NAME = "archon.toml"
 Transport = Literal["stdio", "http", "both"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 AuthMode = Literal["none", "service", "service_or_user"]
+StoreTable = Literal[
+    "security_audit_log", "service_sessions", "connection_metrics", "event_metrics", "hook_events"
+]
+DEFAULT_RETENTION_DAYS: dict[StoreTable, float] = {
+    "security_audit_log": 90,
+    "service_sessions": 30,
+    "connection_metrics": 14,
+    "event_metrics": 14,
+    "hook_events": 30,
+}
+DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+# What a webhook may trigger; `restart_upstream:<name>` names the upstream.
+HookAction = Annotated[str, StringConstraints(pattern=r"^(restart_upstream:[\w.-]+|none)$")]
 
 
 # Expensive native tools get a concurrency limit by default (admission control).
@@ -241,6 +255,68 @@ class Settings(BaseSettings):
     breakers_enabled: bool = Field(True, description="circuit breakers on upstreams/backends")
     breaker_fail_max: int = Field(5, ge=1, description="consecutive failures that open one")
     breaker_reset_timeout: float = Field(30.0, gt=0, description="seconds open before a trial")
+
+    # The store (docs/store.md).
+    store_enabled: bool = Field(True, description="keep the audit trail, sessions and metrics")
+    database_url: SecretStr | None = Field(
+        None,
+        description="sqlite+aiosqlite:///<file> or postgresql+asyncpg://... "
+        "(default: SQLite at <data_dir>/archon.db)",
+    )
+    store_queue_size: int = Field(
+        10_000, ge=1, le=1_000_000, description="rows waiting to be written before new ones drop"
+    )
+    store_batch_size: int = Field(500, ge=1, le=10_000, description="rows written per batch")
+    store_flush_interval: float = Field(
+        0.2, gt=0, le=60, description="seconds the writer waits for a batch to fill"
+    )
+    store_shutdown_flush: float = Field(
+        5.0, ge=0, le=300, description="seconds queued rows get to be written at shutdown"
+    )
+    store_migration_wait: float = Field(
+        60.0, gt=0, description="seconds a gateway waits for another one's migration"
+    )
+    store_retention_days: dict[StoreTable, float] = Field(
+        default_factory=lambda: dict(DEFAULT_RETENTION_DAYS),
+        description="days rows are kept, per table (tables not named keep the default)",
+    )
+    store_purge_interval: float = Field(
+        3600.0, gt=0, description="seconds between retention purges"
+    )
+    store_purge_batch: int = Field(1000, ge=1, description="rows deleted per purge statement")
+    store_metrics_interval: float = Field(
+        60.0, gt=0, le=3600, description="seconds per connection_metrics/event_metrics row"
+    )
+    node_heartbeat_timeout: float = Field(
+        90.0, gt=0, description="seconds without a heartbeat after which a node is unhealthy"
+    )
+    hook_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict, description="webhook sources and their HMAC secrets"
+    )
+    hook_max_bytes: int = Field(
+        1_000_000, ge=1024, le=50_000_000, description="largest webhook body accepted"
+    )
+    hook_tolerance: float = Field(
+        300.0, gt=0, description="seconds a webhook's X-Archon-Timestamp may be off"
+    )
+    hook_actions: dict[str, dict[str, HookAction]] = Field(
+        default_factory=dict,
+        description="per source, event name -> gateway action (restart_upstream:<name> or none)",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(DATABASE_SCHEMES):
+            raise ValueError("must start with " + " or ".join(DATABASE_SCHEMES))
+        return value
+
+    @field_validator("store_retention_days")
+    @classmethod
+    def _retention_over_defaults(cls, value: dict[StoreTable, float]) -> dict[StoreTable, float]:
+        if any(days <= 0 for days in value.values()):
+            raise ValueError("retention days must be above 0")
+        return {**DEFAULT_RETENTION_DAYS, **value}
 
     @field_validator("service_auth_token", "auth_stdio_token")
     @classmethod

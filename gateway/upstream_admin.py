@@ -4,13 +4,15 @@ per-upstream details (/health, gateway_info) and the `gateway_restart_upstream` 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from fastmcp import FastMCP
+from fastmcp.server.dependencies import get_http_request
 from mcp_types import ToolAnnotations
 from prometheus_client.core import CounterMetricFamily, Metric
 
+from archon_gateway.gateway.auth.audit import AuditEvent, AuditSink
 from archon_gateway.gateway.core.errors import tool_errors
 from archon_gateway.gateway.core.health import ComponentRegistry
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics, state_gauge
@@ -54,7 +56,11 @@ def watch_upstreams(
     metrics.watch(collect)
 
 
-def add_upstream_admin_tools(server: FastMCP, pool: UpstreamPool) -> None:
+def add_upstream_admin_tools(
+    server: FastMCP, pool: UpstreamPool, audit: AuditSink | None = None
+) -> None:
+    """The restart tool; each restart is an admin action in the audit trail."""
+
     @server.tool(
         name=RESTART_TOOL,
         annotations=ToolAnnotations(
@@ -69,8 +75,61 @@ def add_upstream_admin_tools(server: FastMCP, pool: UpstreamPool) -> None:
         """Restart one stdio upstream now (calls in flight on it fail), skipping any backoff
         or crash-loop wait, and wait for it to start. Returns its state afterwards."""
         with tool_errors():
-            upstream = pool.get(name)
-            # Bounded: a slow stop plus a slow start; the state says how far it got.
-            with anyio.move_on_after(upstream.manifest.startup_timeout + 10):
-                await upstream.restart()
-            return upstream.info()
+            return await restart_audited(
+                pool, name, audit, principal=_principal(), transport=_transport(), tool=RESTART_TOOL
+            )
+
+
+async def restart_audited(
+    pool: UpstreamPool,
+    name: str,
+    audit: AuditSink | None,
+    *,
+    principal: str,
+    transport: str,
+    tool: str = "",
+    request_id: str = "",
+) -> UpstreamInfo:
+    """Restart an upstream (the tool, a webhook action): an admin action, so one
+    `upstream_restart` audit row whatever the outcome (an unknown name is a reject)."""
+
+    def record(outcome: Literal["accept", "reject"], reason: str) -> None:
+        if audit is not None:
+            event = AuditEvent(
+                outcome,
+                transport,
+                reason[:200],
+                principal=principal[:200],
+                kind="upstream_restart",
+                tool=tool,
+                request_id=request_id[:100],
+            )
+            audit.record(event)
+
+    try:
+        upstream = pool.get(name)
+        # Bounded: a slow stop plus a slow start; the state says how far it got.
+        with anyio.move_on_after(upstream.manifest.startup_timeout + 10):
+            await upstream.restart()
+    except Exception as exc:
+        record("reject", str(exc) or type(exc).__name__)
+        raise
+    info = upstream.info()
+    record("accept", f"upstream {name} {info.state}")
+    return info
+
+
+def _principal() -> str:
+    """Who asked: the HTTP auth decision's principal, or the local user on stdio."""
+    try:
+        return str(getattr(get_http_request().state, "principal", "anonymous"))
+    except RuntimeError:
+        return "local"
+
+
+def _transport() -> str:
+    try:
+        get_http_request()
+    except RuntimeError:
+        return "stdio"
+    return "http"

@@ -48,6 +48,9 @@ class UpstreamPool:
         clock: Callable[[], float] = time.monotonic,
         pinged: Callable[[str, float], None] = lambda name, seconds: None,
         client_request_limit: float = 300.0,
+        state_changed: Callable[[str, UpstreamState, UpstreamState], None] = (
+            lambda name, old, new: None
+        ),
     ) -> None:
         self._gateway_env = dict(gateway_env)
         self._log_dir = log_dir
@@ -62,7 +65,10 @@ class UpstreamPool:
         self._relays, self._relayed = anyio.create_memory_object_stream[Relay](_RELAY_BACKLOG)
         self.relays_dropped = 0
         hooks = UpstreamHooks(
-            catalog_changed=self._note_catalog_change, pinged=pinged, relay=self._note_relay
+            catalog_changed=self._note_catalog_change,
+            pinged=pinged,
+            relay=self._note_relay,
+            state_changed=state_changed,
         )
         search_path = self._gateway_env.get("PATH")
         for manifest in manifests:

@@ -52,6 +52,8 @@ class UpstreamHooks:
     # An upstream's notification for the gateway's clients (resources/updated, resources
     # or prompts list_changed, a log line of no single client's call): upstream, method, params.
     relay: Callable[[str, str, dict[str, Any]], None] = lambda upstream, method, params: None
+    # (name, old, new) on every change of state: connects and failures are counted from it.
+    state_changed: Callable[[str, UpstreamState, UpstreamState], None] = lambda name, old, new: None
 
 
 @dataclass(frozen=True)
@@ -254,11 +256,13 @@ class Upstream:
 
     def _set_state(self, state: UpstreamState, error: str | None = None) -> None:
         listed_before = bool(self.listed_tools())
-        self.state = state
+        old, self.state = self.state, state
         if error is not None:
             self.last_error = error
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
+        if old is not state:
+            self.hooks.state_changed(self.name, old, state)
         if bool(self.listed_tools()) != listed_before:
             self.hooks.catalog_changed()  # tools hidden while down, or shown again
 

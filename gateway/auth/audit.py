@@ -13,7 +13,8 @@ audit_log = logging.getLogger("archon_gateway.audit")
 
 @dataclass(frozen=True)
 class AuditEvent:
-    """One auth decision. Never holds a credential."""
+    """One security decision (an auth decision unless `kind` says otherwise: webhook,
+    upstream_restart, ...). Never holds a credential nor a tool argument value."""
 
     action: Literal["accept", "reject"]
     transport: str
@@ -22,10 +23,24 @@ class AuditEvent:
     path: str = ""
     client: str = ""
     at: float = field(default_factory=time.time)
+    kind: str = "auth"
+    tool: str = ""
+    request_id: str = ""
 
 
 class AuditSink(Protocol):
     def record(self, event: AuditEvent) -> None: ...
+
+
+class FanOutAuditSink:
+    """Every event to each sink in turn (the log, then the store)."""
+
+    def __init__(self, *sinks: AuditSink) -> None:
+        self.sinks = sinks
+
+    def record(self, event: AuditEvent) -> None:
+        for sink in self.sinks:
+            sink.record(event)
 
 
 class LogAuditSink:

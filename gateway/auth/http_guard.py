@@ -14,6 +14,8 @@ SERVICE_HEADER = "x-service-auth"
 BYPASS_HEADER = "x-health-check-bypass"
 HEALTH_PATHS = frozenset({"/health", "/health/ready"})
 METRICS_PATH = "/metrics"
+# Webhooks carry their own HMAC signature (gateway/hooks.py), not the service token.
+HOOKS_PREFIX = "/hooks/"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -58,8 +60,8 @@ class HttpAuthMiddleware:
             return
         path: str = scope.get("path", "")
         state = scope.setdefault("state", {})
-        if not self.authenticator.required:
-            state["authenticated"] = True
+        if not self.authenticator.required or path.startswith(HOOKS_PREFIX):
+            state["authenticated"] = not self.authenticator.required
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
@@ -87,6 +89,7 @@ class HttpAuthMiddleware:
             )
         )
         state["authenticated"] = decision.accepted
+        state["principal"] = decision.principal if decision.accepted else "anonymous"
         if decision.accepted or open_route:
             await self.app(scope, receive, send)
             return

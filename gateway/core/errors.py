@@ -7,7 +7,7 @@ where it can, what to do about it.
 
     GatewayError
     ├── CallerError          the request (or the user's configuration) is wrong
-    │   ├── InvalidArgument, NotFound, AuthRejected
+    │   ├── InvalidArgument, NotFound, AuthRejected, WebhookRejected
     │   ├── SettingsInvalid, ManifestInvalid, UnusableFile, JsonRejected
     │   └── IncompatibleVectorStore
     ├── Refused              a dependency is up and failed this one request
@@ -73,6 +73,15 @@ class NotFound(CallerError):
 
 class AuthRejected(CallerError):
     """Credentials were missing or wrong."""
+
+
+class WebhookRejected(CallerError):
+    """A webhook delivery refused with an HTTP status and a reason code (bad signature,
+    stale timestamp, too large, not JSON, ...)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.reason = status, reason
 
 
 class SettingsInvalid(CallerError):

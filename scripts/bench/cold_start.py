@@ -9,7 +9,13 @@ Measured for each server, alternating runs to spread machine noise evenly:
 Both servers are launched as `python -c <import + run>`, so the comparison is the server,
 not the launcher.
 
-    python scripts/bench/cold_start.py [--runs 10]
+With `--store`, two more gateways run in the same interleaved rounds: the same gateway with
+the store off (`ARCHON_STORE_ENABLED=false`), and, with `--main-tree DIR`, the gateway of
+another source tree (e.g. main before the store: `git archive main | tar -x -C DIR`, then
+`DIR/scripts/link_tree`), imported from `DIR/build/typecheck` ahead of the editable install.
+Ratios: store on / store off, and store on / that tree.
+
+    python scripts/bench/cold_start.py [--runs 10] [--store [--main-tree DIR]]
 """
 
 from __future__ import annotations
@@ -134,19 +140,35 @@ def summary(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
+
+    parser.add_argument("--store", action="store_true", help="also the store off (and main)")
+    parser.add_argument("--main-tree", help="source tree of the gateway to compare with")
     args = parser.parse_args()
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHON_")}
     env["ARCHON_DATA_DIR"] = tempfile.mkdtemp(prefix="archon-bench-")
-    stdio_run(BARE, env)  # warm the OS file cache for both, not measured
-    stdio_run(GATEWAY, env)
+    # name -> (code, environment, is a gateway)
+    servers: dict[str, tuple[str, dict[str, str], bool]] = {
+        "gateway": (GATEWAY, env, True),
+        "bare": (BARE, env, False),
+    }
+    if args.store:
+        off = env | {"ARCHON_STORE_ENABLED": "false"}
+        off["ARCHON_DATA_DIR"] = tempfile.mkdtemp(prefix="archon-bench-off-")
+        servers["store off"] = (GATEWAY, off, True)
+        if args.main_tree:
+            tree = os.path.join(os.path.abspath(args.main_tree), "build", "typecheck")
+            main_env = env | {"PYTHONPATH": tree}
+            main_env["ARCHON_DATA_DIR"] = tempfile.mkdtemp(prefix="archon-bench-main-")
+            servers["main"] = (GATEWAY, main_env, True)
+    for code, server_env, _ in servers.values():
+        stdio_run(code, server_env)  # warm the OS file cache (and migrate), not measured
 
-    names = ("gateway", "bare")
     rows: dict[str, list[tuple[float, float]]] = {}
     for _ in range(args.runs):
-        for name, code in zip(names, (GATEWAY, BARE), strict=True):
-            rows.setdefault(f"stdio {name}", []).append(stdio_run(code, env))
-            http = anyio.run(http_run, code, env, name == "gateway")
+        for name, (code, server_env, gateway) in servers.items():
+            rows.setdefault(f"stdio {name}", []).append(stdio_run(code, server_env))
+            http = anyio.run(http_run, code, server_env, gateway)
             rows.setdefault(f"http  {name}", []).append(http)
 
     print(
@@ -157,8 +179,8 @@ def main() -> None:
     for row, values in rows.items():
         starts, stops = [v[0] for v in values], [v[1] for v in values]
         medians[row] = (statistics.median(starts), statistics.median(stops))
-        print(f"{row:14s} spawn -> initialize answered: {summary(starts)}")
-        print(f"{row:14s} SIGTERM -> exited:             {summary(stops)}")
+        print(f"{row:16s} spawn -> initialize answered: {summary(starts)}")
+        print(f"{row:16s} SIGTERM -> exited:             {summary(stops)}")
     for transport in ("stdio", "http "):
         gateway, bare = medians[f"{transport} gateway"], medians[f"{transport} bare"]
         print(
@@ -166,6 +188,16 @@ def main() -> None:
             f"({gateway[0] * 1000:.0f} ms, goal < 1000 ms), "
             f"shutdown {gateway[1] / bare[1]:.2f}x ({gateway[1] * 1000:.0f} ms, goal < 2000 ms)"
         )
+        for other in ("store off", "main"):
+            if f"{transport} {other}" not in medians:
+                continue
+            base = medians[f"{transport} {other}"]
+            print(
+                f"ratio store on/{other} {transport.strip():5s}: cold start "
+                f"{gateway[0] / base[0]:.2f}x ({gateway[0] * 1000:.0f} vs "
+                f"{base[0] * 1000:.0f} ms), shutdown {gateway[1] / base[1]:.2f}x "
+                f"({gateway[1] * 1000:.0f} vs {base[1] * 1000:.0f} ms)"
+            )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import anyio
 import pytest
 
 import archon_gateway.gateway
+import archon_gateway.store
 import archon_gateway.tools
 import archon_gateway.upstreams
 from archon_gateway.gateway.core import errors
@@ -60,7 +61,8 @@ def test_every_error_belongs_to_exactly_one_branch() -> None:
 def test_no_error_class_is_defined_outside_the_error_tree() -> None:
     """BackendTimeout and UpstreamRequestFailed used to live beside their callers."""
     strays = []
-    for package in (archon_gateway.gateway, archon_gateway.tools, archon_gateway.upstreams):
+    packages = (archon_gateway.gateway, archon_gateway.tools, archon_gateway.upstreams)
+    for package in (*packages, archon_gateway.store):
         for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
             module = importlib.import_module(info.name)
             if module is errors:

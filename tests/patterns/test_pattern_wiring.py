@@ -85,7 +85,7 @@ async def test_tools_carry_schemas_and_annotations(tmp_path: Path) -> None:
     assert index.annotations is not None
     assert index.annotations.idempotent_hint is True
     assert index.output_schema is not None
-    assert set(index.output_schema["properties"]) == {"indexed", "failed"}
+    assert set(index.output_schema["properties"]) == {"indexed", "failed", "lineage_failed"}
 
 
 async def test_the_qdrant_breaker_is_the_gateways_own_and_shows_in_readiness(

@@ -7,7 +7,7 @@ family's lifespan ends. The store's state is reported through a health probe.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +20,7 @@ from pydantic import Field, SecretStr
 
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.errors import (
+    GatewayError,
     InvalidArgument,
     tool_errors,
 )
@@ -29,6 +30,8 @@ from archon_gateway.tools.patterns.embeddings import EmbeddingProvider, MiniLMPr
 from archon_gateway.tools.patterns.index import VectorIndex
 from archon_gateway.tools.patterns.models import (
     DeleteResult,
+    DerivedFrom,
+    IndexFailure,
     IndexResult,
     Label,
     Name,
@@ -47,6 +50,8 @@ from archon_gateway.tools.patterns.qdrant_server import Breaker
 from archon_gateway.tools.patterns.service import MAX_TOP_K, PatternService
 
 OpenIndex = Callable[[], AbstractAsyncContextManager[VectorIndex]]
+# Records lineage parent -> child with a relation (the store's port, given by the front door).
+RecordLineage = Callable[[str, str, str], Awaitable[object]]
 PatternId = Annotated[str, Field(min_length=1, max_length=256, description="the pattern's id")]
 
 
@@ -100,6 +105,11 @@ class PatternTools(ToolFamily):
         self._stack: AsyncExitStack | None = None
         self._open_lock: anyio.Lock | None = None
         self._failure: ComponentStatus | None = None
+        self._record_lineage: RecordLineage | None = None
+
+    def record_lineage_with(self, record: RecordLineage) -> None:
+        """Where `derived_from` goes (without it, derived_from is refused)."""
+        self._record_lineage = record
 
     # -- the family's shape --------------------------------------------------------------
 
@@ -196,8 +206,11 @@ class PatternTools(ToolFamily):
             await ctx.report_progress(done, total, message)
 
         with tool_errors():
+            self._lineage_port(any(pattern.derived_from for pattern in patterns))
             service = await self.service()
-            return await service.index_patterns(patterns, progress)
+            result = await service.index_patterns(patterns, progress)
+            await self._record_derivations(patterns, result)
+            return result
 
     async def pattern_search(
         self,
@@ -245,6 +258,7 @@ class PatternTools(ToolFamily):
         embedding: Annotated[
             Vector | None, Field(description="replace the vector with this one")
         ] = None,
+        derived_from: DerivedFrom | None = None,
     ) -> UpdateResult:
         """Change a pattern's metadata and/or text. A new text is re-embedded (or give the
         new vector as embedding); metadata-only changes keep the vector."""
@@ -257,8 +271,28 @@ class PatternTools(ToolFamily):
                     "nothing to update: give at least one of name, text, language, kind, "
                     "tags, source, quality or embedding"
                 )
+            record = self._lineage_port(bool(derived_from))
+            for parent in derived_from or []:  # first: a refused edge leaves the pattern as is
+                await record(parent, id, "modify")
             service = await self.service()
             return await service.update(id, changes, embedding)
+
+    def _lineage_port(self, needed: bool) -> RecordLineage:
+        if needed and self._record_lineage is None:
+            raise InvalidArgument("derived_from needs the gateway's store (store_enabled is off)")
+        return self._record_lineage or _no_lineage
+
+    async def _record_derivations(self, patterns: list[PatternIn], result: IndexResult) -> None:
+        failed = {failure.index for failure in result.failed}
+        written = [n for n in range(len(patterns)) if n not in failed]
+        for n, child in zip(written, result.indexed, strict=True):
+            parents = patterns[n].derived_from or []
+            relation = "merge" if len(parents) > 1 else "fork"
+            for parent in parents:
+                try:
+                    await self._lineage_port(True)(parent, child, relation)
+                except GatewayError as exc:
+                    result.lineage_failed.append(IndexFailure(index=n, id=child, error=str(exc)))
 
     async def pattern_delete(self, id: PatternId) -> DeleteResult:
         """Delete a pattern by id (deleted=false if there was none)."""
@@ -297,3 +331,7 @@ def _default_opener(
         return open_server_index(qdrant_url, collection, api_key=key, breaker=breaker)
 
     return open_server
+
+
+async def _no_lineage(parent: str, child: str, relation: str) -> None:
+    return None

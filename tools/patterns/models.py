@@ -27,6 +27,15 @@ Text = Annotated[str, Field(min_length=1, max_length=200_000, description="the c
 Source = Annotated[str, Field(max_length=2000, description="where it came from")]
 Quality = Annotated[float, Field(ge=0, le=1, description="quality score, 0..1")]
 Vector = Annotated[list[float], Field(min_length=1, max_length=65536)]
+DerivedFrom = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=200)]],
+    Field(
+        min_length=1,
+        max_length=20,
+        description="ids of the patterns this one derives from: recorded as lineage (fork "
+        "from one, merge of several; modify on update)",
+    ),
+]
 
 
 class PatternIn(BaseModel):
@@ -51,6 +60,7 @@ class PatternIn(BaseModel):
     embedding: Vector | None = Field(
         None, description="precomputed vector (must match the store's dimension)"
     )
+    derived_from: DerivedFrom | None = None
 
 
 class IndexFailure(BaseModel):
@@ -62,6 +72,9 @@ class IndexFailure(BaseModel):
 class IndexResult(BaseModel):
     indexed: list[str] = Field(description="ids written, in request order")
     failed: list[IndexFailure] = Field(default_factory=list)
+    lineage_failed: list[IndexFailure] = Field(
+        default_factory=list, description="indexed, but their derived_from was not recorded"
+    )
 
 
 class PatternOut(BaseModel):

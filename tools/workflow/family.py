@@ -29,6 +29,7 @@ from archon_gateway.gateway.core.tool_family import HealthProbe, ToolFamily
 
 if TYPE_CHECKING:
     from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry, CircuitBreaker
+    from archon_gateway.gateway.core.http_client import ConnectionObserver
     from archon_gateway.tools.workflow.client import CoordinatorClient, RunStatus
 
 TOOL_NAME = "orchestrate_pattern_workflow"
@@ -65,8 +66,10 @@ class WorkflowTools(ToolFamily):
         breakers: BreakerRegistry | None = None,
         request_timeout: float = 30.0,
         poll_max: float = 2.0,
+        connections: ConnectionObserver | None = None,
     ) -> None:
         self._url = url
+        self._connections = connections
         self._timeout = timeout
         self._request_timeout = request_timeout
         self._poll_max = poll_max
@@ -92,9 +95,15 @@ class WorkflowTools(ToolFamily):
             yield
             return
         from archon_gateway.gateway.core.http_client import create_http_client
-        from archon_gateway.tools.workflow.client import CoordinatorClient
+        from archon_gateway.tools.workflow.client import NAME, CoordinatorClient
 
-        async with create_http_client(self._url, timeout=self._request_timeout) as http:
+        client = create_http_client(
+            self._url,
+            timeout=self._request_timeout,
+            observer=self._connections,
+            backend=NAME,
+        )
+        async with client as http:
             self._client = CoordinatorClient(http, self._breaker, poll_max=self._poll_max)
             try:
                 yield
