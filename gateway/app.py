@@ -20,6 +20,7 @@ from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
 from archon_gateway.gateway.core.tool_family import ToolFamily
 from archon_gateway.gateway.core.version import __version__
+from archon_gateway.gateway.events.wiring import GatewayEvents
 from archon_gateway.gateway.gateway_info import add_admin_tools
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
 from archon_gateway.gateway.guards import build_guards
@@ -66,7 +67,8 @@ def build_gateway(
     metrics = GatewayMetrics()
     components = _base_components(settings.transports)
     environ = os.environ if environ is None else environ
-    pool = _upstream_pool(settings, environ, metrics, components, clock)
+    events = GatewayEvents(settings, metrics)
+    pool = _upstream_pool(settings, environ, metrics, components, clock, events)
     server = GatewayServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
     guards = build_guards(
         server,
@@ -101,6 +103,7 @@ def build_gateway(
     if families is None:
         families = tool_families(settings, guards.breakers)
     native_limits.update(add_tool_families(server, components, families))
+    events.attach(server, components, guards.breakers, upstreams=pool is not None)
     return server
 
 
@@ -208,6 +211,7 @@ def _upstream_pool(
     metrics: GatewayMetrics,
     components: ComponentRegistry,
     clock: Callable[[], float],
+    events: GatewayEvents,
 ) -> UpstreamPool | None:
     if not settings.enable_external_gateway:
         return None
@@ -229,6 +233,7 @@ def _upstream_pool(
         policy=restart_policy(settings),
         clock=clock,
         pinged=lambda name, seconds: metrics.upstream_ping.labels(upstream=name).observe(seconds),
+        state_changed=events.lifecycle.upstream_state_changed,
     )
 
 

@@ -40,6 +40,7 @@ class UpstreamPool:
         policy: RestartPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         pinged: Callable[[str, float], None] = lambda name, seconds: None,
+        state_changed: Callable[[str, str, str | None], None] = lambda name, state, error: None,
     ) -> None:
         self._gateway_env = dict(gateway_env)
         self._log_dir = log_dir
@@ -49,7 +50,9 @@ class UpstreamPool:
         self.upstreams: dict[str, Upstream] = {}
         self._catalog_changed = anyio.Event()
         self._listeners: list[Callable[[], Awaitable[None]]] = []
-        hooks = UpstreamHooks(catalog_changed=self._note_catalog_change, pinged=pinged)
+        hooks = UpstreamHooks(
+            catalog_changed=self._note_catalog_change, pinged=pinged, state_changed=state_changed
+        )
         search_path = self._gateway_env.get("PATH")
         for manifest in manifests:
             command = manifest.resolve_command(search_path) if manifest.enabled else None

@@ -38,6 +38,8 @@ class UpstreamHooks:
 
     catalog_changed: Callable[[], None] = lambda: None
     pinged: Callable[[str, float], None] = lambda name, seconds: None
+    # (name, new state, last error): lifecycle events; must not block or raise.
+    state_changed: Callable[[str, str, str | None], None] = lambda name, state, error: None
 
 
 @dataclass(frozen=True)
@@ -203,9 +205,12 @@ class Upstream:
 
     def _set_state(self, state: UpstreamState, error: str | None = None) -> None:
         listed_before = bool(self.listed_tools())
+        moved = state is not self.state
         self.state = state
         if error is not None:
             self.last_error = error
+        if moved:
+            self.hooks.state_changed(self.name, str(state), self.last_error)
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
         if bool(self.listed_tools()) != listed_before:

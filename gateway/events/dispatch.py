@@ -1,0 +1,229 @@
+"""What happens to one consumed record, whoever delivered it (Kafka or the in-process bus):
+validate the envelope, skip an event id already handled, run its handler with retries, and
+hand the records to produce (response, dead letter) to `deliver`. The event counts as
+handled only once `deliver` returned, so a record whose response could not be produced is
+handled again when it is redelivered."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from archon_gateway.gateway.core.errors import GatewayError, counts_as_outage
+from archon_gateway.gateway.core.text import one_line
+from archon_gateway.gateway.events.envelope import (
+    Envelope,
+    MalformedEvent,
+    dead_letter,
+    encode,
+    parse_envelope,
+    response_for,
+)
+from archon_gateway.gateway.events.event_metrics import EventMetrics
+from archon_gateway.gateway.events.handlers import HandlerRegistry
+from archon_gateway.gateway.events.topics import Topics
+
+log = logging.getLogger(__name__)
+
+NO_HANDLER = "_none_"  # metrics label for events no handler took
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+Deliver = Callable[[list[Outgoing]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 3
+    backoff: float = 0.5
+    backoff_max: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        return float(min(self.backoff * 2 ** (attempt - 1), self.backoff_max))
+
+
+class RecentIds:
+    """The event ids handled lately (bounded; the oldest are forgotten first). An id being
+    handled now is held by its first taker; a duplicate waits for it, then is skipped."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._done: OrderedDict[str, None] = OrderedDict()
+        self._running: dict[str, anyio.Event] = {}
+
+    async def claim(self, event_id: str) -> bool:
+        """True when the caller must handle the event; False for a duplicate."""
+        while True:
+            if event_id in self._done:
+                self._done.move_to_end(event_id)
+                return False
+            running = self._running.get(event_id)
+            if running is None:
+                self._running[event_id] = anyio.Event()
+                return True
+            await running.wait()
+
+    def release(self, event_id: str, *, handled: bool) -> None:
+        self._running.pop(event_id).set()
+        if handled:
+            self._done[event_id] = None
+            while len(self._done) > self._capacity:
+                self._done.popitem(last=False)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        registry: HandlerRegistry,
+        topics: Topics,
+        metrics: EventMetrics,
+        *,
+        source: str,
+        max_event_bytes: int,
+        retry: RetryPolicy,
+        recent_ids: int = 10_000,
+    ) -> None:
+        self._registry = registry
+        self._topics = topics
+        self._metrics = metrics
+        self._source = source
+        self._max_event_bytes = max_event_bytes
+        self._retry = retry
+        self._recent = RecentIds(recent_ids)
+
+    async def process(self, record: Record, deliver: Deliver) -> None:
+        try:
+            event = parse_envelope(record.value, max_bytes=self._max_event_bytes)
+        except MalformedEvent as exc:
+            await self._dead_letter(record, str(exc), "malformed", NO_HANDLER, 0, deliver)
+            return
+        handler = self._registry.for_type(event.event_type)
+        service = self._topics.service_of(record.topic)
+        if handler is None or (service is not None and handler.service != service):
+            where = f" on {record.topic}" if handler is not None else ""
+            reason = f"no handler for event type '{event.event_type}'{where}"
+            await self._dead_letter(record, reason, "unknown_type", NO_HANDLER, 0, deliver)
+            return
+        if not await self._recent.claim(event.event_id):
+            self._metrics.outcome(record.topic, handler.name, "duplicate")
+            return
+        handled = False
+        started = time.perf_counter()
+        try:
+            outgoing, outcome = await self._run(record, event, handler.name, deliver)
+            await deliver(outgoing)
+            handled = True
+        finally:
+            self._recent.release(event.event_id, handled=handled)
+        self._metrics.latency.labels(handler=handler.name).observe(time.perf_counter() - started)
+        self._metrics.outcome(record.topic, handler.name, outcome)
+
+    async def _run(
+        self, record: Record, event: Envelope, handler_name: str, deliver: Deliver
+    ) -> tuple[list[Outgoing], str]:
+        handler = self._registry.for_type(event.event_type)
+        assert handler is not None
+        route = handler.routes[event.event_type]
+        response_topic = self._topics.response(handler.service)
+        key = record.key
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                result = await route(event)
+            except Exception as exc:
+                reason = one_line(exc)
+                if not counts_as_outage(exc):
+                    # The request itself was refused: answering is the handling.
+                    error = {"kind": _kind(exc), "message": reason}
+                    response = response_for(event, source=self._source, error=error)
+                    return [Outgoing(response_topic, key, encode(response))], "failed"
+                if attempt >= self._retry.max_attempts:
+                    log.warning(
+                        "event %s (%s) failed %d times, dead-lettered: %s",
+                        event.event_id,
+                        event.event_type,
+                        attempt,
+                        reason,
+                    )
+                    error = {
+                        "kind": _kind(exc),
+                        "message": f"gave up after {attempt} attempts: {reason}",
+                    }
+                    response = response_for(event, source=self._source, error=error)
+                    self._metrics.dead_letters.labels(topic=record.topic, reason="exhausted").inc()
+                    dlq = self._dlq_record(record, f"failed {attempt} times: {reason}", attempt)
+                    return [
+                        Outgoing(response_topic, key, encode(response)),
+                        dlq,
+                    ], "dead_lettered"
+                self._metrics.retries.labels(handler=handler_name).inc()
+                log.info(
+                    "event %s (%s) attempt %d failed, retrying: %s",
+                    event.event_id,
+                    event.event_type,
+                    attempt,
+                    reason,
+                )
+                await anyio.sleep(self._retry.delay(attempt))
+                continue
+            response = response_for(event, source=self._source, result=_jsonable(result))
+            return [Outgoing(response_topic, key, encode(response))], "ok"
+
+    def _dlq_record(self, record: Record, reason: str, attempts: int) -> Outgoing:
+        value = dead_letter(
+            record.value,
+            reason=reason,
+            attempts=attempts,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            source=self._source,
+        )
+        return Outgoing(self._topics.dlq, record.key, value)
+
+    async def _dead_letter(
+        self, record: Record, reason: str, kind: str, handler: str, attempts: int, deliver: Deliver
+    ) -> None:
+        log.warning(
+            "event at %s[%d]@%d dead-lettered: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            reason,
+        )
+        await deliver([self._dlq_record(record, reason, attempts)])
+        self._metrics.dead_letters.labels(topic=record.topic, reason=kind).inc()
+        self._metrics.outcome(record.topic, handler, "dead_lettered")
+
+
+def _kind(exc: BaseException) -> str:
+    """The error's class name for the response (`InvalidArgument`, `ToolTimeout`, ...)."""
+    return type(exc).__name__ if isinstance(exc, GatewayError) else "InternalFault"
+
+
+def _jsonable(result: Any) -> Any:
+    dump = getattr(result, "model_dump", None)
+    return dump(mode="json") if callable(dump) else result

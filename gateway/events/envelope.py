@@ -1,0 +1,166 @@
+"""The versioned JSON envelope every event travels in, and the records built from it
+(responses, dead letters). Parsing bounds the size before decoding and the nesting depth
+before validating, so a hostile producer cannot make the consumer spend unbounded memory or
+recursion on one message."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+# Event types are dotted words (`codegen.validation.requested`): they become metric labels
+# only once a handler is found for them, so user input cannot mint labels.
+EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+){1,7}$"
+DEFAULT_MAX_DEPTH = 32
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: str = Field(min_length=1, max_length=128)
+    event_type: str = Field(max_length=128, pattern=EVENT_TYPE_PATTERN)
+    correlation_id: str = Field(min_length=1, max_length=128)
+    timestamp: datetime
+    source: str = Field(min_length=1, max_length=128)
+    payload: dict[str, Any]
+
+
+class MalformedEvent(ValueError):
+    """The bytes are not a valid envelope; the message says why (no payload values)."""
+
+
+def new_envelope(
+    event_type: str,
+    payload: dict[str, Any],
+    *,
+    source: str,
+    correlation_id: str | None = None,
+) -> Envelope:
+    event_id = str(uuid.uuid4())
+    return Envelope(
+        event_id=event_id,
+        event_type=event_type,
+        correlation_id=correlation_id or event_id,
+        timestamp=datetime.now(UTC),
+        source=source,
+        payload=payload,
+    )
+
+
+def encode(envelope: Envelope) -> bytes:
+    return envelope.model_dump_json().encode()
+
+
+def parse_envelope(
+    data: bytes | None, *, max_bytes: int, max_depth: int = DEFAULT_MAX_DEPTH
+) -> Envelope:
+    """Validate one record's value; raises MalformedEvent with a one-line reason."""
+    if data is None:
+        raise MalformedEvent("empty record (no value)")
+    if len(data) > max_bytes:
+        raise MalformedEvent(f"event is {len(data)} bytes, over the {max_bytes}-byte limit")
+    depth = json_depth(data)
+    if depth > max_depth:
+        raise MalformedEvent(f"event nests deeper than {max_depth} levels")
+    try:
+        raw = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedEvent(f"not JSON: {_first_line(str(exc))}") from exc
+    try:
+        return Envelope.model_validate(raw)
+    except ValidationError as exc:
+        raise MalformedEvent(f"not a valid envelope: {describe(exc)}") from exc
+
+
+def json_depth(data: bytes) -> int:
+    """The deepest bracket nesting in JSON text, counted without decoding it (brackets
+    inside strings are skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
+def describe(exc: ValidationError) -> str:
+    """Which fields are wrong and why, never the values (they may be secrets)."""
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(part) for part in error["loc"]) or "event"
+        parts.append(f"{where}: {error['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def response_type(request_type: str, ok: bool) -> str:
+    """`pattern.search.requested` -> `pattern.search.completed` (or `.failed`)."""
+    stem = request_type.removesuffix(".requested")
+    return f"{stem}.{'completed' if ok else 'failed'}"
+
+
+def response_for(
+    request: Envelope, *, source: str, result: Any = None, error: dict[str, Any] | None = None
+) -> Envelope:
+    payload: dict[str, Any] = {"error": error} if error is not None else {"result": result}
+    return new_envelope(
+        response_type(request.event_type, error is None),
+        payload,
+        source=source,
+        correlation_id=request.correlation_id,
+    )
+
+
+def dead_letter(
+    value: bytes | None,
+    *,
+    reason: str,
+    attempts: int,
+    topic: str,
+    partition: int,
+    offset: int,
+    source: str,
+) -> bytes:
+    """A DLQ record: the original bytes (as text when they decode, else hex), why, how many
+    times it was tried, and where it came from."""
+    original: dict[str, Any]
+    if value is None:
+        original = {"text": None}
+    else:
+        try:
+            original = {"text": value.decode()}
+        except UnicodeDecodeError:
+            original = {"hex": value.hex()}
+    record = new_envelope(
+        "gateway.event.dead-lettered",
+        {
+            "reason": reason,
+            "attempts": attempts,
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "original": original,
+        },
+        source=source,
+    )
+    return encode(record)
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0] if text else text

@@ -1,0 +1,70 @@
+"""Event counters, latencies and consumer state in the gateway's /metrics registry. Labels
+come from configuration (topics, handler names), never from event contents."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+# Outcomes of one consumed event: ok (result produced), failed (error response: the request
+# was refused), dead_lettered (malformed, unknown, or out of attempts), duplicate (an event
+# id seen recently: not handled again).
+OUTCOMES = ("ok", "failed", "dead_lettered", "duplicate")
+
+
+class EventMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.consumed = Counter(
+            "archon_events_consumed",
+            "Events consumed, by topic, handler and outcome",
+            ["topic", "handler", "outcome"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "archon_event_handle_duration_seconds",
+            "Time from taking an event to its response being produced, by handler",
+            ["handler"],
+            buckets=_BUCKETS,
+            registry=registry,
+        )
+        self.retries = Counter(
+            "archon_event_retries",
+            "Handler attempts retried after a failure",
+            ["handler"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "archon_events_dead_lettered",
+            "Events sent to the dead-letter topic, by source topic and reason kind",
+            ["topic", "reason"],
+            registry=registry,
+        )
+        self.produced = Counter(
+            "archon_events_produced", "Events produced, by topic", ["topic"], registry=registry
+        )
+        self.dropped = Counter(
+            "archon_events_dropped",
+            "Lifecycle events dropped because their queue was full",
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "archon_event_consumer_lag",
+            "Records not yet consumed, by topic and partition (assigned partitions only)",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "archon_events_in_flight", "Events fetched and not yet committed", registry=registry
+        )
+        self.paused = Gauge(
+            "archon_event_partitions_paused",
+            "Partitions whose fetching is paused for backpressure",
+            registry=registry,
+        )
+        self.broker_up = Gauge(
+            "archon_event_broker_up", "1 while the Kafka broker answers", registry=registry
+        )
+
+    def outcome(self, topic: str, handler: str, outcome: str) -> None:
+        self.consumed.labels(topic=topic, handler=handler, outcome=outcome).inc()
