@@ -147,8 +147,17 @@ class KafkaEvents:
         while True:
             try:
                 await self._session()
-            except (KafkaError, OSError, Unavailable) as exc:
+            except Exception as raised:
+                exc = _leaf(raised)
+                if isinstance(exc, _BrokerBack):
+                    log.warning("Kafka at %s: %s; resuming from the commits", where, exc)
+                    delay = self._options.reconnect_backoff
+                    continue
+                if not isinstance(exc, KafkaError | OSError | Unavailable):
+                    raise
                 reason = one_line(exc)
+                if self._connected.is_set():
+                    delay = self._options.reconnect_backoff  # it was up: start over
             self._metrics.broker_up.set(0)
             self._status = ComponentStatus(
                 "down", f"cannot reach Kafka at {where}: {reason}; retrying in {delay:g} s"
@@ -163,8 +172,8 @@ class KafkaEvents:
         options = self._options
         async with AsyncExitStack() as stack:
             producer = AIOKafkaProducer(acks="all", linger_ms=2, **options.client_kwargs())
+            stack.push_async_callback(_shielded_stop, producer)  # also after a failed start
             await producer.start()
-            stack.push_async_callback(producer.stop)
             await self._ensure_topics()
             consumer = AIOKafkaConsumer(
                 group_id=options.group_id,
@@ -175,8 +184,8 @@ class KafkaEvents:
                 max_poll_records=options.fetch_max_records,
                 **options.client_kwargs(),
             )
+            stack.push_async_callback(_shielded_stop, consumer)
             await consumer.start()
-            stack.push_async_callback(consumer.stop)
             self._producer, self._consumer = producer, consumer
             stack.callback(self._forget_session)
             async with anyio.create_task_group() as tg:
@@ -197,7 +206,8 @@ class KafkaEvents:
         self._metrics.in_flight.set(0)
         self._metrics.paused.set(0)
 
-    async def _ensure_topics(self) -> None:
+    async def _ensure_topics(self) -> list[str]:
+        """Create the missing topics; returns their names."""
         admin = AIOKafkaAdminClient(**self._options.client_kwargs())
         await admin.start()
         try:
@@ -212,8 +222,10 @@ class KafkaEvents:
                 # (the broker answers per topic, "already exists" included).
                 await admin.create_topics(new)
                 log.info("created Kafka topics: %s", ", ".join(missing))
+            return missing
         finally:
-            await admin.close()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                await admin.close()
 
     # -- consuming -------------------------------------------------------------------------
 
@@ -357,12 +369,10 @@ class KafkaEvents:
                 down = True
             else:
                 if down:
-                    log.info("Kafka at %s is back", where)
-                    try:
-                        await self._ensure_topics()
-                    except KafkaError as exc:
-                        log.warning("could not re-create topics: %s", one_line(exc))
-                    down = False
+                    # Start a new session: it re-creates topics a memory-only broker lost,
+                    # and its consumer resumes from the committed offsets (the positions
+                    # held now may point past the end of a log that began again).
+                    raise _BrokerBack("the broker is back")
                 assigned = len(consumer.assignment())
                 paused = f", {len(self._paused)} paused" if self._paused else ""
                 self._status = ComponentStatus(
@@ -384,16 +394,35 @@ class KafkaEvents:
         with anyio.move_on_after(self._options.drain_timeout):
             for flow in flows.values():
                 await flow.drained()
+        # What is still running now is the next owner's to handle again.
+        for tp, flow in flows.items():
+            flow.revoked = True
+            self._flows.pop(tp, None)
+        self._paused -= set(flows)
         offsets = {tp: self._to_commit.pop(tp) for tp in flows if tp in self._to_commit}
         if offsets and consumer is not None:
             try:
                 await consumer.commit(offsets)
             except KafkaError as exc:
                 log.warning("commit of revoked partitions failed: %s", one_line(exc))
-        for tp, flow in flows.items():
-            flow.revoked = True
-            del self._flows[tp]
-        self._paused -= set(flows)
+
+
+def _leaf(exc: Exception) -> Exception:
+    """The first error inside (nested) exception groups from the session's task groups."""
+    while isinstance(exc, ExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+class _BrokerBack(Exception):
+    """The broker answers again after an outage: the session starts over."""
+
+
+async def _shielded_stop(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
+    """Stop a client even while being cancelled: an unstopped consumer keeps its background
+    tasks (heartbeats) running, and the group waits for a member that never rejoins."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+        await client.stop()
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
