@@ -229,7 +229,11 @@ class Settings(BaseSettings):
         256, ge=1, le=10_000, description="events handled at once, in all"
     )
     kafka_partition_concurrency: int = Field(
-        64, ge=1, le=10_000, description="events handled at once per partition"
+        256,
+        ge=1,
+        le=10_000,
+        description="events of one partition in flight (same key: one at a time); more "
+        "pauses fetching from it",
     )
     kafka_max_buffered: int = Field(
         5000, ge=1, description="events fetched and unfinished before fetching pauses"

@@ -71,7 +71,8 @@ class RecentIds:
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._done: OrderedDict[str, None] = OrderedDict()
-        self._running: dict[str, anyio.Event] = {}
+        # Ids being handled -> an event for duplicates to wait on (made only when one does).
+        self._running: dict[str, anyio.Event | None] = {}
 
     async def claim(self, event_id: str) -> bool:
         """True when the caller must handle the event; False for a duplicate."""
@@ -79,15 +80,19 @@ class RecentIds:
             if event_id in self._done:
                 self._done.move_to_end(event_id)
                 return False
-            running = self._running.get(event_id)
-            if running is None:
-                self._running[event_id] = anyio.Event()
+            if event_id not in self._running:
+                self._running[event_id] = None
                 return True
+            running = self._running[event_id]
+            if running is None:
+                running = self._running[event_id] = anyio.Event()
             await running.wait()
 
     def release(self, event_id: str, *, handled: bool) -> None:
-        self._running.pop(event_id).set()
-        if handled:
+        running = self._running.pop(event_id)
+        if running is not None:
+            running.set()
+        if handled and self._capacity:
             self._done[event_id] = None
             while len(self._done) > self._capacity:
                 self._done.popitem(last=False)

@@ -63,8 +63,9 @@ def parse_envelope(
         raise MalformedEvent("empty record (no value)")
     if len(data) > max_bytes:
         raise MalformedEvent(f"event is {len(data)} bytes, over the {max_bytes}-byte limit")
-    depth = json_depth(data)
-    if depth > max_depth:
+    # Fast path: fewer brackets in all than the limit cannot nest deeper than it.
+    brackets = data.count(b"[") + data.count(b"{")
+    if brackets > max_depth and json_depth(data) > max_depth:
         raise MalformedEvent(f"event nests deeper than {max_depth} levels")
     try:
         raw = json.loads(data)

@@ -11,11 +11,11 @@ import anyio
 
 
 class PartitionFlow:
-    def __init__(self, concurrency: int) -> None:
-        self.limiter = anyio.CapacityLimiter(concurrency)
+    def __init__(self) -> None:
         self._pending: deque[int] = deque()  # offsets fetched, in fetch (= offset) order
         self._finished: set[int] = set()
-        self._key_tails: dict[bytes, anyio.Event] = {}
+        # Keys with a record in flight -> the records waiting behind it, in offset order.
+        self._busy_keys: dict[bytes, deque[anyio.Event]] = {}
         self._drained = anyio.Event()
         self._drained.set()
         self.revoked = False
@@ -23,25 +23,32 @@ class PartitionFlow:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def add(self, offset: int) -> None:
+    def add(self, offset: int, key: bytes | None) -> anyio.Event | None:
+        """Take a fetched record (call in offset order); returns what it must wait for
+        before it runs (the previous record with its key), or None to run at once.
+        Records without a key are not ordered."""
         if not self._pending:
             self._drained = anyio.Event()
         self._pending.append(offset)
-
-    def follow(self, key: bytes | None) -> tuple[anyio.Event | None, anyio.Event]:
-        """(the event the previous record with `key` sets when done, or None; this record's
-        own event). Records without a key are not ordered."""
-        mine = anyio.Event()
         if key is None:
-            return None, mine
-        previous = self._key_tails.get(key)
-        self._key_tails[key] = mine
-        return previous, mine
+            return None
+        waiting = self._busy_keys.get(key)
+        if waiting is None:
+            self._busy_keys[key] = deque()
+            return None
+        turn = anyio.Event()
+        waiting.append(turn)
+        return turn
 
-    def finish_key(self, key: bytes | None, mine: anyio.Event) -> None:
-        mine.set()
-        if key is not None and self._key_tails.get(key) is mine:
-            del self._key_tails[key]
+    def finish_key(self, key: bytes | None) -> None:
+        """The record with `key` that was running is done: the next one's turn."""
+        if key is None:
+            return
+        waiting = self._busy_keys[key]
+        if waiting:
+            waiting.popleft().set()
+        else:
+            del self._busy_keys[key]
 
     def finish(self, offset: int) -> int | None:
         """Mark `offset` handled; returns the new commit position when it advanced."""

@@ -51,9 +51,12 @@ class KafkaOptions:
     heartbeat_interval_ms: int = 3_000
     partitions: int = 6
     replication_factor: int = 1
+    # Records of one partition fetched and not finished (all of them run at once, but
+    # for those waiting on an earlier record of their key); more pauses the partition.
+    partition_concurrency: int = 256
+    # Records handled at once in all (more wait); fetched and unfinished records in all
+    # (more pauses every partition).
     concurrency: int = 256
-    partition_concurrency: int = 64
-    max_buffered_per_partition: int = 1_000
     max_buffered: int = 5_000
     fetch_max_records: int = 500
     commit_interval: float = 0.2
@@ -245,8 +248,8 @@ class KafkaEvents:
                 if flow is None:  # fetched just before a revocation: the next owner has it
                     continue
                 for record in records:
-                    flow.add(record.offset)
-                    tg.start_soon(self._handle, tp, flow, record)
+                    turn = flow.add(record.offset, record.key)
+                    tg.start_soon(self._handle, tp, flow, record, turn)
             self._metrics.in_flight.set(self._buffered())
             self._apply_backpressure(consumer)
 
@@ -262,7 +265,7 @@ class KafkaEvents:
             wanted = {
                 tp
                 for tp, flow in self._flows.items()
-                if len(flow) >= options.max_buffered_per_partition and tp in assigned
+                if len(flow) >= options.partition_concurrency and tp in assigned
             }
         if pause := wanted - self._paused:
             consumer.pause(*pause)
@@ -272,19 +275,22 @@ class KafkaEvents:
         self._metrics.paused.set(len(wanted))
 
     async def _handle(
-        self, tp: TopicPartition, flow: PartitionFlow, record: ConsumerRecord[Any, Any]
+        self,
+        tp: TopicPartition,
+        flow: PartitionFlow,
+        record: ConsumerRecord[Any, Any],
+        turn: anyio.Event | None,
     ) -> None:
-        previous, mine = flow.follow(record.key)
         try:
-            if previous is not None:
-                await previous.wait()
-            async with flow.limiter, self._limit:
+            if turn is not None:
+                await turn.wait()  # the previous record with this key is done
+            async with self._limit:
                 await self._dispatcher.process(
                     Record(tp.topic, tp.partition, record.offset, record.key, record.value),
                     self._deliver,
                 )
         finally:
-            flow.finish_key(record.key, mine)
+            flow.finish_key(record.key)
         position = flow.finish(record.offset)
         if position is not None and not flow.revoked:
             self._to_commit[tp] = position
@@ -386,7 +392,7 @@ class KafkaEvents:
     def _assigned(self, assigned: set[TopicPartition]) -> None:
         for tp in assigned:
             if tp not in self._flows:
-                self._flows[tp] = PartitionFlow(self._options.partition_concurrency)
+                self._flows[tp] = PartitionFlow()
 
     async def _revoked(self, revoked: set[TopicPartition]) -> None:
         consumer = self._consumer

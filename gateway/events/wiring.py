@@ -56,7 +56,6 @@ def kafka_options(settings: Settings) -> KafkaOptions:
         concurrency=settings.kafka_concurrency,
         partition_concurrency=settings.kafka_partition_concurrency,
         max_buffered=settings.kafka_max_buffered,
-        max_buffered_per_partition=max(1, settings.kafka_max_buffered // 4),
     )
 
 

@@ -31,6 +31,9 @@ class NodeThingEffect:
 """
 
 
+RETRYING = "retries flaky network calls to a remote HTTP API"
+
+
 def kafka_settings(tmp_path: Path, broker: Broker, prefix: str) -> Settings:
     return Settings(
         transport="stdio",
@@ -77,7 +80,11 @@ async def test_each_handler_answers_its_request_through_the_gateway_middleware(
         "index": ("pattern", "pattern.index.requested", {"patterns": [pattern]}),
         "reindex": ("pattern", "pattern.reindex.requested", {"ids": ["p1", "nope"]}),
         "search": ("pattern", "pattern.search.requested", {"query": "retry", "top_k": 1}),
-        "mixin": ("mixin", "mixin.recommendation.requested", {"description": "retries flaky network calls to a remote HTTP API"}),
+        "mixin": (
+            "mixin",
+            "mixin.recommendation.requested",
+            {"description": "retries flaky network calls to a remote HTTP API"},
+        ),
     }
     ids: dict[str, str] = {}
     response_topics = sorted({topics.response(service) for service, _, _ in requests.values()})

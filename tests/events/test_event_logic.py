@@ -1,0 +1,123 @@
+"""Event logic without a broker: envelope bounds, commit positions, the in-process bus with
+the admin handlers, and lifecycle events from breakers and supervised upstreams."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anyio
+import pytest
+from prometheus_client import CollectorRegistry
+
+from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
+from archon_gateway.gateway.events.bus import InProcessBus
+from archon_gateway.gateway.events.dispatch import Dispatcher, RetryPolicy
+from archon_gateway.gateway.events.envelope import MalformedEvent, json_depth, parse_envelope
+from archon_gateway.gateway.events.event_metrics import EventMetrics
+from archon_gateway.gateway.events.flow import PartitionFlow
+from archon_gateway.gateway.events.handlers import HandlerRegistry, gateway_admin
+from archon_gateway.gateway.events.lifecycle import LifecycleEvents
+from archon_gateway.gateway.events.topics import Topics
+from tests.events.kafka_support import request
+
+pytestmark = pytest.mark.anyio
+
+
+def test_an_envelope_over_the_size_limit_is_refused_before_it_is_decoded() -> None:
+    _, value = request("codegen.analysis.requested", {"code": "x" * 2000})
+    with pytest.raises(MalformedEvent, match="over the 1024-byte limit"):
+        parse_envelope(value, max_bytes=1024)
+
+
+def test_nesting_is_counted_outside_strings_only() -> None:
+    assert json_depth(b'{"a": "[[[[{{{{", "b": [[1]]}') == 3
+    assert json_depth(b'{"a": "\\"[[["}') == 1
+    with pytest.raises(MalformedEvent, match="deeper than 4 levels"):
+        parse_envelope(b'{"payload": [[[[[1]]]]]}', max_bytes=1000, max_depth=4)
+
+
+def test_an_invalid_envelope_names_the_fields_not_their_values() -> None:
+    _, good = request("x.y", {})
+    raw = json.dumps({**json.loads(good), "event_id": "", "secret": "hunter2"}).encode()
+    with pytest.raises(MalformedEvent) as caught:
+        parse_envelope(raw, max_bytes=10_000)
+    message = str(caught.value)
+    assert "event_id: String should have at least 1 character" in message
+    assert "secret: Extra inputs are not permitted" in message
+    assert "hunter2" not in message
+
+
+def test_a_partition_commits_only_up_to_its_first_unfinished_offset() -> None:
+    flow = PartitionFlow()
+    for offset in (10, 11, 12):
+        flow.add(offset, None)
+    assert flow.finish(11) is None  # 10 still runs: nothing may be committed
+    assert flow.finish(10) == 12
+    assert len(flow) == 1
+    assert flow.finish(12) == 13
+    assert len(flow) == 0
+
+
+def test_records_of_one_key_wait_for_each_other_in_offset_order() -> None:
+    flow = PartitionFlow()
+    assert flow.add(0, b"a") is None
+    second = flow.add(1, b"a")
+    third = flow.add(2, b"a")
+    assert flow.add(3, b"b") is None  # another key runs at once
+    assert second is not None
+    assert third is not None
+    flow.finish_key(b"a")
+    assert second.is_set()
+    assert not third.is_set()
+    flow.finish_key(b"a")
+    assert third.is_set()
+
+
+async def test_admin_events_open_and_reset_a_breaker_and_say_so_on_the_lifecycle_topic() -> None:
+    topics = Topics("t")
+    metrics = EventMetrics(CollectorRegistry())
+    breakers = BreakerRegistry(fail_max=3, reset_timeout=60)
+    breakers.get_or_create("upstream zen")
+    lifecycle = LifecycleEvents(topics.lifecycle, metrics, source="test")
+    breakers.add_listener(lifecycle)
+
+    async def no_tools(tool: str, arguments: dict[str, Any]) -> Any:
+        raise AssertionError("breaker events call no tool")
+
+    registry = HandlerRegistry([gateway_admin(no_tools, breakers, upstreams=False)])
+    dispatcher = Dispatcher(
+        registry, topics, metrics, source="test", max_event_bytes=10_000, retry=RetryPolicy()
+    )
+    bus = InProcessBus(dispatcher, metrics, request_topics=[topics.request("gateway-admin")])
+    seen: list[tuple[str, dict[str, Any]]] = []
+    with anyio.fail_after(10):
+        async with bus.running(), lifecycle.running(bus), bus.subscribe() as records:
+            for event_type in ("gateway.breaker.open.requested", "gateway.breaker.reset.requested"):
+                _, value = request(event_type, {"breaker": "upstream zen"})
+                await bus.publish(topics.request("gateway-admin"), b"zen", value)
+            _, unknown = request("gateway.breaker.reset.requested", {"breaker": "nope"})
+            await bus.publish(topics.request("gateway-admin"), b"zen", unknown)
+            async for record in records:
+                assert record.value is not None
+                seen.append((record.topic, json.loads(record.value)))
+                if sum(topic != topics.request("gateway-admin") for topic, _ in seen) == 5:
+                    break
+    responses = [event for topic, event in seen if topic == topics.response("gateway-admin")]
+    assert [r["payload"]["result"]["state"] for r in responses[:2]] == ["open", "closed"]
+    assert responses[2]["event_type"] == "gateway.breaker.reset.failed"
+    assert responses[2]["payload"]["error"]["kind"] == "NotFound"
+    assert "upstream zen" in responses[2]["payload"]["error"]["message"]
+    announced = [event["event_type"] for topic, event in seen if topic == topics.lifecycle]
+    assert announced == ["gateway.breaker.opened", "gateway.breaker.closed"]
+    assert breakers.snapshot()["upstream zen"].state == "closed"
+
+
+def test_upstream_state_changes_become_lifecycle_events_and_a_full_queue_drops() -> None:
+    metrics = EventMetrics(CollectorRegistry())
+    lifecycle = LifecycleEvents("t.gateway.lifecycle.v1", metrics, source="test", capacity=2)
+    lifecycle.upstream_state_changed("zen", "starting", None)  # not worth an event
+    lifecycle.upstream_state_changed("zen", "ready", None)
+    lifecycle.upstream_state_changed("zen", "degraded", "exited with code 1")
+    lifecycle.upstream_state_changed("zen", "crash_looping", "exited with code 1")
+    assert metrics.dropped._value.get() == 1  # the queue holds 2
