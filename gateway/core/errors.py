@@ -8,7 +8,7 @@ where it can, what to do about it.
     GatewayError
     ├── CallerError          the request (or the user's configuration) is wrong
     │   ├── InvalidArgument, NotFound, AuthRejected
-    │   ├── SettingsInvalid, ManifestInvalid, UnusableFile
+    │   ├── SettingsInvalid, ManifestInvalid, UnusableFile, MalformedEvent
     │   └── IncompatibleVectorStore
     ├── Refused              a dependency is up and failed this one request
     │   └── UpstreamRequestFailed, WorkflowFailed
@@ -91,6 +91,10 @@ class UnusableFile(CallerError):
         self.path = path
         self.reason = reason
         self.unparsable = unparsable
+
+
+class MalformedEvent(CallerError):
+    """A Kafka record is not a valid event envelope (the reason names fields, never values)."""
 
 
 class IncompatibleVectorStore(CallerError):

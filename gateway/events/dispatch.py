@@ -15,13 +15,11 @@ from typing import Any
 
 import anyio
 
-from archon_gateway.gateway.core.errors import GatewayError, counts_as_outage
+from archon_gateway.gateway.core.errors import GatewayError, MalformedEvent, counts_as_outage
 from archon_gateway.gateway.core.text import one_line
 from archon_gateway.gateway.events.envelope import (
     Envelope,
-    MalformedEvent,
     dead_letter,
-    encode,
     parse_envelope,
     response_for,
 )
@@ -142,7 +140,7 @@ class Dispatcher:
             handled = True
         finally:
             self._recent.release(event.event_id, handled=handled)
-        self._metrics.latency.labels(handler=handler.name).observe(time.perf_counter() - started)
+        self._metrics.handled_in(handler.name, time.perf_counter() - started)
         self._metrics.outcome(record.topic, handler.name, outcome)
 
     async def _run(
@@ -164,7 +162,7 @@ class Dispatcher:
                     # The request itself was refused: answering is the handling.
                     error = {"kind": _kind(exc), "message": reason}
                     response = response_for(event, source=self._source, error=error)
-                    return [Outgoing(response_topic, key, encode(response))], "failed"
+                    return [Outgoing(response_topic, key, response)], "failed"
                 if attempt >= self._retry.max_attempts:
                     log.warning(
                         "event %s (%s) failed %d times, dead-lettered: %s",
@@ -181,7 +179,7 @@ class Dispatcher:
                     self._metrics.dead_letters.labels(topic=record.topic, reason="exhausted").inc()
                     dlq = self._dlq_record(record, f"failed {attempt} times: {reason}", attempt)
                     return [
-                        Outgoing(response_topic, key, encode(response)),
+                        Outgoing(response_topic, key, response),
                         dlq,
                     ], "dead_lettered"
                 self._metrics.retries.labels(handler=handler_name).inc()
@@ -195,7 +193,7 @@ class Dispatcher:
                 await anyio.sleep(self._retry.delay(attempt))
                 continue
             response = response_for(event, source=self._source, result=_jsonable(result))
-            return [Outgoing(response_topic, key, encode(response))], "ok"
+            return [Outgoing(response_topic, key, response)], "ok"
 
     def _dlq_record(self, record: Record, reason: str, attempts: int) -> Outgoing:
         value = dead_letter(

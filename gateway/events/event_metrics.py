@@ -3,6 +3,8 @@ come from configuration (topics, handler names), never from event contents."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -66,5 +68,19 @@ class EventMetrics:
             "archon_event_broker_up", "1 while the Kafka broker answers", registry=registry
         )
 
+        # Labelled children, looked up once each (labels() costs more than inc()).
+        self._outcomes: dict[tuple[str, str, str], Any] = {}
+        self._latencies: dict[str, Any] = {}
+
     def outcome(self, topic: str, handler: str, outcome: str) -> None:
-        self.consumed.labels(topic=topic, handler=handler, outcome=outcome).inc()
+        key = (topic, handler, outcome)
+        child = self._outcomes.get(key)
+        if child is None:
+            child = self._outcomes[key] = self.consumed.labels(topic, handler, outcome)
+        child.inc()
+
+    def handled_in(self, handler: str, seconds: float) -> None:
+        child = self._latencies.get(handler)
+        if child is None:
+            child = self._latencies[handler] = self.latency.labels(handler)
+        child.observe(seconds)

@@ -150,12 +150,15 @@ class KafkaEvents:
         while True:
             try:
                 await self._session()
+                # It returns when the broker is back after an outage: a new session
+                # re-creates topics a memory-only broker lost, and its consumer resumes
+                # from the committed offsets (the positions held now may point past the
+                # end of a log that began again).
+                log.warning("Kafka at %s is back; resuming from the committed offsets", where)
+                delay = self._options.reconnect_backoff
+                continue
             except Exception as raised:
                 exc = _leaf(raised)
-                if isinstance(exc, _BrokerBack):
-                    log.warning("Kafka at %s: %s; resuming from the commits", where, exc)
-                    delay = self._options.reconnect_backoff
-                    continue
                 if not isinstance(exc, KafkaError | OSError | Unavailable):
                     raise
                 reason = one_line(exc)
@@ -170,8 +173,8 @@ class KafkaEvents:
             delay = min(delay * 2, self._options.reconnect_backoff_max)
 
     async def _session(self) -> None:
-        """One connected session: returns only by raising (the broker went away for good,
-        a commit failed hard)."""
+        """One connected session: raises when it cannot go on, returns when the broker
+        answers again after an outage."""
         options = self._options
         async with AsyncExitStack() as stack:
             producer = AIOKafkaProducer(acks="all", linger_ms=2, **options.client_kwargs())
@@ -196,7 +199,7 @@ class KafkaEvents:
                 self._status = ComponentStatus("ok", "connected; joining the consumer group")
                 self._metrics.broker_up.set(1)
                 self._connected.set()
-                tg.start_soon(self._watch_broker, consumer)
+                tg.start_soon(self._watch_broker, consumer, tg)
                 tg.start_soon(self._commit_loop, consumer)
                 await self._fetch_loop(consumer, tg)
 
@@ -358,7 +361,7 @@ class KafkaEvents:
             self._metrics.lag.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
         self._lag = total
 
-    async def _watch_broker(self, consumer: AIOKafkaConsumer) -> None:
+    async def _watch_broker(self, consumer: AIOKafkaConsumer, tg: TaskGroup) -> None:
         """Readiness follows the broker: aiokafka reconnects by itself, this only notices.
         When the broker is back (perhaps empty: a memory-only broker lost its topics), the
         topics are made again."""
@@ -375,10 +378,8 @@ class KafkaEvents:
                 down = True
             else:
                 if down:
-                    # Start a new session: it re-creates topics a memory-only broker lost,
-                    # and its consumer resumes from the committed offsets (the positions
-                    # held now may point past the end of a log that began again).
-                    raise _BrokerBack("the broker is back")
+                    tg.cancel_scope.cancel()  # the session ends; a new one starts
+                    return
                 assigned = len(consumer.assignment())
                 paused = f", {len(self._paused)} paused" if self._paused else ""
                 self._status = ComponentStatus(
@@ -418,10 +419,6 @@ def _leaf(exc: Exception) -> Exception:
     while isinstance(exc, ExceptionGroup):
         exc = exc.exceptions[0]
     return exc
-
-
-class _BrokerBack(Exception):
-    """The broker answers again after an outage: the session starts over."""
 
 
 async def _shielded_stop(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:

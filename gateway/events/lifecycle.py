@@ -14,7 +14,7 @@ import anyio
 
 from archon_gateway.gateway.core.circuit_breaker import BreakerState, CircuitBreaker
 from archon_gateway.gateway.core.errors import GatewayError
-from archon_gateway.gateway.events.envelope import encode, new_envelope
+from archon_gateway.gateway.events.envelope import encode_event
 from archon_gateway.gateway.events.event_metrics import EventMetrics
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class LifecycleEvents:
 
     def emit(self, event_type: str, payload: dict[str, Any], key: str) -> None:
         """Queue one lifecycle event (keyed by what it is about, so they stay in order)."""
-        value = encode(new_envelope(event_type, payload, source=self._source))
+        value = encode_event(event_type, payload, source=self._source)
         try:
             self._send.send_nowait((key, value))
         except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):

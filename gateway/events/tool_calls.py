@@ -49,7 +49,5 @@ class MiddlewareToolCaller:
 
 
 def _reason(exc: Exception) -> str:
-    cause = exc.__cause__
-    if isinstance(cause, ValidationError):
-        return describe(cause)
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -11,9 +11,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
+from archon_gateway.gateway.core.errors import MalformedEvent
 from archon_gateway.gateway.events.bus import InProcessBus
 from archon_gateway.gateway.events.dispatch import Dispatcher, RetryPolicy
-from archon_gateway.gateway.events.envelope import MalformedEvent, json_depth, parse_envelope
+from archon_gateway.gateway.events.envelope import json_depth, parse_envelope
 from archon_gateway.gateway.events.event_metrics import EventMetrics
 from archon_gateway.gateway.events.flow import PartitionFlow
 from archon_gateway.gateway.events.handlers import HandlerRegistry, gateway_admin
