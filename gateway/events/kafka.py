@@ -335,7 +335,7 @@ class KafkaEvents:
         if not offsets:
             return
         try:
-            await consumer.commit(offsets)
+            await _shielded_commit(consumer, offsets, self._options.request_timeout_ms)
         except CommitFailedError as exc:
             log.warning("offset commit refused after a rebalance: %s", one_line(exc))
             return
@@ -409,7 +409,7 @@ class KafkaEvents:
         offsets = {tp: self._to_commit.pop(tp) for tp in flows if tp in self._to_commit}
         if offsets and consumer is not None:
             try:
-                await consumer.commit(offsets)
+                await _shielded_commit(consumer, offsets, self._options.request_timeout_ms)
             except KafkaError as exc:
                 log.warning("commit of revoked partitions failed: %s", one_line(exc))
 
@@ -419,6 +419,15 @@ def _leaf(exc: Exception) -> Exception:
     while isinstance(exc, ExceptionGroup):
         exc = exc.exceptions[0]
     return exc
+
+
+async def _shielded_commit(
+    consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int], timeout_ms: int
+) -> None:
+    """Commit without being cut short: a commit cancelled mid-request leaves aiokafka's
+    own task failing later with no one to hear it (and the offsets uncommitted)."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(timeout_ms / 1000):
+        await consumer.commit(offsets)
 
 
 async def _shielded_stop(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
