@@ -49,7 +49,7 @@ class InProcessBus:
         offset = self._offsets.get((topic, partition), 0)
         self._offsets[topic, partition] = offset + 1
         record = Record(topic, partition, offset, key, value)
-        self._metrics.produced.labels(topic=topic).inc()
+        self._metrics.produced_on(topic)
         for subscriber in list(self._subscribers):
             try:
                 subscriber.send_nowait(record)

@@ -117,34 +117,52 @@ class Dispatcher:
         self._recent = RecentIds(recent_ids)
 
     async def process(self, record: Record, deliver: Deliver) -> None:
+        """Handle `record` and produce what it yields through `deliver`, in one go."""
+        handled = await self.handle(record)
+        try:
+            if handled.outgoing:
+                await deliver(handled.outgoing)
+        except BaseException:
+            handled.abandoned()
+            raise
+        handled.produced()
+
+    async def handle(self, record: Record) -> Handled:
+        """Run `record`'s handler (with retries); the records it yields are the caller's to
+        produce, after which it calls `produced()` (or `abandoned()` when it could not)."""
         try:
             event = parse_envelope(record.value, max_bytes=self._max_event_bytes)
         except MalformedEvent as exc:
-            await self._dead_letter(record, str(exc), "malformed", NO_HANDLER, 0, deliver)
-            return
+            return self._dead_letter(record, str(exc), "malformed")
         handler = self._registry.for_type(event.event_type)
         service = self._topics.service_of(record.topic)
         if handler is None or (service is not None and handler.service != service):
             where = f" on {record.topic}" if handler is not None else ""
             reason = f"no handler for event type '{event.event_type}'{where}"
-            await self._dead_letter(record, reason, "unknown_type", NO_HANDLER, 0, deliver)
-            return
+            return self._dead_letter(record, reason, "unknown_type")
         if not await self._recent.claim(event.event_id):
-            self._metrics.outcome(record.topic, handler.name, "duplicate")
-            return
-        handled = False
+            return Handled(self, [], record.topic, handler.name, "duplicate", None, None)
         started = time.perf_counter()
         try:
-            outgoing, outcome = await self._run(record, event, handler.name, deliver)
-            await deliver(outgoing)
-            handled = True
-        finally:
-            self._recent.release(event.event_id, handled=handled)
-        self._metrics.handled_in(handler.name, time.perf_counter() - started)
-        self._metrics.outcome(record.topic, handler.name, outcome)
+            outgoing, outcome = await self._run(record, event, handler.name)
+        except BaseException:
+            self._recent.release(event.event_id, handled=False)
+            raise
+        return Handled(self, outgoing, record.topic, handler.name, outcome, event.event_id, started)
+
+    def _settle(self, handled: Handled, *, produced: bool) -> None:
+        if handled.event_id is not None:
+            self._recent.release(handled.event_id, handled=produced)
+        if not produced:
+            return
+        if handled.started is not None:
+            self._metrics.handled_in(handled.handler, time.perf_counter() - handled.started)
+        self._metrics.outcome(handled.topic, handled.handler, handled.outcome)
+        if handled.dead_letter_reason is not None:
+            self._metrics.dead_lettered(handled.topic, handled.dead_letter_reason)
 
     async def _run(
-        self, record: Record, event: Envelope, handler_name: str, deliver: Deliver
+        self, record: Record, event: Envelope, handler_name: str
     ) -> tuple[list[Outgoing], str]:
         handler = self._registry.for_type(event.event_type)
         assert handler is not None
@@ -176,13 +194,9 @@ class Dispatcher:
                         "message": f"gave up after {attempt} attempts: {reason}",
                     }
                     response = response_for(event, source=self._source, error=error)
-                    self._metrics.dead_letters.labels(topic=record.topic, reason="exhausted").inc()
                     dlq = self._dlq_record(record, f"failed {attempt} times: {reason}", attempt)
-                    return [
-                        Outgoing(response_topic, key, response),
-                        dlq,
-                    ], "dead_lettered"
-                self._metrics.retries.labels(handler=handler_name).inc()
+                    return [Outgoing(response_topic, key, response), dlq], "dead_lettered"
+                self._metrics.retried(handler_name)
                 log.info(
                     "event %s (%s) attempt %d failed, retrying: %s",
                     event.event_id,
@@ -207,9 +221,7 @@ class Dispatcher:
         )
         return Outgoing(self._topics.dlq, record.key, value)
 
-    async def _dead_letter(
-        self, record: Record, reason: str, kind: str, handler: str, attempts: int, deliver: Deliver
-    ) -> None:
+    def _dead_letter(self, record: Record, reason: str, kind: str) -> Handled:
         log.warning(
             "event at %s[%d]@%d dead-lettered: %s",
             record.topic,
@@ -217,9 +229,54 @@ class Dispatcher:
             record.offset,
             reason,
         )
-        await deliver([self._dlq_record(record, reason, attempts)])
-        self._metrics.dead_letters.labels(topic=record.topic, reason=kind).inc()
-        self._metrics.outcome(record.topic, handler, "dead_lettered")
+        outgoing = [self._dlq_record(record, reason, 0)]
+        return Handled(self, outgoing, record.topic, NO_HANDLER, "dead_lettered", None, None, kind)
+
+
+class Handled:
+    """What handling one record came to: the records to produce, and what is settled (the
+    event id marked handled, the outcome counted) once they are produced."""
+
+    __slots__ = (
+        "_dispatcher",
+        "dead_letter_reason",
+        "event_id",
+        "handler",
+        "outcome",
+        "outgoing",
+        "started",
+        "topic",
+    )
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        outgoing: list[Outgoing],
+        topic: str,
+        handler: str,
+        outcome: str,
+        event_id: str | None,
+        started: float | None,
+        dead_letter_reason: str | None = None,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self.outgoing = outgoing
+        self.topic = topic
+        self.handler = handler
+        self.outcome = outcome
+        self.event_id = event_id
+        self.started = started
+        if dead_letter_reason is None and outcome == "dead_lettered":
+            dead_letter_reason = "exhausted"
+        self.dead_letter_reason = dead_letter_reason
+
+    def produced(self) -> None:
+        """Its records are produced (acknowledged): the event counts as handled."""
+        self._dispatcher._settle(self, produced=True)
+
+    def abandoned(self) -> None:
+        """Its records will not be produced now: a redelivery handles it again."""
+        self._dispatcher._settle(self, produced=False)
 
 
 def _kind(exc: BaseException) -> str:

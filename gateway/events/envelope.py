@@ -5,12 +5,12 @@ recursion on one message."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import to_json
 
 from archon_gateway.gateway.core.errors import MalformedEvent
 
@@ -71,7 +71,8 @@ def encode_event(
         "source": source,
         "payload": payload,
     }
-    return json.dumps(event, separators=(",", ":"), default=str).encode()
+    # pydantic-core's encoder: a few times faster than json.dumps (every response's path).
+    return to_json(event, fallback=str)
 
 
 def parse_envelope(

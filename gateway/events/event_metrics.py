@@ -71,6 +71,9 @@ class EventMetrics:
         # Labelled children, looked up once each (labels() costs more than inc()).
         self._outcomes: dict[tuple[str, str, str], Any] = {}
         self._latencies: dict[str, Any] = {}
+        self._retries: dict[str, Any] = {}
+        self._produced: dict[str, Any] = {}
+        self._dead_letters: dict[tuple[str, str], Any] = {}
 
     def outcome(self, topic: str, handler: str, outcome: str) -> None:
         key = (topic, handler, outcome)
@@ -84,3 +87,22 @@ class EventMetrics:
         if child is None:
             child = self._latencies[handler] = self.latency.labels(handler)
         child.observe(seconds)
+
+    def retried(self, handler: str) -> None:
+        child = self._retries.get(handler)
+        if child is None:
+            child = self._retries[handler] = self.retries.labels(handler)
+        child.inc()
+
+    def dead_lettered(self, topic: str, reason: str) -> None:
+        key = (topic, reason)
+        child = self._dead_letters.get(key)
+        if child is None:
+            child = self._dead_letters[key] = self.dead_letters.labels(topic, reason)
+        child.inc()
+
+    def produced_on(self, topic: str, count: int = 1) -> None:
+        child = self._produced.get(topic)
+        if child is None:
+            child = self._produced[topic] = self.produced.labels(topic)
+        child.inc(count)

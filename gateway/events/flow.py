@@ -1,21 +1,25 @@
 """One assigned partition between fetch and commit: which offsets are still being handled,
 how far the partition may be committed (the first offset not yet finished: everything
-below it is done), and the last in-flight record of each key (the next record with that key
-waits for it, so ordering per key holds while other keys run concurrently)."""
+below it is done), and the records waiting behind an in-flight record of their key (the
+worker that finishes a record takes its key's next one, so ordering per key holds while
+other keys run concurrently)."""
 
 from __future__ import annotations
 
 from collections import deque
+from typing import Generic, TypeVar
 
 import anyio
 
+Item = TypeVar("Item")
 
-class PartitionFlow:
+
+class PartitionFlow(Generic[Item]):
     def __init__(self) -> None:
         self._pending: deque[int] = deque()  # offsets fetched, in fetch (= offset) order
         self._finished: set[int] = set()
         # Keys with a record in flight -> the records waiting behind it, in offset order.
-        self._busy_keys: dict[bytes, deque[anyio.Event]] = {}
+        self._busy_keys: dict[bytes, deque[Item]] = {}
         self._drained = anyio.Event()
         self._drained.set()
         self.revoked = False
@@ -23,32 +27,32 @@ class PartitionFlow:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def add(self, offset: int, key: bytes | None) -> anyio.Event | None:
-        """Take a fetched record (call in offset order); returns what it must wait for
-        before it runs (the previous record with its key), or None to run at once.
+    def add(self, offset: int, key: bytes | None, item: Item) -> bool:
+        """Take a fetched record (call in offset order): True when it may run now, False
+        when it waits behind the in-flight record of its key (`next_of_key` hands it out).
         Records without a key are not ordered."""
         if not self._pending:
             self._drained = anyio.Event()
         self._pending.append(offset)
         if key is None:
-            return None
+            return True
         waiting = self._busy_keys.get(key)
         if waiting is None:
             self._busy_keys[key] = deque()
-            return None
-        turn = anyio.Event()
-        waiting.append(turn)
-        return turn
+            return True
+        waiting.append(item)
+        return False
 
-    def finish_key(self, key: bytes | None) -> None:
-        """The record with `key` that was running is done: the next one's turn."""
+    def next_of_key(self, key: bytes | None) -> Item | None:
+        """The in-flight record with `key` is done: its key's next record, to run now (or
+        None, and the key is free)."""
         if key is None:
-            return
+            return None
         waiting = self._busy_keys[key]
         if waiting:
-            waiting.popleft().set()
-        else:
-            del self._busy_keys[key]
+            return waiting.popleft()
+        del self._busy_keys[key]
+        return None
 
     def finish(self, offset: int) -> int | None:
         """Mark `offset` handled; returns the new commit position when it advanced."""

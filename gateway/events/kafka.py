@@ -16,7 +16,10 @@ gateway runs.
 from __future__ import annotations
 
 import logging
+import math
 import ssl
+from asyncio import Future
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,11 +31,12 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, KafkaError
 from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from archon_gateway.gateway.core.errors import Unavailable
 from archon_gateway.gateway.core.health import ComponentStatus
 from archon_gateway.gateway.core.text import one_line
-from archon_gateway.gateway.events.dispatch import Dispatcher, Outgoing, Record
+from archon_gateway.gateway.events.dispatch import Dispatcher, Handled, Record
 from archon_gateway.gateway.events.event_metrics import EventMetrics
 from archon_gateway.gateway.events.flow import PartitionFlow
 
@@ -82,6 +86,20 @@ def ssl_context(cafile: str | None, certfile: str | None, keyfile: str | None) -
     return context
 
 
+# A fetched record to handle, with its partition and that partition's flow.
+_Job = tuple[TopicPartition, "PartitionFlow[Any]", ConsumerRecord[Any, Any]]
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A handled record whose responses are on their way to the broker."""
+
+    tp: TopicPartition
+    flow: PartitionFlow[Any]
+    offset: int
+    handled: Handled
+
+
 class KafkaEvents:
     """Consumes `request_topics` through `dispatcher`; `publish` produces any record."""
 
@@ -101,9 +119,15 @@ class KafkaEvents:
         self._create_topics = create_topics
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
-        self._flows: dict[TopicPartition, PartitionFlow] = {}
+        self._flows: dict[TopicPartition, PartitionFlow[_Job]] = {}
         self._to_commit: dict[TopicPartition, int] = {}
-        self._limit = anyio.CapacityLimiter(options.concurrency)
+        # Handled records: queued for the producer, being given to it, and given to it
+        # (with the futures of their acknowledgements), each in handling order.
+        self._outbox: list[_Pending] = []
+        self._outbox_ready = anyio.Event()
+        self._sending: list[_Pending] = []
+        self._sent: deque[tuple[list[_Pending], list[Future[Any]]]] = deque()
+        self._sent_ready = anyio.Event()
         self._paused: set[TopicPartition] = set()
         self._space = anyio.Event()
         self._status = ComponentStatus("down", f"connecting to {options.bootstrap_servers}")
@@ -131,7 +155,7 @@ class KafkaEvents:
             await producer.send_and_wait(topic, value, key=key)
         except KafkaError as exc:
             raise Unavailable(f"Kafka did not take the event: {one_line(exc)}") from exc
-        self._metrics.produced.labels(topic=topic).inc()
+        self._metrics.produced_on(topic)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -177,7 +201,9 @@ class KafkaEvents:
         answers again after an outage."""
         options = self._options
         async with AsyncExitStack() as stack:
-            producer = AIOKafkaProducer(acks="all", linger_ms=2, **options.client_kwargs())
+            producer = AIOKafkaProducer(
+                acks="all", linger_ms=2, max_batch_size=256 * 1024, **options.client_kwargs()
+            )
             stack.push_async_callback(_shielded_stop, producer)  # also after a failed start
             await producer.start()
             await self._ensure_topics()
@@ -199,9 +225,15 @@ class KafkaEvents:
                 self._status = ComponentStatus("ok", "connected; joining the consumer group")
                 self._metrics.broker_up.set(1)
                 self._connected.set()
+                ready, to_handle = anyio.create_memory_object_stream[_Job](math.inf)
+                # The workers are the overall concurrency bound.
+                for _ in range(options.concurrency):
+                    tg.start_soon(self._work, to_handle)
                 tg.start_soon(self._watch_broker, consumer, tg)
                 tg.start_soon(self._commit_loop, consumer)
-                await self._fetch_loop(consumer, tg)
+                tg.start_soon(self._send_loop, producer)
+                tg.start_soon(self._ack_loop)
+                await self._fetch_loop(consumer, ready)
 
     def _forget_session(self) -> None:
         self._producer = self._consumer = None
@@ -209,6 +241,12 @@ class KafkaEvents:
         self._flows.clear()
         self._to_commit.clear()
         self._paused.clear()
+        # Not produced (or not acknowledged): their events are handled again on redelivery.
+        unsent = [*self._outbox, *self._sending, *(p for chunk, _ in self._sent for p in chunk)]
+        self._outbox, self._sending = [], []
+        self._sent.clear()
+        for pending in unsent:
+            pending.handled.abandoned()
         self._metrics.in_flight.set(0)
         self._metrics.paused.set(0)
 
@@ -235,7 +273,9 @@ class KafkaEvents:
 
     # -- consuming -------------------------------------------------------------------------
 
-    async def _fetch_loop(self, consumer: AIOKafkaConsumer, tg: TaskGroup) -> None:
+    async def _fetch_loop(
+        self, consumer: AIOKafkaConsumer, ready: MemoryObjectSendStream[_Job]
+    ) -> None:
         while True:
             if self._paused and self._paused >= consumer.assignment():
                 # Everything is paused: wait for space instead of polling for nothing.
@@ -251,8 +291,9 @@ class KafkaEvents:
                 if flow is None:  # fetched just before a revocation: the next owner has it
                     continue
                 for record in records:
-                    turn = flow.add(record.offset, record.key)
-                    tg.start_soon(self._handle, tp, flow, record, turn)
+                    job = (tp, flow, record)
+                    if flow.add(record.offset, record.key, job):
+                        ready.send_nowait(job)
             self._metrics.in_flight.set(self._buffered())
             self._apply_backpressure(consumer)
 
@@ -277,51 +318,58 @@ class KafkaEvents:
         self._paused = wanted
         self._metrics.paused.set(len(wanted))
 
-    async def _handle(
-        self,
-        tp: TopicPartition,
-        flow: PartitionFlow,
-        record: ConsumerRecord[Any, Any],
-        turn: anyio.Event | None,
-    ) -> None:
-        try:
-            if turn is not None:
-                await turn.wait()  # the previous record with this key is done
-            async with self._limit:
-                await self._dispatcher.process(
-                    Record(tp.topic, tp.partition, record.offset, record.key, record.value),
-                    self._deliver,
+    async def _work(self, ready: MemoryObjectReceiveStream[_Job]) -> None:
+        """Handles records as they are ready; after each, the next record of its key."""
+        async for job in ready:
+            next_job: _Job | None = job
+            while next_job is not None:
+                tp, flow, record = next_job
+                if flow.revoked:  # the partition's next owner handles it
+                    break
+                handled = await self._dispatcher.handle(
+                    Record(tp.topic, tp.partition, record.offset, record.key, record.value)
                 )
-        finally:
-            flow.finish_key(record.key)
-        position = flow.finish(record.offset)
-        if position is not None and not flow.revoked:
-            self._to_commit[tp] = position
-        self._space.set()
+                # Queued before the key's next record runs, so responses keep the key's order.
+                self._outbox.append(_Pending(tp, flow, record.offset, handled))
+                self._outbox_ready.set()
+                next_job = flow.next_of_key(record.key)
 
-    async def _deliver(self, outgoing: list[Outgoing]) -> None:
-        """Produce the handler's records, waiting out a broker outage (with backoff) so the
-        event is not committed before its response exists."""
-        delay = self._options.reconnect_backoff
+    async def _send_loop(self, producer: AIOKafkaProducer) -> None:
+        """Gives the handled records' responses to the producer in handling order, without
+        waiting for acknowledgements (`_ack_loop` does). One sender only: aiokafka wakes
+        every waiting sender each time a full batch leaves, and many waiters cost dearly."""
         while True:
-            producer = self._producer
-            try:
-                if producer is None:
-                    raise Unavailable("not connected")
-                futures = [
-                    await producer.send(item.topic, item.value, key=item.key) for item in outgoing
-                ]
-                for future in futures:
-                    await future
-                break
-            except (KafkaError, Unavailable) as exc:
-                if isinstance(exc, KafkaError) and not exc.retriable and producer is not None:
-                    raise
-                log.warning("could not produce an event response (%s); retrying", one_line(exc))
-                await anyio.sleep(delay)
-                delay = min(delay * 2, self._options.reconnect_backoff_max)
-        for item in outgoing:
-            self._metrics.produced.labels(topic=item.topic).inc()
+            await self._outbox_ready.wait()
+            self._outbox_ready = anyio.Event()
+            self._sending, self._outbox = self._outbox, []
+            futures: list[Future[Any]] = []
+            for pending in self._sending:
+                for item in pending.handled.outgoing:
+                    futures.append(await producer.send(item.topic, item.value, key=item.key))
+            self._sent.append((self._sending, futures))
+            self._sending = []
+            self._sent_ready.set()
+
+    async def _ack_loop(self) -> None:
+        """Settles handled records once the broker acknowledged their responses: only then
+        may their offsets be committed. A failed acknowledgement ends the session (raised):
+        what was not acknowledged is handled again from the committed offsets."""
+        while True:
+            while not self._sent:
+                await self._sent_ready.wait()
+                self._sent_ready = anyio.Event()
+            chunk, futures = self._sent[0]
+            for future in futures:
+                await future
+            self._sent.popleft()
+            for pending in chunk:
+                pending.handled.produced()
+                for item in pending.handled.outgoing:
+                    self._metrics.produced_on(item.topic)
+                position = pending.flow.finish(pending.offset)
+                if position is not None and not pending.flow.revoked:
+                    self._to_commit[pending.tp] = position
+            self._space.set()
 
     async def _commit_loop(self, consumer: AIOKafkaConsumer) -> None:
         while True:
@@ -393,7 +441,7 @@ class KafkaEvents:
     def _assigned(self, assigned: set[TopicPartition]) -> None:
         for tp in assigned:
             if tp not in self._flows:
-                self._flows[tp] = PartitionFlow()
+                self._flows[tp] = PartitionFlow[_Job]()
 
     async def _revoked(self, revoked: set[TopicPartition]) -> None:
         consumer = self._consumer

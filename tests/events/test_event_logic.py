@@ -50,9 +50,9 @@ def test_an_invalid_envelope_names_the_fields_not_their_values() -> None:
 
 
 def test_a_partition_commits_only_up_to_its_first_unfinished_offset() -> None:
-    flow = PartitionFlow()
+    flow = PartitionFlow[int]()
     for offset in (10, 11, 12):
-        flow.add(offset, None)
+        assert flow.add(offset, None, offset)
     assert flow.finish(11) is None  # 10 still runs: nothing may be committed
     assert flow.finish(10) == 12
     assert len(flow) == 1
@@ -61,18 +61,15 @@ def test_a_partition_commits_only_up_to_its_first_unfinished_offset() -> None:
 
 
 def test_records_of_one_key_wait_for_each_other_in_offset_order() -> None:
-    flow = PartitionFlow()
-    assert flow.add(0, b"a") is None
-    second = flow.add(1, b"a")
-    third = flow.add(2, b"a")
-    assert flow.add(3, b"b") is None  # another key runs at once
-    assert second is not None
-    assert third is not None
-    flow.finish_key(b"a")
-    assert second.is_set()
-    assert not third.is_set()
-    flow.finish_key(b"a")
-    assert third.is_set()
+    flow = PartitionFlow[int]()
+    assert flow.add(0, b"a", 0)
+    assert not flow.add(1, b"a", 1)
+    assert not flow.add(2, b"a", 2)
+    assert flow.add(3, b"b", 3)  # another key runs at once
+    assert flow.next_of_key(b"a") == 1
+    assert flow.next_of_key(b"a") == 2
+    assert flow.next_of_key(b"a") is None  # the key is free again
+    assert flow.add(4, b"a", 4)
 
 
 async def test_admin_events_open_and_reset_a_breaker_and_say_so_on_the_lifecycle_topic() -> None:
