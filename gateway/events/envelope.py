@@ -5,7 +5,7 @@ recursion on one message."""
 
 from __future__ import annotations
 
-import uuid
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +38,7 @@ def new_envelope(
     source: str,
     correlation_id: str | None = None,
 ) -> Envelope:
-    event_id = str(uuid.uuid4())
+    event_id = uuid4_text()
     return Envelope(
         event_id=event_id,
         event_type=event_type,
@@ -62,7 +62,7 @@ def encode_event(
 ) -> bytes:
     """A new event from the gateway's own values, straight to JSON: no model is built
     (this is every response's path; the envelope model costs more than the rest)."""
-    event_id = str(uuid.uuid4())
+    event_id = uuid4_text()
     event = {
         "event_id": event_id,
         "event_type": event_type,
@@ -73,6 +73,18 @@ def encode_event(
     }
     # pydantic-core's encoder: a few times faster than json.dumps (every response's path).
     return to_json(event, fallback=str)
+
+
+def uuid4_text() -> str:
+    """`str(uuid.uuid4())` without the UUID object (a tenth of every response's cost)."""
+    bits = int.from_bytes(os.urandom(16))
+    bits = (bits & _UUID4_CLEAR) | _UUID4_SET  # version 4, RFC 4122 variant
+    text = f"{bits:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
 def parse_envelope(

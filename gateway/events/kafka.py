@@ -16,14 +16,13 @@ gateway runs.
 from __future__ import annotations
 
 import logging
-import math
 import ssl
 from asyncio import Future
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -31,7 +30,6 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, KafkaError
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from archon_gateway.gateway.core.errors import Unavailable
 from archon_gateway.gateway.core.health import ComponentStatus
@@ -39,6 +37,7 @@ from archon_gateway.gateway.core.text import one_line
 from archon_gateway.gateway.events.dispatch import Dispatcher, Handled, Record
 from archon_gateway.gateway.events.event_metrics import EventMetrics
 from archon_gateway.gateway.events.flow import PartitionFlow
+from archon_gateway.gateway.events.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +89,7 @@ def ssl_context(cafile: str | None, certfile: str | None, keyfile: str | None) -
 _Job = tuple[TopicPartition, "PartitionFlow[Any]", ConsumerRecord[Any, Any]]
 
 
-@dataclass(slots=True)
-class _Pending:
+class _Pending(NamedTuple):
     """A handled record whose responses are on their way to the broker."""
 
     tp: TopicPartition
@@ -225,15 +223,13 @@ class KafkaEvents:
                 self._status = ComponentStatus("ok", "connected; joining the consumer group")
                 self._metrics.broker_up.set(1)
                 self._connected.set()
-                ready, to_handle = anyio.create_memory_object_stream[_Job](math.inf)
-                # The workers are the overall concurrency bound.
-                for _ in range(options.concurrency):
-                    tg.start_soon(self._work, to_handle)
+                # Its workers are the overall concurrency bound.
+                workers = WorkerPool[_Job](tg, options.concurrency, self._handle)
                 tg.start_soon(self._watch_broker, consumer, tg)
                 tg.start_soon(self._commit_loop, consumer)
                 tg.start_soon(self._send_loop, producer)
                 tg.start_soon(self._ack_loop)
-                await self._fetch_loop(consumer, ready)
+                await self._fetch_loop(consumer, workers)
 
     def _forget_session(self) -> None:
         self._producer = self._consumer = None
@@ -273,9 +269,7 @@ class KafkaEvents:
 
     # -- consuming -------------------------------------------------------------------------
 
-    async def _fetch_loop(
-        self, consumer: AIOKafkaConsumer, ready: MemoryObjectSendStream[_Job]
-    ) -> None:
+    async def _fetch_loop(self, consumer: AIOKafkaConsumer, workers: WorkerPool[_Job]) -> None:
         while True:
             if self._paused and self._paused >= consumer.assignment():
                 # Everything is paused: wait for space instead of polling for nothing.
@@ -293,7 +287,7 @@ class KafkaEvents:
                 for record in records:
                     job = (tp, flow, record)
                     if flow.add(record.offset, record.key, job):
-                        ready.send_nowait(job)
+                        workers.submit(job)
             self._metrics.in_flight.set(self._buffered())
             self._apply_backpressure(consumer)
 
@@ -318,21 +312,20 @@ class KafkaEvents:
         self._paused = wanted
         self._metrics.paused.set(len(wanted))
 
-    async def _work(self, ready: MemoryObjectReceiveStream[_Job]) -> None:
-        """Handles records as they are ready; after each, the next record of its key."""
-        async for job in ready:
-            next_job: _Job | None = job
-            while next_job is not None:
-                tp, flow, record = next_job
-                if flow.revoked:  # the partition's next owner handles it
-                    break
-                handled = await self._dispatcher.handle(
-                    Record(tp.topic, tp.partition, record.offset, record.key, record.value)
-                )
-                # Queued before the key's next record runs, so responses keep the key's order.
-                self._outbox.append(_Pending(tp, flow, record.offset, handled))
-                self._outbox_ready.set()
-                next_job = flow.next_of_key(record.key)
+    async def _handle(self, job: _Job) -> None:
+        """Handles a record; after it, the records of its key that waited, in order."""
+        next_job: _Job | None = job
+        while next_job is not None:
+            tp, flow, record = next_job
+            if flow.revoked:  # the partition's next owner handles it
+                return
+            handled = await self._dispatcher.handle(
+                Record(tp.topic, tp.partition, record.offset, record.key, record.value)
+            )
+            # Queued before the key's next record runs, so responses keep the key's order.
+            self._outbox.append(_Pending(tp, flow, record.offset, handled))
+            self._outbox_ready.set()
+            next_job = flow.next_of_key(record.key)
 
     async def _send_loop(self, producer: AIOKafkaProducer) -> None:
         """Gives the handled records' responses to the producer in handling order, without

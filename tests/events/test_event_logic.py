@@ -4,6 +4,7 @@ the admin handlers, and lifecycle events from breakers and supervised upstreams.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import anyio
@@ -14,13 +15,15 @@ from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.errors import MalformedEvent
 from archon_gateway.gateway.events.bus import InProcessBus
 from archon_gateway.gateway.events.dispatch import Dispatcher, RetryPolicy
-from archon_gateway.gateway.events.envelope import json_depth, parse_envelope
+from archon_gateway.gateway.events.envelope import json_depth, parse_envelope, uuid4_text
 from archon_gateway.gateway.events.event_metrics import EventMetrics
 from archon_gateway.gateway.events.flow import PartitionFlow
 from archon_gateway.gateway.events.handlers import HandlerRegistry, gateway_admin
 from archon_gateway.gateway.events.lifecycle import LifecycleEvents
 from archon_gateway.gateway.events.topics import Topics
+from archon_gateway.gateway.events.workers import WorkerPool
 from tests.events.kafka_support import request
+from tests.support import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -120,3 +123,53 @@ def test_upstream_state_changes_become_lifecycle_events_and_a_full_queue_drops()
     lifecycle.upstream_state_changed("zen", "degraded", "exited with code 1")
     lifecycle.upstream_state_changed("zen", "crash_looping", "exited with code 1")
     assert registry.get_sample_value("archon_events_dropped_total") == 1  # it holds 2
+
+
+def test_event_ids_are_version_4_uuids_in_their_usual_text_form() -> None:
+    ids = {uuid4_text() for _ in range(1000)}
+    assert len(ids) == 1000
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+
+
+async def test_a_worker_pool_runs_quick_jobs_back_to_back_in_order_on_few_workers() -> None:
+    done: list[int] = []
+
+    async def quick(job: int) -> None:
+        done.append(job)
+
+    async with anyio.create_task_group() as tg:
+        pool = WorkerPool[int](tg, 50, quick)
+        for job in range(500):
+            pool.submit(job)
+        await wait_until(lambda: len(done) == 500)
+        tg.cancel_scope.cancel()
+    assert done == list(range(500))
+    assert pool.workers <= 2
+
+
+async def test_a_worker_pool_grows_for_slow_jobs_up_to_its_limit_and_no_further() -> None:
+    release = anyio.Event()
+    running = 0
+    most = 0
+    finished = 0
+
+    async def slow(job: int) -> None:
+        nonlocal running, most, finished
+        running += 1
+        most = max(most, running)
+        await release.wait()
+        running -= 1
+        finished += 1
+
+    async with anyio.create_task_group() as tg:
+        pool = WorkerPool[int](tg, 8, slow)
+        for job in range(30):
+            pool.submit(job)
+        await wait_until(lambda: running == 8)
+        assert len(pool) == 22  # the rest wait for a free worker
+        release.set()
+        await wait_until(lambda: finished == 30)
+        tg.cancel_scope.cancel()
+    assert (most, pool.workers) == (8, 8)
