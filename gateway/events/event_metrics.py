@@ -64,6 +64,11 @@ class EventMetrics:
             "Partitions whose fetching is paused for backpressure",
             registry=registry,
         )
+        self.pauses = Counter(
+            "archon_event_partition_pauses",
+            "Times a partition's fetching was paused for backpressure",
+            registry=registry,
+        )
         self.broker_up = Gauge(
             "archon_event_broker_up", "1 while the Kafka broker answers", registry=registry
         )

@@ -307,6 +307,7 @@ class KafkaEvents:
             }
         if pause := wanted - self._paused:
             consumer.pause(*pause)
+            self._metrics.pauses.inc(len(pause))
         if resume := (self._paused - wanted) & assigned:
             consumer.resume(*resume)
         self._paused = wanted
