@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archon_gateway.gateway.client_sessions import ClientSessions
+from archon_gateway.gateway.core import sdk_compat
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
 from archon_gateway.gateway.core.tool_family import ToolFamily
@@ -26,6 +27,7 @@ from archon_gateway.gateway.gateway_metrics import GatewayMetrics
 from archon_gateway.gateway.guards import build_guards
 from archon_gateway.gateway.http import add_http_routes
 from archon_gateway.gateway.mcp_server import GatewayServer
+from archon_gateway.gateway.middleware.admission import AdmissionMiddleware
 from archon_gateway.gateway.middleware.call_metrics import MetricsMiddleware
 from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
 from archon_gateway.gateway.middleware.timeout import TimeoutMiddleware
@@ -39,7 +41,14 @@ from archon_gateway.gateway.upstream_admin import (
 from archon_gateway.tools.codegen import CodegenTools
 from archon_gateway.tools.patterns import PatternTools
 from archon_gateway.tools.workflow import WorkflowTools
-from archon_gateway.upstreams.manifest import load_manifests, manifest_folders
+from archon_gateway.upstreams.manifest import (
+    Manifest,
+    ManifestSet,
+    builtin_manifests_dir,
+    load_manifests,
+    manifest_folders,
+)
+from archon_gateway.upstreams.overrides import layer_overrides
 from archon_gateway.upstreams.pool import UpstreamPool
 from archon_gateway.upstreams.provider import UpstreamProvider
 from archon_gateway.upstreams.restarts import RestartPolicy
@@ -70,6 +79,7 @@ def build_gateway(
     events = GatewayEvents(settings, metrics)
     pool = _upstream_pool(settings, environ, metrics, components, clock, events)
     server = GatewayServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
+    sdk_compat.refuse_before_initialize(server)
     guards = build_guards(
         server,
         settings,
@@ -87,6 +97,8 @@ def build_gateway(
     # stdio auth and breakers; the timeout is innermost so it measures only the tool itself.
     for layer in (ErrorTranslationMiddleware(), MetricsMiddleware(metrics), *guards.middleware):
         server.add_middleware(layer)
+    # Inside metrics (busy refusals are counted) and outside the timeout.
+    server.add_middleware(AdmissionMiddleware(settings.tool_concurrency))
     server.add_middleware(timeouts)
     upstreams = _serve_upstreams(server, pool, metrics, components)
     add_admin_tools(
@@ -157,6 +169,8 @@ def tool_families(settings: Settings, breakers: BreakerRegistry) -> list[ToolFam
         CodegenTools(
             max_input_bytes=settings.codegen_max_input_bytes,
             ruff_timeout=settings.codegen_ruff_timeout,
+            workers=settings.codegen_workers,
+            offload_bytes=settings.codegen_offload_bytes,
         ),
         WorkflowTools(
             settings.workflow_coordinator_url,
@@ -171,6 +185,7 @@ def tool_families(settings: Settings, breakers: BreakerRegistry) -> list[ToolFam
             batch_size=settings.patterns_batch_size,
             embed_timeout=settings.patterns_embed_timeout,
             breakers=breakers,
+            max_request_text_bytes=settings.patterns_max_request_text_bytes,
         ),
     ]
 
@@ -225,7 +240,7 @@ def _upstream_pool(
     )
     components.register("manifests", lambda: manifests_status, critical=False)
     return UpstreamPool(
-        found.manifests,
+        layered_manifests(settings, found),
         gateway_env=environ,
         log_dir=settings.data_dir / "logs" / "upstreams",
         default_timeout=settings.tool_timeout,
@@ -234,6 +249,17 @@ def _upstream_pool(
         clock=clock,
         pinged=lambda name, seconds: metrics.upstream_ping.labels(upstream=name).observe(seconds),
         state_changed=events.lifecycle.upstream_state_changed,
+    )
+
+
+def layered_manifests(settings: Settings, found: ManifestSet) -> list[Manifest]:
+    """The manifests with archon.toml's `[upstreams.<name>]` overrides applied (raises
+    SettingsInvalid for an unknown upstream or key)."""
+    return layer_overrides(
+        found,
+        settings.upstreams,
+        shipped_dir=builtin_manifests_dir(),
+        gateway_timeout_set="tool_timeout" in settings.model_fields_set,
     )
 
 

@@ -6,6 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
+from archon_gateway.gateway.log_redaction import RedactSecrets
+
 _FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
 # Libraries that install their own handlers; we route them through ours instead.
 _ADOPTED_LOGGERS = ("fastmcp", "mcp", "uvicorn", "uvicorn.error", "uvicorn.access")
@@ -19,6 +21,8 @@ def configure_logging(level: str, log_file: Path | None = None) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S"))
+    # On the handler, so every record (ours and the libraries', propagated) passes it.
+    handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)
@@ -33,3 +37,6 @@ def configure_logging(level: str, log_file: Path | None = None) -> None:
     # Per-request access lines are noise at info level; they stay available at debug.
     if root.level > logging.DEBUG:
         logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # httpx logs every request's full URL at info, query included: a remote upstream's URL
+    # or SSE endpoint may carry a key or session id. Never below warning.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

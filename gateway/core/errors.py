@@ -8,18 +8,21 @@ where it can, what to do about it.
     GatewayError
     ├── CallerError          the request (or the user's configuration) is wrong
     │   ├── InvalidArgument, NotFound, AuthRejected
-    │   ├── SettingsInvalid, ManifestInvalid, UnusableFile, MalformedEvent
+    │   ├── SettingsInvalid, ManifestInvalid, UnusableFile, JsonRejected,
+    │   │   MalformedEvent
     │   └── IncompatibleVectorStore
     ├── Refused              a dependency is up and failed this one request
-    │   └── UpstreamRequestFailed, WorkflowFailed
+    │   └── UpstreamRequestFailed, WorkflowFailed, ToolBusy
     ├── Unavailable          a dependency is down, unreachable or too slow
     │   ├── UpstreamUnavailable
     │   │   ├── UpstreamRestarting   (refused at once while it restarts)
     │   │   ├── UpstreamStartTimeout
+    │   │   ├── UpstreamConnectionLost
     │   │   └── BackendTimeout
     │   ├── VectorStoreUnavailable
     │   ├── EmbeddingFailed
     │   │   └── EmbeddingTimeout
+    │   ├── UpstreamCallFailed   (one call failed; the upstream is up)
     │   ├── ToolTimeout, CircuitOpen, ToolFailed
     │   └── FrontDoorFailed
     │       └── ListenFailed
@@ -81,6 +84,11 @@ class ManifestInvalid(CallerError):
     """An upstream manifest failed validation (file, field and reason are in the message)."""
 
 
+class MissingVariable(ManifestInvalid):
+    """A manifest's header references an environment variable that is not set (the message
+    names the variable, never a value)."""
+
+
 class UnusableFile(CallerError):
     """A file the user wrote is missing, unreadable, or does not parse (`unparsable`).
     `reason` completes "<path>: …": "does not exist", "cannot be read: <why>", "not valid
@@ -95,6 +103,17 @@ class UnusableFile(CallerError):
 
 class MalformedEvent(CallerError):
     """A Kafka record is not a valid event envelope (the reason names fields, never values)."""
+
+
+class JsonRejected(CallerError):
+    """Outside input that is not JSON, or that breaks a size or depth limit. `limit` is
+    "size", "depth" or None (plain syntax error)."""
+
+    def __init__(self, message: str, limit: str | None = None, detail: str = "") -> None:
+        super().__init__(message)
+        self.limit = limit
+        # The parser's own words (where it failed), or the limit message.
+        self.detail = detail or message
 
 
 class IncompatibleVectorStore(CallerError):
@@ -118,6 +137,18 @@ class UpstreamRequestFailed(Refused):
         self.code = code
         self.upstream_message = message
         self.data = data
+
+
+class ToolBusy(Refused):
+    """Admission control: the tool already runs its limit of calls at once (try again)."""
+
+    def __init__(self, tool: str, limit: int) -> None:
+        super().__init__(
+            f"{tool} is busy: {limit} call(s) already running, its concurrency limit; "
+            "try again in a moment"
+        )
+        self.tool = tool
+        self.limit = limit
 
 
 class WorkflowFailed(Refused):
@@ -147,8 +178,23 @@ class UpstreamStartTimeout(UpstreamUnavailable):
     """An upstream did not start (initialize, list its tools) within its startup_timeout."""
 
 
+class UpstreamConnectionLost(UpstreamUnavailable):
+    """A transport to an upstream broke (pipe closed, HTTP connection refused, session
+    unrecoverable). `reason` completes "upstream 'x' …"."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class BackendTimeout(UpstreamUnavailable):
     """An HTTP backend did not answer in time (counts as a breaker failure)."""
+
+
+class UpstreamCallFailed(Unavailable):
+    """One call to an upstream failed in transit (its reply was too large, the remote failed
+    that one HTTP request) while the upstream itself is up: like a timeout, it counts
+    against that tool's breaker, not the whole upstream's."""
 
 
 class VectorStoreUnavailable(Unavailable):
