@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import anyio
 
@@ -47,6 +47,20 @@ class Outgoing(NamedTuple):
 
 
 Deliver = Callable[[list[Outgoing]], Awaitable[None]]
+
+
+class EventRows(Protocol):
+    """Where handled events are counted per interval (the store's `event_metrics` rows):
+    keyed by event type and handler. Malformed and unknown events count as dead letters
+    under `_malformed_` / `_unknown_type_` and the handler `_none_`."""
+
+    def processed(self, event_type: str, handler: str, seconds: float) -> None: ...
+
+    def failed(self, event_type: str, handler: str, seconds: float) -> None: ...
+
+    def retried(self, event_type: str, handler: str) -> None: ...
+
+    def dead_lettered(self, event_type: str, handler: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -105,8 +119,10 @@ class Dispatcher:
         max_event_bytes: int,
         retry: RetryPolicy,
         recent_ids: int = 10_000,
+        rows: EventRows | None = None,
     ) -> None:
         self._registry = registry
+        self._rows = rows
         self._topics = topics
         self._metrics = metrics
         self._source = source
@@ -139,25 +155,46 @@ class Dispatcher:
             reason = f"no handler for event type '{event.event_type}'{where}"
             return self._dead_letter(record, reason, "unknown_type")
         if not await self._recent.claim(event.event_id):
-            return Handled(self, [], record.topic, handler.name, "duplicate", None, None)
+            return Handled(self, [], record.topic, handler.name, "duplicate")
         started = time.perf_counter()
         try:
             outgoing, outcome = await self._run(record, event, handler.name)
         except BaseException:
             self._recent.release(event.event_id, handled=False)
             raise
-        return Handled(self, outgoing, record.topic, handler.name, outcome, event.event_id, started)
+        return Handled(
+            self,
+            outgoing,
+            record.topic,
+            handler.name,
+            outcome,
+            event_type=event.event_type,
+            event_id=event.event_id,
+            started=started,
+        )
 
     def _settle(self, handled: Handled, *, produced: bool) -> None:
         if handled.event_id is not None:
             self._recent.release(handled.event_id, handled=produced)
         if not produced:
             return
+        seconds = 0.0
         if handled.started is not None:
-            self._metrics.handled_in(handled.handler, time.perf_counter() - handled.started)
+            seconds = time.perf_counter() - handled.started
+            self._metrics.handled_in(handled.handler, seconds)
         self._metrics.outcome(handled.topic, handled.handler, handled.outcome)
         if handled.dead_letter_reason is not None:
             self._metrics.dead_lettered(handled.topic, handled.dead_letter_reason)
+        rows = self._rows
+        if rows is None or handled.outcome == "duplicate":
+            return
+        event_type, handler = handled.event_type, handled.handler
+        if handled.outcome == "ok":
+            rows.processed(event_type, handler, seconds)
+        elif handled.started is not None:  # its handler ran and failed
+            rows.failed(event_type, handler, seconds)
+        if handled.outcome == "dead_lettered":
+            rows.dead_lettered(event_type, handler)
 
     async def _run(
         self, record: Record, event: Envelope, handler_name: str
@@ -195,6 +232,8 @@ class Dispatcher:
                     dlq = self._dlq_record(record, f"failed {attempt} times: {reason}", attempt)
                     return [Outgoing(response_topic, key, response), dlq], "dead_lettered"
                 self._metrics.retried(handler_name)
+                if self._rows is not None:
+                    self._rows.retried(event.event_type, handler_name)
                 log.info(
                     "event %s (%s) attempt %d failed, retrying: %s",
                     event.event_id,
@@ -228,7 +267,15 @@ class Dispatcher:
             reason,
         )
         outgoing = [self._dlq_record(record, reason, 0)]
-        return Handled(self, outgoing, record.topic, NO_HANDLER, "dead_lettered", None, None, kind)
+        return Handled(
+            self,
+            outgoing,
+            record.topic,
+            NO_HANDLER,
+            "dead_lettered",
+            event_type=f"_{kind}_",  # not the record's own type: user input mints no rows
+            dead_letter_reason=kind,
+        )
 
 
 class Handled:
@@ -239,6 +286,7 @@ class Handled:
         "_dispatcher",
         "dead_letter_reason",
         "event_id",
+        "event_type",
         "handler",
         "outcome",
         "outgoing",
@@ -253,8 +301,10 @@ class Handled:
         topic: str,
         handler: str,
         outcome: str,
-        event_id: str | None,
-        started: float | None,
+        *,
+        event_type: str = "",
+        event_id: str | None = None,
+        started: float | None = None,
         dead_letter_reason: str | None = None,
     ) -> None:
         self._dispatcher = dispatcher
@@ -262,6 +312,7 @@ class Handled:
         self.topic = topic
         self.handler = handler
         self.outcome = outcome
+        self.event_type = event_type
         self.event_id = event_id
         self.started = started
         if dead_letter_reason is None and outcome == "dead_lettered":

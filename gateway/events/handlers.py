@@ -9,6 +9,9 @@ Event types (request topic service in brackets):
 - pattern.search.requested / pattern.index.requested / pattern.reindex.requested [pattern]:
   pattern_search / pattern_index / re-embed the stored patterns named by `ids`
 - mixin.recommendation.requested [mixin]: mixin_recommend
+- node.register.requested / node.heartbeat.requested / node.deregister.requested
+  [node-registry]: node_register / node_heartbeat / node_deregister (the store's node
+  registry; only when the store is on)
 - gateway.breaker.reset.requested / gateway.breaker.open.requested /
   gateway.upstream.restart.requested [gateway-admin]: close or open a circuit breaker,
   restart an upstream (through the gateway_restart_upstream tool)
@@ -146,6 +149,20 @@ def mixin(call: ToolCaller) -> Handler:
     )
 
 
+def node_registry(call: ToolCaller) -> Handler:
+    """Service-registry updates from nodes that speak Kafka rather than MCP: the same
+    registry (and the same argument checks) as the node_* tools."""
+    return Handler(
+        "node_registry",
+        "node-registry",
+        {
+            "node.register.requested": _tool_route(call, "node_register"),
+            "node.heartbeat.requested": _tool_route(call, "node_heartbeat"),
+            "node.deregister.requested": _tool_route(call, "node_deregister"),
+        },
+    )
+
+
 def gateway_admin(call: ToolCaller, breakers: BreakerRegistry, *, upstreams: bool) -> Handler:
     """Breaker management always; upstream restarts when the gateway runs upstreams."""
 
@@ -185,9 +202,16 @@ def gateway_admin(call: ToolCaller, breakers: BreakerRegistry, *, upstreams: boo
 
 
 def default_handlers(
-    call: ToolCaller, breakers: BreakerRegistry, *, upstreams: bool, admin: bool
+    call: ToolCaller,
+    breakers: BreakerRegistry,
+    *,
+    upstreams: bool,
+    admin: bool,
+    nodes: bool = False,
 ) -> HandlerRegistry:
     handlers = [codegen_validation(call), analysis(call), pattern(call), mixin(call)]
+    if nodes:
+        handlers.append(node_registry(call))
     if admin:
         handlers.append(gateway_admin(call, breakers, upstreams=upstreams))
     return HandlerRegistry(handlers)

@@ -6,7 +6,14 @@ from dataclasses import dataclass
 from functools import cache
 
 # The request/response pairs the handlers serve (`<prefix>.<name>.request.v1`).
-SERVICES = ("codegen-validation", "analysis", "pattern", "mixin", "gateway-admin")
+SERVICES = (
+    "codegen-validation",
+    "analysis",
+    "pattern",
+    "mixin",
+    "node-registry",
+    "gateway-admin",
+)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.health import ComponentRegistry
 from archon_gateway.gateway.events.bus import InProcessBus
-from archon_gateway.gateway.events.dispatch import Dispatcher, RetryPolicy
+from archon_gateway.gateway.events.dispatch import Dispatcher, EventRows, RetryPolicy
 from archon_gateway.gateway.events.event_metrics import EventMetrics
 from archon_gateway.gateway.events.handlers import HandlerRegistry, default_handlers
 from archon_gateway.gateway.events.kafka import KafkaEvents, KafkaOptions, ssl_context
@@ -79,13 +79,18 @@ class GatewayEvents:
         breakers: BreakerRegistry,
         *,
         upstreams: bool,
+        node_registry: bool = False,
+        rows: EventRows | None = None,
     ) -> None:
+        """`node_registry`: the node_* tools are served (the store is on), so node events
+        are handled; `rows`: the store's per-interval event_metrics rows."""
         settings = self._settings
         registry = default_handlers(
             MiddlewareToolCaller(server),
             breakers,
             upstreams=upstreams,
             admin=settings.kafka_admin_events,
+            nodes=node_registry,
         )
         dispatcher = Dispatcher(
             registry,
@@ -95,6 +100,7 @@ class GatewayEvents:
             max_event_bytes=settings.kafka_max_event_bytes,
             retry=RetryPolicy(settings.kafka_max_attempts, settings.kafka_retry_backoff),
             recent_ids=settings.kafka_recent_ids,
+            rows=rows,
         )
         services = registry.services()
         request_topics = [self.topics.request(service) for service in services]
