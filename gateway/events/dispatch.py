@@ -30,6 +30,9 @@ from archon_gateway.gateway.events.topics import Topics
 log = logging.getLogger(__name__)
 
 NO_HANDLER = "_none_"  # metrics label for events no handler took
+# The largest record the gateway produces: under Kafka's default 1 MiB message limit (broker
+# and aiokafka's max_request_size), with room for the batch header.
+MAX_RECORD_BYTES = 1_000_000
 
 
 class Record(NamedTuple):  # a tuple: made for every event, cheaper than a dataclass
@@ -244,11 +247,21 @@ class Dispatcher:
                 await anyio.sleep(self._retry.delay(attempt))
                 continue
             response = response_for(event, source=self._source, result=_jsonable(result))
+            if len(response) > MAX_RECORD_BYTES:
+                # Kafka would refuse it, and the event would come back again and again.
+                error = {
+                    "kind": "ResponseTooLarge",
+                    "message": f"the result is {len(response)} bytes as an event, over the "
+                    f"{MAX_RECORD_BYTES}-byte limit of one produced record",
+                }
+                response = response_for(event, source=self._source, error=error)
+                return [Outgoing(response_topic, key, response)], "failed"
             return [Outgoing(response_topic, key, response)], "ok"
 
     def _dlq_record(self, record: Record, reason: str, attempts: int) -> Outgoing:
         value = dead_letter(
             record.value,
+            max_bytes=MAX_RECORD_BYTES,
             reason=reason,
             attempts=attempts,
             topic=record.topic,

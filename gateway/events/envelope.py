@@ -169,26 +169,41 @@ def dead_letter(
     partition: int,
     offset: int,
     source: str,
+    max_bytes: int = 1_000_000,
 ) -> bytes:
     """A DLQ record: the original bytes (as text when they decode, else hex), why, how many
-    times it was tried, and where it came from."""
-    original: dict[str, Any]
+    times it was tried, and where it came from. It stays within `max_bytes` so it can be
+    produced: a large original is cut (`truncated`, its full size in `bytes`), harder when
+    JSON escaping blows it up."""
+    where = {"reason": reason, "attempts": attempts, "topic": topic}
+    where |= {"partition": partition, "offset": offset}
+    for cut in (max_bytes // 2, max_bytes // 8):  # escaping grows text at most 6 times
+        record = encode_event(
+            "gateway.event.dead-lettered",
+            {**where, "original": _original(value, cut)},
+            source=source,
+        )
+        if len(record) <= max_bytes:
+            break
+    return record
+
+
+def _original(value: bytes | None, cut: int) -> dict[str, Any]:
     if value is None:
-        original = {"text": None}
-    else:
-        try:
-            original = {"text": value.decode()}
-        except UnicodeDecodeError:
-            original = {"hex": value.hex()}
-    return encode_event(
-        "gateway.event.dead-lettered",
-        {
-            "reason": reason,
-            "attempts": attempts,
-            "topic": topic,
-            "partition": partition,
-            "offset": offset,
-            "original": original,
-        },
-        source=source,
-    )
+        return {"text": None}
+    original: dict[str, Any] = {}
+    kept = value
+    if len(value) > cut:
+        kept = value[:cut]
+        original = {"truncated": True, "bytes": len(value)}
+    try:
+        original["text"] = kept.decode()
+    except UnicodeDecodeError as exc:
+        if kept is not value and exc.start >= len(kept) - 3:
+            original["text"] = kept[: exc.start].decode()  # the cut split a character
+        else:  # hex doubles the size: half as many bytes
+            half = cut // 2
+            if len(value) > half:
+                original = {"truncated": True, "bytes": len(value)}
+            original["hex"] = value[:half].hex()
+    return original

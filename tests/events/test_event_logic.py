@@ -15,7 +15,12 @@ from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.errors import MalformedEvent
 from archon_gateway.gateway.events.bus import InProcessBus
 from archon_gateway.gateway.events.dispatch import Dispatcher, RetryPolicy
-from archon_gateway.gateway.events.envelope import json_depth, parse_envelope, uuid4_text
+from archon_gateway.gateway.events.envelope import (
+    dead_letter,
+    json_depth,
+    parse_envelope,
+    uuid4_text,
+)
 from archon_gateway.gateway.events.event_metrics import EventMetrics
 from archon_gateway.gateway.events.flow import PartitionFlow
 from archon_gateway.gateway.events.handlers import HandlerRegistry, gateway_admin
@@ -173,3 +178,33 @@ async def test_a_worker_pool_grows_for_slow_jobs_up_to_its_limit_and_no_further(
         await wait_until(lambda: finished == 30)
         tg.cancel_scope.cancel()
     assert (most, pool.workers) == (8, 8)
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        b"x" * 3_000_000,  # plain text
+        b"\x01" * 3_000_000,  # text that JSON escaping makes six times longer
+        b"\xff" * 3_000_000,  # not UTF-8: hex
+        "é".encode() * 1_500_000,  # a cut through a two-byte character
+    ],
+)
+def test_a_dead_letter_of_a_huge_record_is_cut_to_stay_producible(original: bytes) -> None:
+    record = dead_letter(
+        original, reason="r", attempts=0, topic="t", partition=0, offset=0, source="s"
+    )
+    assert len(record) <= 1_000_000
+    kept = json.loads(record)["payload"]["original"]
+    assert kept["truncated"] is True
+    assert kept["bytes"] == len(original)
+    if "text" in kept:
+        assert original.startswith(kept["text"].encode())
+    else:
+        assert original.startswith(bytes.fromhex(kept["hex"]))
+
+
+def test_a_dead_letter_keeps_a_small_original_whole() -> None:
+    record = dead_letter(
+        b"\xffsmall", reason="r", attempts=1, topic="t", partition=2, offset=3, source="s"
+    )
+    assert json.loads(record)["payload"]["original"] == {"hex": "ff736d616c6c"}

@@ -141,6 +141,40 @@ async def test_malformed_and_unknown_records_go_to_the_dlq_and_consumption_conti
     assert seen == {good_id: 1}
 
 
+async def test_a_result_too_large_for_a_record_is_answered_with_an_error_and_consuming_goes_on(
+    kafka_broker: Broker,
+) -> None:
+    async def sized(event: Envelope) -> Any:
+        return {"blob": "x" * event.payload["size"]}
+
+    under = kafka_events(
+        short_options(kafka_broker.bootstrap, unique("g")),
+        unique("big"),
+        [Handler("sized", "mixin", {ECHO: sized})],
+    )
+    topics = under.topics
+    huge_id, huge = request(ECHO, {"size": 1_100_000})
+    small_id, small = request(ECHO, {"size": 10})
+    with anyio.fail_after(60):
+        async with (
+            under.events.running(),
+            collecting(kafka_broker.bootstrap, [topics.response("mixin")]) as out,
+        ):
+            await under.events.wait_connected()
+            await produce(
+                kafka_broker.bootstrap, topics.request("mixin"), [(b"k", huge), (b"k", small)]
+            )
+            await out.wait(lambda c: len(c.on(topics.response("mixin"))) == 2)
+    first, second = out.on(topics.response("mixin"))
+    assert first["correlation_id"] == huge_id
+    assert first["payload"]["error"]["kind"] == "ResponseTooLarge"
+    assert "over the 1000000-byte limit" in first["payload"]["error"]["message"]
+    assert (second["correlation_id"], second["payload"]) == (
+        small_id,
+        {"result": {"blob": "x" * 10}},
+    )
+
+
 async def test_two_consumers_in_one_group_split_partitions_and_handle_each_event_once(
     kafka_broker: Broker,
 ) -> None:
