@@ -175,6 +175,49 @@ async def test_a_result_too_large_for_a_record_is_answered_with_an_error_and_con
     )
 
 
+async def test_events_of_one_key_are_handled_and_answered_in_order_while_keys_overlap(
+    kafka_broker: Broker,
+) -> None:
+    handled: dict[str, list[int]] = {}
+    running = 0
+    overlap = 0
+
+    async def slow_first(event: Envelope) -> Any:
+        nonlocal running, overlap
+        running += 1
+        overlap = max(overlap, running)
+        n, key = event.payload["n"], event.payload["key"]
+        await anyio.sleep(0.001 * (9 - n % 10))  # earlier events take longer
+        handled.setdefault(key, []).append(n)
+        running -= 1
+        return {"n": n, "key": key}
+
+    under = kafka_events(
+        short_options(kafka_broker.bootstrap, unique("g"), partitions=2),
+        unique("order"),
+        [Handler("ordered", "mixin", {ECHO: slow_first})],
+    )
+    topics = under.topics
+    keys = [f"k{i}" for i in range(8)]
+    records = [
+        (key.encode(), request(ECHO, {"n": n, "key": key})[1]) for n in range(25) for key in keys
+    ]
+    with anyio.fail_after(60):
+        async with (
+            under.events.running(),
+            collecting(kafka_broker.bootstrap, [topics.response("mixin")]) as out,
+        ):
+            await under.events.wait_connected()
+            await produce(kafka_broker.bootstrap, topics.request("mixin"), records)
+            await out.wait(lambda c: len(c.on(topics.response("mixin"))) == len(records))
+    assert overlap > 1, "keys did not run concurrently"
+    answered: dict[str, list[int]] = {}
+    for response in out.on(topics.response("mixin")):
+        result = response["payload"]["result"]
+        answered.setdefault(result["key"], []).append(result["n"])
+    assert handled == answered == {key: list(range(25)) for key in keys}
+
+
 async def test_two_consumers_in_one_group_split_partitions_and_handle_each_event_once(
     kafka_broker: Broker,
 ) -> None:
