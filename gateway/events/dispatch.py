@@ -15,7 +15,12 @@ from typing import Any, NamedTuple, Protocol
 
 import anyio
 
-from archon_gateway.gateway.core.errors import GatewayError, MalformedEvent, counts_as_outage
+from archon_gateway.gateway.core.errors import (
+    GatewayError,
+    MalformedEvent,
+    ToolBusy,
+    counts_as_outage,
+)
 from archon_gateway.gateway.core.text import one_line
 from archon_gateway.gateway.events.envelope import (
     Envelope,
@@ -214,7 +219,8 @@ class Dispatcher:
                 result = await route(event)
             except Exception as exc:
                 reason = one_line(exc)
-                if not counts_as_outage(exc):
+                # Busy (admission control, an MCP client holds the slots): try again later.
+                if not counts_as_outage(exc) and not isinstance(exc, ToolBusy):
                     # The request itself was refused: answering is the handling.
                     error = {"kind": _kind(exc), "message": reason}
                     response = response_for(event, source=self._source, error=error)

@@ -4,8 +4,10 @@ limits), so events share the limits and counts of MCP calls."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+import anyio
 from fastmcp import FastMCP
 from fastmcp.exceptions import NotFoundError, ToolError
 from fastmcp.exceptions import ValidationError as ArgumentsInvalid
@@ -17,10 +19,25 @@ from archon_gateway.gateway.events.envelope import describe
 
 
 class MiddlewareToolCaller:
-    def __init__(self, server: FastMCP[Any]) -> None:
+    """`admission`: the tools' admission limits (`tool_concurrency`). Events wait for a
+    slot of their own, at most half a tool's limit (at least one), rather than being
+    refused as busy: a backlog of events must not take every slot from MCP clients."""
+
+    def __init__(self, server: FastMCP[Any], admission: Mapping[str, int] | None = None) -> None:
         self._server = server
+        self._slots = {
+            tool: anyio.CapacityLimiter(max(1, limit // 2))
+            for tool, limit in (admission or {}).items()
+        }
 
     async def __call__(self, tool: str, arguments: dict[str, Any]) -> Any:
+        slots = self._slots.get(tool)
+        if slots is None:
+            return await self._call(tool, arguments)
+        async with slots:
+            return await self._call(tool, arguments)
+
+    async def _call(self, tool: str, arguments: dict[str, Any]) -> Any:
         """The tool's structured result (its text when it has none); a failure is raised
         as the GatewayError the tool raised, or translated to one."""
         try:

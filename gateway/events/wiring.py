@@ -86,7 +86,7 @@ class GatewayEvents:
         are handled; `rows`: the store's per-interval event_metrics rows."""
         settings = self._settings
         registry = default_handlers(
-            MiddlewareToolCaller(server),
+            MiddlewareToolCaller(server, settings.tool_concurrency),
             breakers,
             upstreams=upstreams,
             admin=settings.kafka_admin_events,

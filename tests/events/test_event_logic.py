@@ -12,10 +12,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
-from archon_gateway.gateway.core.errors import MalformedEvent
+from archon_gateway.gateway.core.errors import MalformedEvent, ToolBusy
 from archon_gateway.gateway.events.bus import InProcessBus
 from archon_gateway.gateway.events.dispatch import Dispatcher, RetryPolicy
 from archon_gateway.gateway.events.envelope import (
+    Envelope,
     dead_letter,
     json_depth,
     parse_envelope,
@@ -23,7 +24,7 @@ from archon_gateway.gateway.events.envelope import (
 )
 from archon_gateway.gateway.events.event_metrics import EventMetrics
 from archon_gateway.gateway.events.flow import PartitionFlow
-from archon_gateway.gateway.events.handlers import HandlerRegistry, gateway_admin
+from archon_gateway.gateway.events.handlers import Handler, HandlerRegistry, gateway_admin
 from archon_gateway.gateway.events.lifecycle import LifecycleEvents
 from archon_gateway.gateway.events.topics import Topics
 from archon_gateway.gateway.events.workers import WorkerPool
@@ -208,3 +209,36 @@ def test_a_dead_letter_keeps_a_small_original_whole() -> None:
         b"\xffsmall", reason="r", attempts=1, topic="t", partition=2, offset=3, source="s"
     )
     assert json.loads(record)["payload"]["original"] == {"hex": "ff736d616c6c"}
+
+
+async def test_a_busy_tool_is_tried_again_rather_than_answered_with_an_error() -> None:
+    topics = Topics("t")
+    registry = CollectorRegistry()
+    metrics = EventMetrics(registry)
+    attempts = 0
+
+    async def busy_twice(event: Envelope) -> Any:
+        nonlocal attempts
+        attempts += 1
+        if attempts <= 2:
+            raise ToolBusy("code_analyze", 2)
+        return {"ok": True}
+
+    handlers = HandlerRegistry(
+        [Handler("busy", "mixin", {"mixin.recommendation.requested": busy_twice})]
+    )
+    dispatcher = Dispatcher(
+        handlers, topics, metrics, source="test", max_event_bytes=10_000, retry=RetryPolicy(3, 0.01)
+    )
+    bus = InProcessBus(dispatcher, metrics, request_topics=[topics.request("mixin")])
+    with anyio.fail_after(10):
+        async with bus.running(), bus.subscribe() as records:
+            _, value = request("mixin.recommendation.requested", {})
+            await bus.publish(topics.request("mixin"), b"k", value)
+            async for record in records:
+                if record.topic == topics.response("mixin"):
+                    assert record.value is not None
+                    response = json.loads(record.value)
+                    break
+    assert response["payload"] == {"result": {"ok": True}}
+    assert registry.get_sample_value("archon_event_retries_total", {"handler": "busy"}) == 2

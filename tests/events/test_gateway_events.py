@@ -164,3 +164,31 @@ async def events_consuming(server: GatewayServer) -> bool:
 
 async def _says(component: Any, text: str) -> bool:
     return text in (await component).get("detail", "")
+
+
+async def test_a_burst_of_events_waits_for_a_busy_tools_slots_instead_of_being_refused(
+    tmp_path: Path, kafka_broker: Broker
+) -> None:
+    # code_analyze admits 2 calls at once; 16 events arrive together.
+    prefix = unique("burst")
+    topics = Topics(prefix)
+    settings = kafka_settings(tmp_path, kafka_broker, prefix).model_copy(
+        update={"tool_concurrency": {"code_analyze": 2}}
+    )
+    server = build_gateway(settings)
+    sent = [request("codegen.analysis.requested", {"code": NODE}) for _ in range(16)]
+    with anyio.fail_after(90):
+        async with (
+            Client(server),
+            collecting(kafka_broker.bootstrap, [topics.response("analysis")]) as out,
+        ):
+            await wait_until(lambda: events_consuming(server), within=30)
+            records = [(str(i).encode(), value) for i, (_, value) in enumerate(sent)]
+            await produce(kafka_broker.bootstrap, topics.request("analysis"), records)
+            await out.wait(lambda c: len(c.on(topics.response("analysis"))) == 16, within=60)
+            metrics_text = (await get(server, "/metrics")).text
+    types = {event["event_type"] for event in out.on(topics.response("analysis"))}
+    assert types == {"codegen.analysis.completed"}
+    calls = tool_call_samples(metrics_text)
+    assert calls["code_analyze", "ok"] == 16
+    assert calls.get(("code_analyze", "busy"), 0) == 0
