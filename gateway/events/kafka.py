@@ -5,8 +5,10 @@ gateway runs.
   connects with backoff (and again whenever a session fails).
 - Delivery is at-least-once: an offset is committed only once its record was handled and
   its response produced (acknowledged by the broker), and only up to the first record not
-  yet finished. Records are handled concurrently (bounded overall and per partition);
-  records with the same key run one after another, in offset order.
+  yet finished. Records are handled concurrently by a pool of workers (bounded overall and
+  per partition); records with the same key run one after another, in offset order. One
+  sender gives responses to the producer in handling order; acknowledgements are awaited
+  per chunk, then the chunk's offsets may be committed (every `commit_interval`).
 - Backpressure: a partition with too many records in flight is paused (`consumer.pause`),
   all of them when the overall bound is reached; they resume as records finish.
 - On a rebalance, records of revoked partitions get `drain_timeout` seconds to finish and
