@@ -12,7 +12,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
-from archon_gateway.gateway.core.errors import MalformedEvent, ToolBusy
+from archon_gateway.gateway.core.errors import (
+    InvalidArgument,
+    MalformedEvent,
+    ToolBusy,
+    ToolTimeout,
+)
 from archon_gateway.gateway.events.bus import InProcessBus
 from archon_gateway.gateway.events.dispatch import Dispatcher, RetryPolicy
 from archon_gateway.gateway.events.envelope import (
@@ -242,3 +247,67 @@ async def test_a_busy_tool_is_tried_again_rather_than_answered_with_an_error() -
                     break
     assert response["payload"] == {"result": {"ok": True}}
     assert registry.get_sample_value("archon_event_retries_total", {"handler": "busy"}) == 2
+
+
+class CountedRows:
+    """An EventRows that keeps what it is told (the store's event_metrics takes the same
+    calls and writes them per interval)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+
+    def processed(self, event_type: str, handler: str, seconds: float) -> None:
+        self.calls.append(("processed", event_type, handler))
+
+    def failed(self, event_type: str, handler: str, seconds: float) -> None:
+        self.calls.append(("failed", event_type, handler))
+
+    def retried(self, event_type: str, handler: str) -> None:
+        self.calls.append(("retried", event_type, handler))
+
+    def dead_lettered(self, event_type: str, handler: str) -> None:
+        self.calls.append(("dead_lettered", event_type, handler))
+
+
+async def test_each_outcome_is_reported_to_the_event_rows_by_type_and_handler() -> None:
+    topics = Topics("t")
+    metrics = EventMetrics(CollectorRegistry())
+    rows = CountedRows()
+
+    async def by_payload(event: Envelope) -> Any:
+        if event.payload["do"] == "refuse":
+            raise InvalidArgument("no")
+        if event.payload["do"] == "break":
+            raise ToolTimeout("mixin_recommend", 0.1)
+        return {}
+
+    ok = "mixin.recommendation.requested"
+    handlers = HandlerRegistry([Handler("h", "mixin", {ok: by_payload})])
+    dispatcher = Dispatcher(
+        handlers,
+        topics,
+        metrics,
+        source="test",
+        max_event_bytes=10_000,
+        retry=RetryPolicy(2, 0.01),
+        rows=rows,
+    )
+    bus = InProcessBus(dispatcher, metrics, request_topics=[topics.request("mixin")])
+    with anyio.fail_after(10):
+        async with bus.running(), bus.subscribe() as records:
+            for do in ("work", "refuse", "break"):
+                await bus.publish(topics.request("mixin"), b"k", request(ok, {"do": do})[1])
+            await bus.publish(topics.request("mixin"), b"k", b"{oops")
+            produced = 0
+            async for record in records:
+                produced += record.topic != topics.request("mixin")
+                if produced == 5:  # 3 responses, 2 dead letters
+                    break
+    assert rows.calls == [
+        ("processed", ok, "h"),
+        ("failed", ok, "h"),
+        ("retried", ok, "h"),
+        ("failed", ok, "h"),
+        ("dead_lettered", ok, "h"),
+        ("dead_lettered", "_malformed_", "_none_"),
+    ]
