@@ -24,6 +24,7 @@ from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
 from archon_gateway.gateway.core.tool_family import ToolFamily
 from archon_gateway.gateway.core.version import __version__
+from archon_gateway.gateway.events.wiring import GatewayEvents
 from archon_gateway.gateway.gateway_info import add_admin_tools
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
 from archon_gateway.gateway.guards import build_guards
@@ -70,6 +71,7 @@ from archon_gateway.upstreams.pool import UpstreamPool
 from archon_gateway.upstreams.provider import UpstreamProvider
 from archon_gateway.upstreams.restarts import RestartPolicy
 from archon_gateway.upstreams.state import UpstreamInfo, UpstreamState
+from archon_gateway.upstreams.supervisor import StateListener
 
 log = logging.getLogger(__name__)
 IntervalsT = TypeVar("IntervalsT", ConnectionMetrics, EventMetrics)
@@ -98,7 +100,8 @@ def build_gateway(
     # Connects, failures, calls and breaker transitions per upstream, backend and database.
     interval = settings.store_metrics_interval
     connections = ConnectionMetrics(store, interval=interval) if store is not None else None
-    pool = _upstream_pool(settings, environ, metrics, components, clock, connections)
+    events = GatewayEvents(settings, metrics)
+    pool = _upstream_pool(settings, environ, metrics, components, clock, events, connections)
     server = GatewayServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
     sdk_compat.refuse_before_initialize(server)
     if store is not None and connections is not None:
@@ -132,6 +135,8 @@ def build_gateway(
     if connections is not None:
         guards.breakers.add_listener(BreakerConnections(connections))
     upstreams = _serve_upstreams(server, pool, metrics, components, guards.audit)
+    # Webhook actions and Kafka handlers count into one event_metrics interval writer.
+    event_rows = _running(server, EventMetrics(store, interval=interval)) if store else None
     if store is not None and settings.hook_secrets:
         Webhooks(
             store,
@@ -141,7 +146,7 @@ def build_gateway(
             handlers=webhook_actions(pool, guards.audit),
             max_bytes=settings.hook_max_bytes,
             tolerance=settings.hook_tolerance,
-            events=_running(server, EventMetrics(store, interval=interval)),
+            events=event_rows,
         ).install(server)
     add_admin_tools(
         server, settings.transports, metrics, components, upstreams.infos, upstreams.tool_names
@@ -157,6 +162,14 @@ def build_gateway(
     if families is None:
         families = tool_families(settings, guards.breakers, store, connections)
     native_limits.update(add_tool_families(server, components, families))
+    events.attach(
+        server,
+        components,
+        guards.breakers,
+        upstreams=pool is not None,
+        node_registry=store is not None,  # the node_* tools exist only with the store
+        rows=event_rows,
+    )
     return server
 
 
@@ -304,6 +317,7 @@ def _upstream_pool(
     metrics: GatewayMetrics,
     components: ComponentRegistry,
     clock: Callable[[], float],
+    events: GatewayEvents,
     connections: ConnectionMetrics | None = None,
 ) -> UpstreamPool | None:
     if not settings.enable_external_gateway:
@@ -327,12 +341,21 @@ def _upstream_pool(
         clock=clock,
         pinged=lambda name, seconds: metrics.upstream_ping.labels(upstream=name).observe(seconds),
         client_request_limit=settings.upstream_client_request_timeout,
-        state_changed=upstream_connections(connections) if connections else _ignore_state,
+        state_changed=_state_listener(events, connections),
     )
 
 
-def _ignore_state(name: str, old: UpstreamState, new: UpstreamState) -> None:
-    return None
+def _state_listener(events: GatewayEvents, connections: ConnectionMetrics | None) -> StateListener:
+    """An upstream's state changes, announced as lifecycle events and (with the store)
+    counted as connects and failures."""
+    count = upstream_connections(connections) if connections is not None else None
+
+    def changed(name: str, old: UpstreamState, new: UpstreamState, error: str | None) -> None:
+        events.lifecycle.upstream_state_changed(name, str(new), error)
+        if count is not None:
+            count(name, old, new)
+
+    return changed
 
 
 def layered_manifests(settings: Settings, found: ManifestSet) -> list[Manifest]:

@@ -284,6 +284,50 @@ def doctor(
         raise SystemExit(1)
 
 
+events_app = App(name="events", help="Kafka events: follow what passes.")
+app.command(events_app)
+
+
+@events_app.command(name="tail")
+def events_tail(
+    *,
+    topic: Annotated[
+        list[str] | None,
+        Parameter(negative="", consume_multiple=True, help="topics [default: all the gateway's]"),
+    ] = None,
+    from_beginning: Annotated[
+        bool, Parameter(negative="", help="start at the oldest retained record")
+    ] = False,
+    config: Annotated[Path | None, Parameter(help="TOML config file")] = None,
+) -> None:
+    """Print events as they pass, one line each (time, topic[partition]@offset, type,
+    correlation id, payload), until Ctrl-C. Needs kafka_bootstrap_servers."""
+    try:
+        settings = load_settings(config)
+    except SettingsInvalid as exc:
+        _fail(str(exc), 2)
+    if not settings.kafka_bootstrap_servers:
+        _fail("events tail needs Kafka: set ARCHON_KAFKA_BOOTSTRAP_SERVERS", 2)
+
+    import anyio
+
+    from archon_gateway.gateway.events.tail import tail
+    from archon_gateway.gateway.events.topics import Topics
+    from archon_gateway.gateway.events.wiring import kafka_options
+
+    topics = topic or Topics(settings.kafka_topic_prefix).all()
+
+    def emit(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        anyio.run(
+            lambda: tail(kafka_options(settings), topics, emit, from_beginning=from_beginning)
+        )
+    except GatewayError as exc:
+        _fail(str(exc), 1)
+
+
 @app.command
 def version() -> None:
     """Print the gateway version."""

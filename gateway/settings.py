@@ -318,6 +318,66 @@ class Settings(BaseSettings):
             raise ValueError("retention days must be above 0")
         return {**DEFAULT_RETENTION_DAYS, **value}
 
+    # Kafka events (docs/events.md). Unset bootstrap servers: the in-process bus.
+    kafka_bootstrap_servers: str | None = Field(
+        None, description="Kafka brokers, host:port[,host:port]; unset = in-process event bus"
+    )
+    kafka_group_id: str = Field(
+        "archon-gateway", min_length=1, description="consumer group the gateways share"
+    )
+    kafka_topic_prefix: str = Field(
+        "archon", pattern=r"^[A-Za-z0-9._-]{1,100}$", description="prefix of every topic name"
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how to reach the brokers"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism (with SASL_* protocols)"
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle to verify the brokers")
+    kafka_ssl_certfile: Path | None = Field(None, description="client certificate (mutual TLS)")
+    kafka_ssl_keyfile: Path | None = Field(None, description="client certificate's key")
+    kafka_topic_partitions: int = Field(
+        6, ge=1, le=1000, description="partitions of the topics the gateway creates"
+    )
+    kafka_replication_factor: int = Field(
+        1, ge=1, le=10, description="replication factor of the topics the gateway creates"
+    )
+    kafka_session_timeout: float = Field(
+        10.0, ge=1, le=300, description="seconds of silence before the group drops a gateway"
+    )
+    kafka_max_attempts: int = Field(
+        3, ge=1, le=100, description="handler attempts before an event goes to the DLQ"
+    )
+    kafka_retry_backoff: float = Field(
+        0.5, gt=0, le=60, description="seconds before the first retry; doubles per attempt"
+    )
+    kafka_concurrency: int = Field(
+        256, ge=1, le=10_000, description="events handled at once, in all"
+    )
+    kafka_partition_concurrency: int = Field(
+        256,
+        ge=1,
+        le=10_000,
+        description="events of one partition in flight (same key: one at a time); more "
+        "pauses fetching from it",
+    )
+    kafka_max_buffered: int = Field(
+        5000, ge=1, description="events fetched and unfinished before fetching pauses"
+    )
+    kafka_max_event_bytes: int = Field(
+        1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="largest event accepted"
+    )
+    kafka_recent_ids: int = Field(
+        100_000, ge=0, description="event ids remembered to skip duplicates"
+    )
+    kafka_admin_events: bool = Field(
+        True,
+        description="handle gateway-admin events (breaker reset/open, upstream restart)",
+    )
+
     @field_validator("service_auth_token", "auth_stdio_token")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:

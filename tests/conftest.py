@@ -18,7 +18,9 @@ refuse_bare_folder_imports()
 PROCESS_TEST_TIMEOUT = 180
 # Fixtures that start processes (a gateway process or upstreams); tests using them must
 # carry the `processes` mark.
-PROCESS_FIXTURES = frozenset({"gateway_env", "write_manifest", "node_bin", "standin_url"})
+PROCESS_FIXTURES = frozenset(
+    {"gateway_env", "write_manifest", "node_bin", "standin_url", "kafka_broker", "own_broker"}
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

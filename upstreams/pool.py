@@ -18,7 +18,7 @@ from archon_gateway.upstreams.manifest import Manifest
 from archon_gateway.upstreams.naming import split_uri
 from archon_gateway.upstreams.restarts import CrashHistory, RestartPolicy
 from archon_gateway.upstreams.state import DOWN_STATES, UpstreamState
-from archon_gateway.upstreams.supervisor import Upstream, UpstreamHooks
+from archon_gateway.upstreams.supervisor import StateListener, Upstream, UpstreamHooks
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,7 @@ class UpstreamPool:
         clock: Callable[[], float] = time.monotonic,
         pinged: Callable[[str, float], None] = lambda name, seconds: None,
         client_request_limit: float = 300.0,
-        state_changed: Callable[[str, UpstreamState, UpstreamState], None] = (
-            lambda name, old, new: None
-        ),
+        state_changed: StateListener = lambda name, old, new, error: None,
     ) -> None:
         self._gateway_env = dict(gateway_env)
         self._log_dir = log_dir

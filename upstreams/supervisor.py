@@ -43,6 +43,10 @@ from archon_gateway.upstreams.state import DOWN_STATES, UpstreamInfo, UpstreamSt
 log = logging.getLogger(__name__)
 
 
+# (upstream, old state, new state, its last error)
+StateListener = Callable[[str, UpstreamState, UpstreamState, "str | None"], None]
+
+
 @dataclass(frozen=True)
 class UpstreamHooks:
     """What the rest of the gateway hears from a supervised upstream."""
@@ -52,8 +56,9 @@ class UpstreamHooks:
     # An upstream's notification for the gateway's clients (resources/updated, resources
     # or prompts list_changed, a log line of no single client's call): upstream, method, params.
     relay: Callable[[str, str, dict[str, Any]], None] = lambda upstream, method, params: None
-    # (name, old, new) on every change of state: connects and failures are counted from it.
-    state_changed: Callable[[str, UpstreamState, UpstreamState], None] = lambda name, old, new: None
+    # (name, old, new, last error) on every change of state: connects and failures are
+    # counted from it, lifecycle events announced. Must not block or raise.
+    state_changed: StateListener = lambda name, old, new, error: None
 
 
 @dataclass(frozen=True)
@@ -262,7 +267,7 @@ class Upstream:
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
         if old is not state:
-            self.hooks.state_changed(self.name, old, state)
+            self.hooks.state_changed(self.name, old, state, self.last_error)
         if bool(self.listed_tools()) != listed_before:
             self.hooks.catalog_changed()  # tools hidden while down, or shown again
 

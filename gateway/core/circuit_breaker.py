@@ -100,6 +100,16 @@ class CircuitBreaker:
     def add_listener(self, listener: BreakerListener) -> None:
         self._listeners.append(listener)
 
+    def reset(self) -> None:
+        """Close the breaker now (an operator knows the dependency is back)."""
+        self._fail_counter = 0
+        self._set_state("closed")
+
+    def trip(self) -> None:
+        """Open the breaker now (an operator takes the dependency out); it half-opens after
+        `reset_timeout` as usual."""
+        self._open()
+
     def guard(self) -> AbstractAsyncContextManager[None]:
         """`async with breaker.guard(): ...` runs the block as one call through the breaker;
         raises CircuitOpen before the block when the breaker is open."""

@@ -8,7 +8,8 @@ where it can, what to do about it.
     GatewayError
     ├── CallerError          the request (or the user's configuration) is wrong
     │   ├── InvalidArgument, NotFound, AuthRejected, WebhookRejected
-    │   ├── SettingsInvalid, ManifestInvalid, UnusableFile, JsonRejected
+    │   ├── SettingsInvalid, ManifestInvalid, UnusableFile, JsonRejected,
+    │   │   MalformedEvent
     │   └── IncompatibleVectorStore
     ├── Refused              a dependency is up and failed this one request
     │   └── UpstreamRequestFailed, WorkflowFailed, ToolBusy
@@ -107,6 +108,10 @@ class UnusableFile(CallerError):
         self.path = path
         self.reason = reason
         self.unparsable = unparsable
+
+
+class MalformedEvent(CallerError):
+    """A Kafka record is not a valid event envelope (the reason names fields, never values)."""
 
 
 class JsonRejected(CallerError):

@@ -240,6 +240,97 @@ async def test_a_call_that_began_before_the_breaker_opened_does_not_change_it() 
     assert breaker.current_state == "open"
 
 
+async def test_trip_opens_a_closed_breaker_at_once_and_it_half_opens_as_usual() -> None:
+    clock = Clock()
+    recorder = Recorder()
+    breaker = CircuitBreaker("b", fail_max=5, reset_timeout=10, clock=clock, listeners=[recorder])
+    breaker.trip()
+    assert breaker.current_state == "open"
+    with pytest.raises(CircuitOpen) as refused:
+        await breaker.call(succeed)
+    assert refused.value.retry_in == pytest.approx(10)
+    clock.now += 10
+    assert breaker.current_state == "half_open"
+    assert await breaker.call(succeed) == "ok"
+    assert breaker.current_state == "closed"
+    assert recorder.changes == [
+        ("b", "closed", "open"),
+        ("b", "open", "half_open"),
+        ("b", "half_open", "closed"),
+    ]
+
+
+async def test_trip_on_an_open_breaker_starts_its_reset_timeout_again() -> None:
+    clock = Clock()
+    recorder = Recorder()
+    breaker = CircuitBreaker("b", fail_max=1, reset_timeout=10, clock=clock, listeners=[recorder])
+    await trip(breaker)
+    clock.now += 8
+    breaker.trip()
+    assert breaker.retry_in() == pytest.approx(10)
+    clock.now += 9
+    assert breaker.current_state == "open"
+    assert recorder.changes == [("b", "closed", "open")]  # no second "opened"
+
+
+async def test_reset_closes_an_open_breaker_at_once_and_forgets_its_failures() -> None:
+    clock = Clock()
+    recorder = Recorder()
+    breaker = CircuitBreaker("b", fail_max=2, reset_timeout=30, clock=clock, listeners=[recorder])
+    await trip(breaker)
+    breaker.reset()
+    assert breaker.current_state == "closed"
+    assert (breaker.fail_counter, breaker.retry_in()) == (0, 0)
+    assert await breaker.call(succeed) == "ok"
+    # A full fail_max of new failures is needed to open it again.
+    with pytest.raises(UpstreamUnavailable):
+        await breaker.call(fail, UpstreamUnavailable("down"))
+    assert breaker.current_state == "closed"
+    assert recorder.changes == [("b", "closed", "open"), ("b", "open", "closed")]
+
+
+async def test_reset_of_a_closed_breaker_clears_its_count_without_a_state_change() -> None:
+    recorder = Recorder()
+    breaker = CircuitBreaker("b", fail_max=3, clock=Clock(), listeners=[recorder])
+    for _ in range(2):
+        with pytest.raises(UpstreamUnavailable):
+            await breaker.call(fail, UpstreamUnavailable("down"))
+    breaker.reset()
+    assert (breaker.current_state, breaker.fail_counter) == ("closed", 0)
+    for _ in range(2):
+        with pytest.raises(UpstreamUnavailable):
+            await breaker.call(fail, UpstreamUnavailable("down"))
+    assert breaker.current_state == "closed"  # 2 < 3 since the reset
+    assert recorder.changes == []
+
+
+async def test_a_call_that_began_before_a_reset_does_not_reopen_the_breaker() -> None:
+    breaker = CircuitBreaker("b", fail_max=1, reset_timeout=30, clock=Clock())
+    await trip(breaker)
+    breaker.reset()
+    entered = anyio.Event()
+    finish = anyio.Event()
+
+    async def slow_failure() -> None:
+        entered.set()
+        await finish.wait()
+        raise UpstreamUnavailable("down, but from before")
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+
+            async def call() -> None:
+                with pytest.raises(UpstreamUnavailable):
+                    await breaker.call(slow_failure)
+
+            tg.start_soon(call)
+            await entered.wait()
+            breaker.trip()
+            breaker.reset()  # the operator changes their mind while the call runs
+            finish.set()
+    assert breaker.current_state == "closed"
+
+
 async def test_a_failing_listener_does_not_break_the_breaker() -> None:
     class Broken:
         def state_change(

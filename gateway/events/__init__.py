@@ -1,0 +1,1 @@
+"""Kafka events: request topics in, native tools through the middleware, responses out."""
