@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from archon_gateway.gateway.catalog.view import CatalogView
+from archon_gateway.gateway.catalog.wiring import CALL_TOOL_LIMIT, add_catalog, report_at_start
 from archon_gateway.gateway.client_sessions import ClientSessions
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
@@ -76,7 +78,15 @@ def build_gateway(
         upstream_of=pool.upstream_of if pool else _not_upstream,
         clock=clock,
     )
-    native_limits: dict[str, float] = {}  # the tool families' own limits, added below
+    native_limits: dict[str, float] = dict(CALL_TOOL_LIMIT)  # + the families' own, below
+    native_namespaces: dict[str, str] = {}  # native tool -> its family, added below
+    catalog = add_catalog(
+        server,
+        settings,
+        lambda tool: (
+            (pool.upstream_of(tool) if pool else None) or native_namespaces.get(tool, SERVER_NAME)
+        ),
+    )
     upstream_limit = pool.timeout_for if pool else _not_upstream
     timeouts = TimeoutMiddleware(
         settings.tool_timeout, lambda tool: native_limits.get(tool) or upstream_limit(tool)
@@ -88,7 +98,13 @@ def build_gateway(
     server.add_middleware(timeouts)
     upstreams = _serve_upstreams(server, pool, metrics, components)
     add_admin_tools(
-        server, settings.transports, metrics, components, upstreams.infos, upstreams.tool_names
+        server,
+        settings.transports,
+        metrics,
+        components,
+        upstreams.infos,
+        upstreams.tool_names,
+        profile_counts=catalog.tool_counts,
     )
     add_http_routes(
         server,
@@ -97,11 +113,33 @@ def build_gateway(
         breakers=guards.breakers,
         protect_details=settings.auth_protect_health_details,
         details=upstreams.details,
+        profiles=functools.partial(_profile_counts, server, catalog, upstreams.tool_names),
     )
     if families is None:
         families = tool_families(settings, guards.breakers)
     native_limits.update(add_tool_families(server, components, families))
+    native_namespaces.update(family_namespaces(families))
+    if pool is None or not settings.lazy_upstreams:  # lazy: checked at the first listing
+        report_at_start(server, catalog, upstreams.tool_names, pool.settled if pool else None)
     return server
+
+
+async def _profile_counts(
+    server: GatewayServer, catalog: CatalogView, upstream_names: Callable[[], list[str]]
+) -> dict[str, dict[str, int | str]]:
+    """Each profile's mode and tool counts (upstream tools as last listed)."""
+    native = [tool.name for tool in await server.local_provider.list_tools()]
+    return catalog.tool_counts([*native, *upstream_names()])
+
+
+def family_namespaces(families: Iterable[ToolFamily]) -> dict[str, str]:
+    """Each native tool's namespace for search: its family's package (`codegen`, ...)."""
+    namespaces: dict[str, str] = {}
+    for family in families:
+        parts = type(family).__module__.split(".")
+        namespace = parts[-2] if len(parts) > 1 else SERVER_NAME
+        namespaces.update({tool.name: namespace for tool in family.tools()})
+    return namespaces
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,8 @@ def _http_auth(
             public_key=settings.auth_jwt_public_key,
             algorithm=settings.auth_jwt_algorithm,
         ),
+        profile_tokens=settings.service_tokens,
+        profile_claim=settings.auth_jwt_profile_claim,
     )
     return StarletteMiddleware(
         HttpAuthMiddleware,

@@ -21,6 +21,7 @@ class AuditEvent:
     principal: str = "anonymous"  # "service", "user:<sub>", "anonymous"
     path: str = ""
     client: str = ""
+    profile: str = ""  # the catalog profile the principal is bound to, if any
     at: float = field(default_factory=time.time)
 
 

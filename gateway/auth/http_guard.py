@@ -14,6 +14,7 @@ SERVICE_HEADER = "x-service-auth"
 BYPASS_HEADER = "x-health-check-bypass"
 HEALTH_PATHS = frozenset({"/health", "/health/ready"})
 METRICS_PATH = "/metrics"
+BOUND_PROFILE = "archon_bound_profile"  # request state: the profile a principal is bound to
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -84,9 +85,12 @@ class HttpAuthMiddleware:
                 principal=decision.principal,
                 path=path,
                 client=_client(scope),
+                profile=decision.profile or "",
             )
         )
         state["authenticated"] = decision.accepted
+        if decision.accepted and decision.profile is not None:
+            state[BOUND_PROFILE] = decision.profile
         if decision.accepted or open_route:
             await self.app(scope, receive, send)
             return

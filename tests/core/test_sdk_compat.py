@@ -51,6 +51,7 @@ COVERED: dict[str, str] = {
     "serve_subscriptions_listen": "test_listen_streams_hear_published_tool_list_changes",
     "new_subscription_bus": "test_listen_streams_hear_published_tool_list_changes",
     "publish_tools_changed": "test_listen_streams_hear_published_tool_list_changes",
+    "search_tokens": "test_search_tokens_are_fastmcp_bm25_words",
     "tool_error_cause": "test_middleware_sees_a_tool_exception_as_the_cause_of_a_tool_error",
     "http_session_counter": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
     "embedded_uvicorn": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
@@ -234,6 +235,16 @@ async def test_listen_streams_hear_published_tool_list_changes() -> None:
             async for event in subscription:
                 assert isinstance(event, ToolsListChanged)
                 break
+
+
+def test_search_tokens_are_fastmcp_bm25_words() -> None:
+    assert sdk_compat.search_tokens("Zen_CodeReview: a b ﬁle-Names 42") == [
+        "zen",
+        "codereview",
+        "file",
+        "names",
+        "42",
+    ]
 
 
 async def test_middleware_sees_a_tool_exception_as_the_cause_of_a_tool_error() -> None:

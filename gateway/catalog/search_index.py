@@ -1,0 +1,137 @@
+"""An incremental BM25 index over catalog entries (tools today; prompts and resources are
+entries of other kinds, with the same fields).
+
+Why not fastmcp's BM25SearchTransform index: it hashes the whole catalog on every query and
+rebuilds everything when one tool changes. Here each entry is re-indexed only when its
+source object changes (`sync` compares identity, then text), and the BM25 statistics
+(document frequencies, total length) are updated by difference. Tokens are fastmcp's own
+(`sdk_compat.search_tokens`). `sync` and `search` never await, so a search sees one
+consistent catalog even while upstreams change theirs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from archon_gateway.gateway.core.sdk_compat import search_tokens
+
+K1 = 1.5
+B = 0.75
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+# The name and namespace say most about a tool; counting their words twice ranks them
+# above words that only the long description or a parameter mentions.
+NAME_WEIGHT = 2
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """What search ranks over and answers with, for one tool (or, later, prompt/resource)."""
+
+    name: str
+    namespace: str
+    kind: str = "tool"
+    title: str = ""
+    description: str = ""
+    parameters: Mapping[str, str] = field(default_factory=dict)  # name -> description
+    annotations: Mapping[str, Any] = field(default_factory=dict)
+
+    def document(self) -> str:
+        """The text indexed: name and namespace (weighted), title, description, parameters."""
+        name = " ".join([_CAMEL.sub(" ", self.name), self.namespace] * NAME_WEIGHT)
+        params = " ".join(f"{_CAMEL.sub(' ', key)} {text}" for key, text in self.parameters.items())
+        return f"{name} {self.title} {self.description} {params}"
+
+
+@dataclass
+class _Indexed:
+    source: object
+    entry: CatalogEntry
+    terms: Counter[str]
+    length: int
+
+
+class SearchIndex:
+    def __init__(self) -> None:
+        self._entries: dict[str, _Indexed] = {}
+        self._postings: dict[str, dict[str, int]] = {}  # term -> {key: term frequency}
+        self._total_length = 0
+        self.reindexed = 0  # entries (re)built since creation: shows what a change cost
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def sync(
+        self,
+        sources: Iterable[object],
+        key: Callable[[Any], str],
+        entry: Callable[[Any], CatalogEntry],
+    ) -> None:
+        """Make the index hold exactly `sources`: entries whose source object is unchanged are
+        kept as they are; new or changed ones are (re)indexed; missing ones removed."""
+        seen: set[str] = set()
+        for source in sources:
+            name = key(source)
+            seen.add(name)
+            current = self._entries.get(name)
+            if current is not None and current.source is source:
+                continue
+            built = entry(source)
+            if current is not None and current.entry == built:
+                current.source = source
+                continue
+            self._remove(name)
+            self._add(name, source, built)
+        for name in [name for name in self._entries if name not in seen]:
+            self._remove(name)
+
+    def search(
+        self, query: str, top_k: int, namespace: str | None = None
+    ) -> list[tuple[CatalogEntry, float]]:
+        """The `top_k` best entries for `query` (BM25 Okapi), best first; ties by name."""
+        count = len(self._entries)
+        if not count:
+            return []
+        average = self._total_length / count
+        scores: dict[str, float] = {}
+        for term in set(search_tokens(query)):
+            postings = self._postings.get(term)
+            if not postings:
+                continue
+            idf = math.log((count - len(postings) + 0.5) / (len(postings) + 0.5) + 1.0)
+            for name, tf in postings.items():
+                norm = K1 * (1 - B + B * self._entries[name].length / average)
+                scores[name] = scores.get(name, 0.0) + idf * tf * (K1 + 1) / (tf + norm)
+        ranked = sorted(
+            (
+                (item.entry, score)
+                for name, score in scores.items()
+                if (item := self._entries[name]).entry.namespace == namespace or namespace is None
+            ),
+            key=lambda pair: (-pair[1], pair[0].name),
+        )
+        return ranked[:top_k]
+
+    def _add(self, name: str, source: object, entry: CatalogEntry) -> None:
+        terms = Counter(search_tokens(entry.document()))
+        length = sum(terms.values())
+        self._entries[name] = _Indexed(source, entry, terms, length)
+        self._total_length += length
+        for term, tf in terms.items():
+            self._postings.setdefault(term, {})[name] = tf
+        self.reindexed += 1
+
+    def _remove(self, name: str) -> None:
+        item = self._entries.pop(name, None)
+        if item is None:
+            return
+        self._total_length -= item.length
+        for term in item.terms:
+            postings = self._postings[term]
+            del postings[name]
+            if not postings:
+                del self._postings[term]
