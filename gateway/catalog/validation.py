@@ -7,19 +7,43 @@ from __future__ import annotations
 from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError, validators
-from jsonschema.exceptions import SchemaError
+from jsonschema.exceptions import SchemaError, UnknownType
+from jsonschema.protocols import Validator
+from referencing.exceptions import Unresolvable
 
 MAX_LISTED = 20
+_CACHED = 1024
+# Checked validators by schema object (a tool keeps its schema object while it is unchanged);
+# the schema is kept beside its validator so a reused id() is never mistaken for it.
+_validators: dict[int, tuple[dict[str, Any], Validator | None]] = {}
+
+
+def _validator(schema: dict[str, Any]) -> Validator | None:
+    cached = _validators.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    cls = validators.validator_for(schema, default=Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+        checked: Validator | None = cls(schema)
+    except SchemaError:
+        checked = None
+    if len(_validators) >= _CACHED:
+        _validators.clear()
+    _validators[id(schema)] = (schema, checked)
+    return checked
 
 
 def violations(schema: dict[str, Any], arguments: dict[str, Any]) -> list[str]:
     """Every way `arguments` break `schema`, one short phrase each (at most MAX_LISTED, then
     a count of the rest); [] when they fit or the schema itself is unusable (the tool then
     judges its arguments itself)."""
+    validator = _validator(schema)
+    if validator is None:
+        return []
     try:
-        validator = validators.validator_for(schema, default=Draft202012Validator)(schema)
         errors = sorted(validator.iter_errors(arguments), key=lambda e: list(map(str, e.path)))
-    except SchemaError:
+    except (SchemaError, UnknownType, Unresolvable):
         return []
     phrases = [_phrase(error) for error in errors[:MAX_LISTED]]
     if len(errors) > MAX_LISTED:
