@@ -62,11 +62,13 @@ async def test_menu_lists_three_tools_and_search_describe_call_reach_a_native_to
         hit = next(hit for hit in results if hit["name"] == "code_validate")
         assert hit["namespace"] == "codegen"
         assert hit["annotations"]["readOnlyHint"] is True
-        assert hit["score"] > 0 and "\n" not in hit["description"]
+        assert hit["score"] > 0
+        assert "\n" not in hit["description"]
 
         described = await client.call_tool("archon_describe_tool", {"name": "code_validate"})
         schema = described.structured_content["input_schema"]  # type: ignore[index]
-        assert "code" in schema["properties"] and "code" in schema["required"]
+        assert "code" in schema["properties"]
+        assert "code" in schema["required"]
 
         direct = await client.call_tool("code_analyze", {"code": "def f():\n    return 1\n"})
         via_menu = await client.call_tool(
@@ -78,7 +80,8 @@ async def test_menu_lists_three_tools_and_search_describe_call_reach_a_native_to
         assert via_menu.is_error is direct.is_error is False
     # The real tool went through the same middleware as the direct call.
     analyzed = [call for call in seen.calls if call[0] == "code_analyze"]
-    assert len(analyzed) == 2 and analyzed[0] == analyzed[1]
+    assert len(analyzed) == 2
+    assert analyzed[0] == analyzed[1]
 
 
 async def test_a_call_through_the_menu_is_counted_under_the_real_tools_name(
@@ -115,8 +118,10 @@ async def test_bad_names_and_bad_arguments_get_one_clear_line_listing_every_prob
         assert bad.is_error
         line = bad.content[0].text  # type: ignore[union-attr]
         assert "do not match its schema (2 problems)" in line
-        assert "'code' must be string" in line and "unexpected argument 'path'" in line
-        assert secret not in line and "\n" not in line
+        assert "'code' must be string" in line
+        assert "unexpected argument 'path'" in line
+        assert secret not in line
+        assert "\n" not in line
 
         described = await client.call_tool(
             "archon_describe_tool", {"name": "nothing_like_it"}, raise_on_error=False
@@ -147,7 +152,8 @@ async def test_a_profile_hides_a_tool_from_list_search_describe_and_calls(
             "archon_search_tools", {"query": "correct fix rename code", "top_k": 50}
         )
         names = [hit["name"] for hit in found.structured_content["results"]]  # type: ignore[index]
-        assert "code_correct" not in names and "pattern_search" not in names
+        assert "code_correct" not in names
+        assert "pattern_search" not in names
         assert found.structured_content["searched"] == 3  # type: ignore[index]
 
         described = await client.call_tool("archon_describe_tool", {"name": "code_validate"})
@@ -164,15 +170,19 @@ async def test_a_profile_hides_a_tool_from_list_search_describe_and_calls(
             assert via_menu.content[0].text.startswith(f"unknown tool '{name}'")  # type: ignore[union-attr]
     # Never executed: a direct call fails at the lookup, and the menu never forwards one.
     forwarded = [name for name, _ in seen.calls]
-    assert forwarded.count("code_correct") == 1 and forwarded.count("pattern_search") == 1
+    assert forwarded.count("code_correct") == 1
+    assert forwarded.count("pattern_search") == 1
 
 
 async def test_full_mode_lists_everything_and_has_no_meta_tools(tmp_path: Path) -> None:
     server = gateway(tmp_path)
     async with Client(server) as client:
         names = [tool.name for tool in await client.list_tools()]
-        assert "code_validate" in names and not set(META) & set(names)
-        missing = await client.call_tool("archon_search_tools", {"query": "x"}, raise_on_error=False)
+        assert "code_validate" in names
+        assert not set(META) & set(names)
+        missing = await client.call_tool(
+            "archon_search_tools", {"query": "x"}, raise_on_error=False
+        )
         assert missing.is_error
 
 
@@ -205,7 +215,8 @@ async def test_gateway_info_shows_each_profiles_mode_and_tool_counts(tmp_path: P
     assert info is not None
     assert info["profiles"]["codegen"] == {"mode": "menu", "tools": 3, "listed": 3}
     default = info["profiles"]["default"]
-    assert default["mode"] == "full" and default["tools"] == default["listed"] > 3
+    assert default["mode"] == "full"
+    assert default["tools"] == default["listed"] > 3
 
 
 def test_profile_settings_are_checked_at_load(tmp_path: Path) -> None:
@@ -214,7 +225,8 @@ def test_profile_settings_are_checked_at_load(tmp_path: Path) -> None:
         'profile = "ops"\n[profiles.ops]\ninclude = ["zen_*"]\ncatalog_mode = "menu"\n'
     )
     settings = load_settings(config)
-    assert settings.default_profile == "ops" and settings.profiles["ops"].include == ["zen_*"]
+    assert settings.default_profile == "ops"
+    assert settings.profiles["ops"].include == ["zen_*"]
     with pytest.raises(SettingsInvalid, match="no profile named 'nope'"):
         load_settings(config, {"profile": "nope"})
     config.write_text('[profiles.ops]\ncatalog_mode = "menus"\n')
@@ -223,7 +235,8 @@ def test_profile_settings_are_checked_at_load(tmp_path: Path) -> None:
     config.write_text('[service_tokens]\nops = "short"\n[profiles.ops]\n')
     with pytest.raises(SettingsInvalid) as refused:
         load_settings(config)
-    assert "16 characters" in str(refused.value) and "short" not in str(refused.value)
+    assert "16 characters" in str(refused.value)
+    assert "short" not in str(refused.value)
 
 
 def test_the_search_index_reindexes_only_what_changed() -> None:
@@ -240,7 +253,8 @@ def test_the_search_index_reindexes_only_what_changed() -> None:
     tools[7] = tool("t7", "renders a mermaid diagram")
     del tools[8]
     index.sync(tools, lambda t: t.name, entry)
-    assert index.reindexed == 101 and len(index) == 99
+    assert index.reindexed == 101
+    assert len(index) == 99
     [(best, _)] = index.search("mermaid diagram", 1)
     assert best.name == "t7"
     assert not [hit for hit, _ in index.search("thing 8", 99) if hit.name == "t8"]
