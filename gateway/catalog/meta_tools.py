@@ -110,12 +110,17 @@ def meta_tools(view: CatalogView) -> Mapping[str, Tool]:
 
     read_only = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
     tools = {
+        # No output schemas: they would cost the menu's listing more than its three tools;
+        # the results still come back as structured content (and as JSON text).
         "archon_search_tools": Tool.from_function(
-            archon_search_tools, annotations=read_only.model_copy(update={"title": "Search tools"})
+            archon_search_tools,
+            annotations=read_only.model_copy(update={"title": "Search tools"}),
+            output_schema=None,
         ),
         "archon_describe_tool": Tool.from_function(
             archon_describe_tool,
             annotations=read_only.model_copy(update={"title": "Describe a tool"}),
+            output_schema=None,
         ),
         "archon_call_tool": Tool.from_function(
             archon_call_tool, annotations=ToolAnnotations(title="Call a tool")
