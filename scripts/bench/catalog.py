@@ -207,9 +207,8 @@ async def main() -> None:
         f"menu/full = {real['menu_tokens'] / real['full_tokens']:.4f} ({saved:.1%} fewer)"
     )
     q = real["quality"]
-    print(
-        f"search quality ({len(labelled_queries())} queries): recall@3 {q.recall_at_3:.1%}, MRR {q.mrr:.3f}"
-    )
+    count = len(labelled_queries())
+    print(f"search quality ({count} queries): recall@3 {q.recall_at_3:.1%}, MRR {q.mrr:.3f}")
     for miss in q.misses:
         print(f"  miss: {miss}")
     cost = await search_cost(args.rounds)
