@@ -12,7 +12,7 @@ from fastmcp import FastMCP
 from fastmcp.tools import Tool, ToolResult
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic import definitions  # noqa: E402  (run as a script, outside the package)
+from synthetic import definitions
 
 
 class SyntheticTool(Tool):
