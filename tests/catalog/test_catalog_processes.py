@@ -77,6 +77,19 @@ async def test_a_stdio_menu_client_searches_describes_and_calls_within_its_profi
             )
             assert echoed.content[0].text == "via menu"  # type: ignore[union-attr]
 
+            seen: list[tuple[float, float | None]] = []
+
+            async def on_progress(progress: float, total: float | None, _: str | None) -> None:
+                seen.append((progress, total))
+
+            slow = await client.call_tool(
+                "archon_call_tool",
+                {"name": "toolbox_slow", "arguments": {"steps": 3, "delay": 0.05}},
+                progress_handler=on_progress,
+            )
+            assert slow.content[0].text == "done after 3 steps"  # type: ignore[union-attr]
+            assert seen == [(1, 3), (2, 3), (3, 3)]
+
             bad = await client.call_tool(
                 "archon_call_tool",
                 {"name": "toolbox_echo", "arguments": {"txt": "x"}},
