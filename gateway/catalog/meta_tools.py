@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastmcp.server.context import Context
+from fastmcp import Context
 from fastmcp.tools import Tool, ToolResult
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
