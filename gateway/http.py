@@ -78,6 +78,7 @@ def build_http_app(server: FastMCP, mcp_path: str) -> Starlette:
         server.open_http_sessions = sdk_compat.http_session_counter(app)
     endpoints = {
         "mcp": mcp_path,
+        "mcp_profile": f"{mcp_path.rstrip('/')}/{{profile}}",
         "health": "/health",
         "ready": "/health/ready",
         "metrics": "/metrics",

@@ -219,7 +219,9 @@ async def test_gateway_info_shows_each_profiles_mode_and_tool_counts(tmp_path: P
     assert default["tools"] == default["listed"] > 3
 
 
-def test_profile_settings_are_checked_at_load(tmp_path: Path) -> None:
+def test_profile_settings_are_checked_at_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "archon.toml"
     config.write_text(
         'profile = "ops"\n[profiles.ops]\ninclude = ["zen_*"]\ncatalog_mode = "menu"\n'
@@ -232,6 +234,12 @@ def test_profile_settings_are_checked_at_load(tmp_path: Path) -> None:
     config.write_text('[profiles.ops]\ncatalog_mode = "menus"\n')
     with pytest.raises(SettingsInvalid, match="catalog_mode"):
         load_settings(config)
+    config.write_text("[profiles.ops]\n")
+    monkeypatch.setenv("ARCHON_SERVICE_TOKENS", '{"ops": "ops-token-0123456789abcdef"}')
+    bound = load_settings(config)
+    assert bound.service_tokens["ops"].get_secret_value() == "ops-token-0123456789abcdef"
+    assert bound.effective_auth_mode == "service"
+    monkeypatch.delenv("ARCHON_SERVICE_TOKENS")
     config.write_text('[service_tokens]\nops = "short"\n[profiles.ops]\n')
     with pytest.raises(SettingsInvalid) as refused:
         load_settings(config)
