@@ -18,6 +18,7 @@ from typing import Any
 from archon_gateway.gateway.catalog.view import CatalogView
 from archon_gateway.gateway.catalog.wiring import CALL_TOOL_LIMIT, add_catalog, report_at_start
 from archon_gateway.gateway.client_sessions import ClientSessions
+from archon_gateway.gateway.core import sdk_compat
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
 from archon_gateway.gateway.core.tool_family import ToolFamily
@@ -27,6 +28,7 @@ from archon_gateway.gateway.gateway_metrics import GatewayMetrics
 from archon_gateway.gateway.guards import build_guards
 from archon_gateway.gateway.http import add_http_routes
 from archon_gateway.gateway.mcp_server import GatewayServer
+from archon_gateway.gateway.middleware.admission import AdmissionMiddleware
 from archon_gateway.gateway.middleware.call_metrics import MetricsMiddleware
 from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
 from archon_gateway.gateway.middleware.timeout import TimeoutMiddleware
@@ -70,6 +72,7 @@ def build_gateway(
     environ = os.environ if environ is None else environ
     pool = _upstream_pool(settings, environ, metrics, components, clock)
     server = GatewayServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
+    sdk_compat.refuse_before_initialize(server)
     guards = build_guards(
         server,
         settings,
@@ -95,6 +98,8 @@ def build_gateway(
     # stdio auth and breakers; the timeout is innermost so it measures only the tool itself.
     for layer in (ErrorTranslationMiddleware(), MetricsMiddleware(metrics), *guards.middleware):
         server.add_middleware(layer)
+    # Inside metrics (busy refusals are counted) and outside the timeout.
+    server.add_middleware(AdmissionMiddleware(settings.tool_concurrency))
     server.add_middleware(timeouts)
     upstreams = _serve_upstreams(server, pool, metrics, components)
     add_admin_tools(
@@ -192,6 +197,8 @@ def tool_families(settings: Settings, breakers: BreakerRegistry) -> list[ToolFam
         CodegenTools(
             max_input_bytes=settings.codegen_max_input_bytes,
             ruff_timeout=settings.codegen_ruff_timeout,
+            workers=settings.codegen_workers,
+            offload_bytes=settings.codegen_offload_bytes,
         ),
         WorkflowTools(
             settings.workflow_coordinator_url,
@@ -206,6 +213,7 @@ def tool_families(settings: Settings, breakers: BreakerRegistry) -> list[ToolFam
             batch_size=settings.patterns_batch_size,
             embed_timeout=settings.patterns_embed_timeout,
             breakers=breakers,
+            max_request_text_bytes=settings.patterns_max_request_text_bytes,
         ),
     ]
 

@@ -70,7 +70,7 @@ def serve(
 
     from archon_gateway.gateway.app import build_gateway
     from archon_gateway.gateway.logs import configure_logging
-    from archon_gateway.gateway.serve_loop import bind_listener
+    from archon_gateway.gateway.serve_loop import HttpLimits, bind_listener
     from archon_gateway.gateway.serve_loop import serve as serve_gateway
 
     if settings.serves_stdio and (missing := [fd for fd in closed_fds if fd in (0, 1)]):
@@ -102,6 +102,12 @@ def serve(
                 mcp_path=settings.http_path,
                 shutdown_grace=settings.shutdown_grace,
                 max_message_bytes=settings.max_message_bytes,
+                http_limits=HttpLimits(
+                    header_timeout=settings.http_header_timeout,
+                    body_timeout=settings.http_body_timeout,
+                    keepalive_timeout=settings.http_keepalive_timeout,
+                    max_connections=settings.http_max_connections,
+                ),
             )
         )
     except* GatewayError as failures:

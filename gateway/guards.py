@@ -60,7 +60,10 @@ def build_guards(
 
     server.http_middleware.append(_http_auth(settings, audit, metrics))
     stdio = stdio_decision(
-        settings.auth_stdio_require_token, settings.auth_stdio_token, settings.service_auth_token
+        settings.auth_stdio_require_token,
+        settings.auth_stdio_token,
+        settings.service_auth_token,
+        settings.service_auth_extra_tokens,
     )
     if settings.serves_stdio and settings.auth_stdio_require_token:
         audit.record(
@@ -90,6 +93,7 @@ def _http_auth(
             public_key=settings.auth_jwt_public_key,
             algorithm=settings.auth_jwt_algorithm,
         ),
+        also_accepted=settings.service_auth_extra_tokens,
         profile_tokens=settings.service_tokens,
         profile_claim=settings.auth_jwt_profile_claim,
     )

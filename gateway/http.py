@@ -9,9 +9,11 @@ from fastmcp import FastMCP
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from archon_gateway.gateway.body_guard import JsonBodyGuard
 from archon_gateway.gateway.core import sdk_compat
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.health import ComponentRegistry
@@ -68,12 +70,17 @@ def add_http_routes(
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
-def build_http_app(server: FastMCP, mcp_path: str) -> Starlette:
-    """Streamable HTTP MCP at `mcp_path` plus the server's custom routes."""
+def build_http_app(
+    server: FastMCP, mcp_path: str, max_body_bytes: int = 32 * 1024 * 1024
+) -> Starlette:
+    """Streamable HTTP MCP at `mcp_path` plus the server's custom routes; JSON-RPC bodies
+    over `max_body_bytes` (or nested too deeply) are refused before the SDK reads them."""
     # A GatewayServer brings its auth middleware (outermost: before any route runs).
-    app = server.http_app(
-        path=mcp_path, transport="http", middleware=list(getattr(server, "http_middleware", []))
-    )
+    middleware = [
+        *getattr(server, "http_middleware", []),
+        Middleware(JsonBodyGuard, max_bytes=max_body_bytes, paths=(mcp_path,)),
+    ]
+    app = server.http_app(path=mcp_path, transport="http", middleware=middleware)
     if isinstance(server, GatewayServer):
         server.open_http_sessions = sdk_compat.http_session_counter(app)
     endpoints = {

@@ -6,6 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
+from archon_gateway.gateway.log_redaction import RedactSecrets
+
 _FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
 # Libraries that install their own handlers; we route them through ours instead.
 _ADOPTED_LOGGERS = ("fastmcp", "mcp", "uvicorn", "uvicorn.error", "uvicorn.access")
@@ -19,6 +21,8 @@ def configure_logging(level: str, log_file: Path | None = None) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S"))
+    # On the handler, so every record (ours and the libraries', propagated) passes it.
+    handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+from dataclasses import dataclass
 
 import anyio
 import uvicorn
@@ -71,6 +72,7 @@ async def serve(
     handle_signals: bool = True,
     stop: anyio.Event | None = None,
     stdio_fds: tuple[int, int] = (0, 1),
+    http_limits: HttpLimits | None = None,
 ) -> None:
     """Serve until a signal, stdin EOF (stdio), the HTTP server stopping, or `stop` is set
     (for hosts that embed the gateway) ends it.
@@ -82,6 +84,7 @@ async def serve(
     if not stdio and listener is None:
         raise SettingsInvalid("nothing to serve: enable stdio, HTTP, or both")
     stop = stop or anyio.Event()
+    http_limits = http_limits or HttpLimits()
     in_flight = InFlightCalls()
     server.middleware.insert(0, in_flight)  # outermost: it sees every call first
     sdk_compat.allow_sse_streams()  # process-global: a previous serve() here ended them
@@ -94,7 +97,12 @@ async def serve(
             http: uvicorn.Server | None = None
             if listener is not None:
                 http = await tg.start(
-                    _run_http, _uvicorn_config(server, mcp_path, shutdown_grace), listener, stop
+                    _run_http,
+                    _uvicorn_config(
+                        server, mcp_path, shutdown_grace, max_message_bytes, http_limits
+                    ),
+                    listener,
+                    stop,
                 )
                 log.info("serving MCP over streamable HTTP at %s", http_url(listener, mcp_path))
             channel: StdioChannel | None = None
@@ -104,7 +112,9 @@ async def serve(
                         "stdin is a terminal: an MCP client normally launches this command; "
                         "for HTTP clients run `archon-gateway serve --transport http`"
                     )
-                channel = await tg.start(_run_stdio, server, max_message_bytes, stdio_fds, stop)
+                channel = await tg.start(
+                    _run_stdio, server, max_message_bytes, stdio_fds, stop, shutdown_grace
+                )
                 log.info("serving MCP over stdio")
             await stop.wait()
             log.info("shutting down")
@@ -126,9 +136,31 @@ async def serve(
     log.info("stopped")
 
 
-def _uvicorn_config(server: FastMCP, mcp_path: str, shutdown_grace: float) -> uvicorn.Config:
+@dataclass(frozen=True)
+class HttpLimits:
+    """How long a slow client may take, and how many connections may be open (see
+    docs/hardening.md): headers within `header_timeout` s, body stalls of at most
+    `body_timeout` s, idle keep-alive connections closed after `keepalive_timeout` s, and
+    beyond `max_connections` open connections requests are answered 503."""
+
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keepalive_timeout: float = 5.0
+    max_connections: int = 512
+
+
+def _uvicorn_config(
+    server: FastMCP,
+    mcp_path: str,
+    shutdown_grace: float,
+    max_message_bytes: int,
+    limits: HttpLimits,
+) -> uvicorn.Config:
     return uvicorn.Config(
-        build_http_app(server, mcp_path),
+        build_http_app(server, mcp_path, max_message_bytes),
+        http=sdk_compat.slow_client_protocol(limits.header_timeout, limits.body_timeout),
+        timeout_keep_alive=limits.keepalive_timeout,  # type: ignore[arg-type]
+        limit_concurrency=limits.max_connections,
         log_config=None,
         lifespan="on",
         ws="none",
@@ -156,12 +188,13 @@ async def _run_stdio(
     max_message_bytes: int,
     fds: tuple[int, int],
     stop: anyio.Event,
+    grace: float,
     *,
     task_status: TaskStatus[StdioChannel] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     try:
         with sdk_compat.transport_set("stdio"):
-            async with stdio_streams(max_message_bytes, *fds) as channel:
+            async with stdio_streams(max_message_bytes, *fds, eof_grace=grace) as channel:
                 task_status.started(channel)
                 await sdk_compat.run_session(server, channel.read, channel.write)
             if not stop.is_set():

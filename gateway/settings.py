@@ -45,6 +45,15 @@ LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 AuthMode = Literal["none", "service", "service_or_user"]
 
 
+# Expensive native tools get a concurrency limit by default (admission control).
+DEFAULT_TOOL_CONCURRENCY = {
+    "code_correct": 2,
+    "code_validate": 4,
+    "code_analyze": 4,
+    "mixin_recommend": 4,
+}
+
+
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("archon-gateway", appauthor=False))
 
@@ -154,6 +163,34 @@ class Settings(BaseSettings):
     codegen_ruff_timeout: float = Field(
         10.0, gt=0, le=300, description="seconds one ruff run may take in the code_* tools"
     )
+    tool_concurrency: dict[str, int] = Field(
+        default_factory=lambda: dict(DEFAULT_TOOL_CONCURRENCY),
+        description="calls of each named tool that may run at once; one more is refused "
+        "as busy (admission control, docs/hardening.md)",
+    )
+    codegen_workers: int = Field(
+        2, ge=1, le=64, description="worker processes for large code_* inputs (killed at the limit)"
+    )
+    codegen_offload_bytes: int = Field(
+        64 * 1024,
+        ge=0,
+        description="code_* inputs at least this large run in a worker process, not a thread",
+    )
+    patterns_max_request_text_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="total pattern text one pattern_index call may carry"
+    )
+    http_header_timeout: float = Field(
+        10.0, gt=0, le=600, description="seconds a client may take to send a request's headers"
+    )
+    http_body_timeout: float = Field(
+        30.0, gt=0, le=3600, description="seconds a request body may stall between chunks"
+    )
+    http_keepalive_timeout: float = Field(
+        5.0, gt=0, le=600, description="seconds an idle keep-alive connection stays open"
+    )
+    http_max_connections: int = Field(
+        512, ge=1, description="open HTTP connections at most; more are answered 503 and closed"
+    )
     workflow_coordinator_url: str | None = Field(
         None,
         pattern=r"^https?://[^\s]+$",
@@ -163,7 +200,7 @@ class Settings(BaseSettings):
         600.0, gt=0, description="seconds one orchestrate_pattern_workflow call may take"
     )
 
-    # Service auth, circuit breakers, health details (README "Auth, breakers and metrics").
+    # Service auth, circuit breakers, health details (docs/auth-breakers-metrics.md).
     auth_mode: AuthMode | None = Field(
         None,
         description="none, service or service_or_user (default: service when a service "
@@ -173,6 +210,11 @@ class Settings(BaseSettings):
         None,
         validation_alias=AliasChoices("ARCHON_SERVICE_AUTH_TOKEN", "service_auth_token"),
         description="token services send as X-Service-Auth (env SERVICE_AUTH_TOKEN too)",
+    )
+    service_auth_extra_tokens: list[SecretStr] = Field(
+        default_factory=list,
+        description="further service tokens accepted as well (rotation without downtime: "
+        "docs/runbooks/rotate-service-token.md)",
     )
     auth_jwt_issuer: str | None = Field(None, description="required JWT issuer (iss)")
     auth_jwt_audience: str | None = Field(None, description="required JWT audience (aud)")
@@ -249,6 +291,13 @@ class Settings(BaseSettings):
                     f"no profile named '{name}' (profiles: {', '.join(sorted(known))})"
                 )
         return self
+
+    @field_validator("service_auth_extra_tokens")
+    @classmethod
+    def _all_long_enough(cls, values: list[SecretStr]) -> list[SecretStr]:
+        if any(len(value.get_secret_value()) < 16 for value in values):
+            raise ValueError("each must be at least 16 characters (the values are not shown)")
+        return values
 
     @model_validator(mode="after")
     def _auth_is_complete(self) -> Settings:

@@ -13,7 +13,6 @@ processes cannot corrupt the protocol; both are restored on exit.
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import select
@@ -29,6 +28,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
+from archon_gateway.gateway.core.bounded_json import JsonRejected, parse_json
 from archon_gateway.gateway.core.errors import FrontDoorFailed
 from archon_gateway.gateway.core.line_framing import READ_SIZE, BoundedLines, OversizedLine
 
@@ -56,11 +56,53 @@ class StdioChannel:
         self._reader_scope.cancel()
 
 
+class _Outstanding:
+    """Requests handed to the session and not yet answered. At stdin EOF the SDK cancels
+    whatever is still running, so EOF is held back until these are answered (bounded)."""
+
+    def __init__(self) -> None:
+        self._ids: set[str | int] = set()
+        self._changed = anyio.Event()
+
+    def delivered(self, message: mt.JSONRPCMessage) -> None:
+        if isinstance(message, mt.JSONRPCRequest):
+            self._ids.add(message.id)
+        elif isinstance(message, mt.JSONRPCNotification) and message.method == (
+            "notifications/cancelled"
+        ):
+            # A cancelled request is never answered.
+            self._settle((message.params or {}).get("requestId"))
+
+    def answered(self, message: mt.JSONRPCMessage) -> None:
+        if isinstance(message, mt.JSONRPCResponse | mt.JSONRPCError):
+            self._settle(message.id)
+
+    def _settle(self, request_id: Any) -> None:
+        if isinstance(request_id, str | int) and request_id in self._ids:
+            self._ids.discard(request_id)
+            self._changed.set()
+            self._changed = anyio.Event()
+
+    async def wait_answered(self, within: float) -> None:
+        with anyio.move_on_after(within):
+            while self._ids:
+                await self._changed.wait()
+        if self._ids:
+            log.warning(
+                "stdin closed with %d request(s) unanswered after %g s", len(self._ids), within
+            )
+
+
 @asynccontextmanager
 async def stdio_streams(
-    max_message_bytes: int, stdin_fd: int = 0, stdout_fd: int = 1
+    max_message_bytes: int,
+    stdin_fd: int = 0,
+    stdout_fd: int = 1,
+    *,
+    eof_grace: float = 1.0,
 ) -> AsyncIterator[StdioChannel]:
-    """Serve newline-delimited JSON-RPC on `stdin_fd`/`stdout_fd` until EOF or close_input()."""
+    """Serve newline-delimited JSON-RPC on `stdin_fd`/`stdout_fd` until EOF or close_input().
+    At EOF, requests already read get up to `eof_grace` seconds to be answered."""
     in_fd, restore_stdin = _claim(stdin_fd, os.open(os.devnull, os.O_RDONLY))
     _flush_sys_stdout()
     out_fd, restore_stdout = _claim(stdout_fd, os.dup(2))
@@ -68,10 +110,13 @@ async def stdio_streams(
     write_send, write_recv = anyio.create_memory_object_stream[SessionMessage](0)
     try:
         async with anyio.create_task_group() as tg:
-            reader = _LineReader(in_fd, max_message_bytes, read_send, write_send.clone())
+            outstanding = _Outstanding()
+            reader = _LineReader(
+                in_fd, max_message_bytes, read_send, write_send.clone(), outstanding, eof_grace
+            )
             reader_scope = anyio.CancelScope()
             tg.start_soon(reader.run, reader_scope)
-            tg.start_soon(_write_messages, out_fd, write_recv)
+            tg.start_soon(_write_messages, out_fd, write_recv, outstanding)
             try:
                 yield StdioChannel(read_recv, write_send, reader_scope)
             finally:
@@ -117,7 +162,11 @@ class _LineReader:
         max_bytes: int,
         messages: MemoryObjectSendStream[SessionMessage | Exception],
         replies: WriteStream,
+        outstanding: _Outstanding,
+        eof_grace: float,
     ) -> None:
+        self._outstanding = outstanding
+        self._eof_grace = eof_grace
         self._fd = fd
         self._max_bytes = max_bytes
         self._messages = messages
@@ -140,6 +189,7 @@ class _LineReader:
                     await self._handle_line(line)
         if (last := lines.finish()) is not None:
             await self._handle_line(last)
+        await self._outstanding.wait_answered(self._eof_grace)
 
     def _too_large(self) -> str:
         return f"Invalid Request: message exceeds the {self._max_bytes} byte limit"
@@ -159,10 +209,18 @@ class _LineReader:
         try:
             message = mt.jsonrpc_message_adapter.validate_json(line, by_name=False)
         except ValidationError as exc:
-            request_id, code, text = _classify_invalid(line, exc)
+            request_id, code, text = _classify_invalid(line, exc, self._max_bytes)
             log.warning("rejected stdin line: %s", text)
             await self._reply_error(request_id, code, text)
             return
+        if isinstance(message, mt.JSONRPCNotification) and _has_id(line, self._max_bytes):
+            # The SDK reads a request whose id is not a string or integer (an object, a
+            # float, a bool, null) as a notification and never answers it.
+            text = "Invalid Request: id must be a string or an integer"
+            log.warning("rejected stdin line: %s", text)
+            await self._reply_error(None, INVALID_REQUEST, text)
+            return
+        self._outstanding.delivered(message)
         await self._messages.send(SessionMessage(message))
 
     async def _reply_error(self, request_id: str | int | None, code: int, text: str) -> None:
@@ -172,13 +230,24 @@ class _LineReader:
         await self._replies.send(SessionMessage(error))
 
 
-def _classify_invalid(line: bytes, exc: ValidationError) -> tuple[str | int | None, int, str]:
-    """Parse error when the line is not JSON at all; invalid request when it is JSON but not
-    a JSON-RPC message. The request id is echoed back when it can be recovered."""
+def _has_id(line: bytes, max_bytes: int) -> bool:
     try:
-        document: Any = json.loads(line)
-    except ValueError as parse_exc:
-        return None, PARSE_ERROR, f"Parse error: line is not valid JSON ({parse_exc})"
+        document = parse_json(line, max_bytes=max_bytes)
+    except JsonRejected:
+        return False
+    return isinstance(document, dict) and "id" in document
+
+
+def _classify_invalid(
+    line: bytes, exc: ValidationError, max_bytes: int
+) -> tuple[str | int | None, int, str]:
+    """Parse error when the line is not JSON at all (or breaks the size or depth limit);
+    invalid request when it is JSON but not a JSON-RPC message. The request id is echoed
+    back when it can be recovered."""
+    try:
+        document: Any = parse_json(line, max_bytes=max_bytes, what="line")
+    except JsonRejected as parse_exc:
+        return _edge_id(line), PARSE_ERROR, f"Parse error: {parse_exc}"
     request_id = document.get("id") if isinstance(document, dict) else None
     if isinstance(request_id, bool) or not isinstance(request_id, str | int):
         request_id = None
@@ -194,10 +263,19 @@ def _classify_invalid(line: bytes, exc: ValidationError) -> tuple[str | int | No
     return request_id, INVALID_REQUEST, f"Invalid Request: {reason}"
 
 
-async def _write_messages(fd: int, messages: MemoryObjectReceiveStream[SessionMessage]) -> None:
+def _edge_id(line: bytes) -> str | int | None:
+    """The request id of a line that cannot be parsed, when its edges show it."""
+    edges = OversizedLine(line)
+    return edges.request_id()
+
+
+async def _write_messages(
+    fd: int, messages: MemoryObjectReceiveStream[SessionMessage], outstanding: _Outstanding
+) -> None:
     pollable = True
     async with messages:
         async for item in messages:
+            outstanding.answered(item.message)
             payload = item.message.model_dump_json(by_alias=True, exclude_unset=True)
             data = memoryview((payload + "\n").encode())
             try:

@@ -22,6 +22,7 @@ from anyio.abc import ByteReceiveStream, ByteSendStream, TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
 from archon_gateway.gateway.core.background import running_beside
+from archon_gateway.gateway.core.bounded_json import JsonRejected, parse_json
 from archon_gateway.gateway.core.errors import (
     GatewayError,
     UpstreamRequestFailed,
@@ -220,8 +221,11 @@ class RpcConnection:
         if not line.strip():
             return
         try:
-            message = json.loads(line)
-        except ValueError:
+            message = parse_json(line, max_bytes=self.max_message_bytes, what="reply")
+        except JsonRejected as exc:
+            if exc.limit is not None:
+                self._fail_unparsable(line, exc)
+                return
             message = None
         if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
             self._log_garbage(line)
@@ -315,6 +319,19 @@ class RpcConnection:
                 "raise max_message_bytes in its manifest if this is expected"
             ),
         )
+
+    def _fail_unparsable(self, line: bytes, exc: JsonRejected) -> None:
+        """A message over a parser limit fails just its own request (when its id shows)."""
+        request_id = OversizedLine(line).request_id()
+        log.warning("%s: dropped a message: %s (request id %r)", self.name, exc, request_id)
+        pending = self._pending.pop(request_id, None) if isinstance(request_id, int) else None
+        if pending is not None:
+            pending.finish(
+                None,
+                UpstreamUnavailable(
+                    f"upstream '{self.name}' sent a reply the gateway cannot read: {exc}"
+                ),
+            )
 
     def _log_garbage(self, line: bytes) -> None:
         self._garbage_lines += 1

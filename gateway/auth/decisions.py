@@ -4,7 +4,7 @@ or the stdio launcher; each answer is a Decision with a reason for the audit tra
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -32,6 +32,13 @@ def tokens_match(given: str | bytes | None, expected: SecretStr | None) -> bool:
         return False
     given_bytes = given.encode() if isinstance(given, str) else given
     return hmac.compare_digest(given_bytes, expected.get_secret_value().encode())
+
+
+def any_token_matches(given: str | bytes | None, accepted: Sequence[SecretStr | None]) -> bool:
+    """Constant-time against each accepted token; every one is compared (no early exit), so
+    the time does not tell which one matched."""
+    results = [tokens_match(given, expected) for expected in accepted]
+    return any(results)
 
 
 def jwt_verifier(
@@ -62,12 +69,15 @@ class Authenticator:
         mode: AuthMode,
         service_token: SecretStr | None = None,
         verifier: TokenVerifier | None = None,
+        also_accepted: Sequence[SecretStr] = (),
         *,
         profile_tokens: Mapping[str, SecretStr] | None = None,
         profile_claim: str | None = None,
     ) -> None:
-        """`profile_tokens` are service tokens bound to a profile (profile -> token);
-        `profile_claim` names the JWT claim that binds a user to a profile."""
+        """`also_accepted`: further service tokens accepted too (a rotation's old or new
+        token, so rotating needs no downtime). `profile_tokens` are service tokens bound to
+        a profile (profile -> token); `profile_claim` names the JWT claim that binds a user
+        to a profile."""
         self._profile_tokens = dict(profile_tokens or {})
         self._profile_claim = profile_claim
         if mode == "service" and service_token is None and not self._profile_tokens:
@@ -75,7 +85,7 @@ class Authenticator:
         if mode == "service_or_user" and verifier is None:
             raise ValueError("auth mode 'service_or_user' needs a JWT verifier")
         self.mode = mode
-        self._service_token = service_token
+        self._service_tokens = [service_token, *also_accepted] if service_token else []
         self._verifier = verifier if mode == "service_or_user" else None
 
     @property
@@ -94,7 +104,7 @@ class Authenticator:
         if len(service) > 1 or len(authorization) > 1:
             return Decision(False, "repeated_credentials")
         if service:
-            if tokens_match(service[0], self._service_token):
+            if any_token_matches(service[0], self._service_tokens):
                 return Decision(True, "service_token", "service")
             # Every bound token is compared, so timing does not tell which one matched.
             matched = [
@@ -122,13 +132,17 @@ class Authenticator:
 
 
 def stdio_decision(
-    require_token: bool, given: SecretStr | None, expected: SecretStr | None
+    require_token: bool,
+    given: SecretStr | None,
+    expected: SecretStr | None,
+    also_accepted: Sequence[SecretStr] = (),
 ) -> Decision:
     """Decided once at start: the stdio client is the process that launched the gateway."""
     if not require_token:
         return Decision(True, "stdio_trusted", "local")
     if given is None:
         return Decision(False, "missing_credentials")
-    if tokens_match(given.get_secret_value(), expected):
+    accepted = [expected, *also_accepted] if expected is not None else []
+    if any_token_matches(given.get_secret_value(), accepted):
         return Decision(True, "service_token", "service")
     return Decision(False, "invalid_service_token")

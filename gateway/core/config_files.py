@@ -3,35 +3,51 @@ their failures translated into one error that says which file and what is wrong.
 
 from __future__ import annotations
 
-import json
 import tomllib
 from pathlib import Path
 from typing import Any
 
+from archon_gateway.gateway.core.bounded_json import JsonRejected, parse_json
 from archon_gateway.gateway.core.errors import UnusableFile
+
+# Settings, manifests and client configs are small; anything larger is a mistake or abuse.
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 __all__ = ["UnusableFile", "read_json", "read_toml"]
 
 
 def read_toml(path: Path) -> dict[str, Any]:
     """The TOML document at `path`; UnusableFile if it cannot be had."""
+    data = _read_bounded(path)
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
+        return tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UnusableFile(path, f"not valid TOML: {exc}", unparsable=True) from exc
-    except OSError as exc:
-        raise _unreadable(path, exc) from exc
+    except RecursionError:
+        # tomllib recurses per nesting level; its RecursionError is not a parse error.
+        raise UnusableFile(
+            path, "not valid TOML: nested too deeply for the TOML parser", unparsable=True
+        ) from None
 
 
 def read_json(path: Path) -> Any:
     """The JSON document at `path`; UnusableFile if it cannot be had."""
+    data = _read_bounded(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return parse_json(data, max_bytes=MAX_CONFIG_BYTES, what="the file")
+    except JsonRejected as exc:
+        raise UnusableFile(path, f"not valid JSON: {exc.detail}", unparsable=True) from exc
+
+
+def _read_bounded(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise _unreadable(path, exc) from exc
-    except ValueError as exc:  # JSONDecodeError, or text that is not UTF-8
-        raise UnusableFile(path, f"not valid JSON: {exc}", unparsable=True) from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise UnusableFile(path, f"over the {MAX_CONFIG_BYTES}-byte limit for a config file")
+    return data
 
 
 def _unreadable(path: Path, exc: OSError) -> UnusableFile:

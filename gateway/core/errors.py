@@ -8,10 +8,10 @@ where it can, what to do about it.
     GatewayError
     ├── CallerError          the request (or the user's configuration) is wrong
     │   ├── InvalidArgument, NotFound, AuthRejected
-    │   ├── SettingsInvalid, ManifestInvalid, UnusableFile
+    │   ├── SettingsInvalid, ManifestInvalid, UnusableFile, JsonRejected
     │   └── IncompatibleVectorStore
     ├── Refused              a dependency is up and failed this one request
-    │   └── UpstreamRequestFailed, WorkflowFailed
+    │   └── UpstreamRequestFailed, WorkflowFailed, ToolBusy
     ├── Unavailable          a dependency is down, unreachable or too slow
     │   ├── UpstreamUnavailable
     │   │   ├── UpstreamRestarting   (refused at once while it restarts)
@@ -93,6 +93,17 @@ class UnusableFile(CallerError):
         self.unparsable = unparsable
 
 
+class JsonRejected(CallerError):
+    """Outside input that is not JSON, or that breaks a size or depth limit. `limit` is
+    "size", "depth" or None (plain syntax error)."""
+
+    def __init__(self, message: str, limit: str | None = None, detail: str = "") -> None:
+        super().__init__(message)
+        self.limit = limit
+        # The parser's own words (where it failed), or the limit message.
+        self.detail = detail or message
+
+
 class IncompatibleVectorStore(CallerError):
     """A vector collection was built with another embedding model or dimension."""
 
@@ -114,6 +125,18 @@ class UpstreamRequestFailed(Refused):
         self.code = code
         self.upstream_message = message
         self.data = data
+
+
+class ToolBusy(Refused):
+    """Admission control: the tool already runs its limit of calls at once (try again)."""
+
+    def __init__(self, tool: str, limit: int) -> None:
+        super().__init__(
+            f"{tool} is busy: {limit} call(s) already running, its concurrency limit; "
+            "try again in a moment"
+        )
+        self.tool = tool
+        self.limit = limit
 
 
 class WorkflowFailed(Refused):

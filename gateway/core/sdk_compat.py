@@ -52,11 +52,13 @@ __all__ = [
     "lifespan",
     "new_subscription_bus",
     "publish_tools_changed",
+    "refuse_before_initialize",
     "run_session",
     "search_tokens",
     "serve_subscriptions_listen",
     "serve_uvicorn",
     "session_connection",
+    "slow_client_protocol",
     "stop_sse_streams",
     "stop_uvicorn",
     "tool_error_cause",
@@ -103,6 +105,37 @@ async def run_session(
     # (uncancellable reader thread); its private low-level server takes any streams.
     low_level = server._mcp_server
     await low_level.run(read, write, low_level.create_initialization_options())
+
+
+NOT_INITIALIZED = (
+    "Invalid Request: the session is not initialized; send initialize (and "
+    "notifications/initialized) first"
+)
+
+
+def refuse_before_initialize(server: FastMCP[Any]) -> None:
+    """Answer a request sent before `initialize` with "the session is not initialized"
+    (-32600), where the SDK answers a bare "Invalid request parameters"."""
+    # Why: the SDK's init gate sits in its provisional low-level `Server.middleware` chain
+    # (reached through the private `_mcp_server`), and the connection's handshake state is
+    # on the private `ServerSession._connection`.
+    from mcp.shared.exceptions import MCPError
+
+    low_level = server._mcp_server
+
+    async def gate(ctx: Any, call_next: Callable[[Any], Any]) -> Any:
+        method = ctx.method
+        if ctx.request_id is not None and method not in ("initialize", "ping"):
+            connection = session_connection(ctx.session)
+            if (
+                connection is not None
+                and not connection.initialize_accepted
+                and low_level.get_request_handler(method) is not None
+            ):
+                raise MCPError(code=-32600, message=NOT_INITIALIZED)
+        return await call_next(ctx)
+
+    low_level.middleware.append(gate)
 
 
 def serve_subscriptions_listen(server: FastMCP[Any], bus: SubscriptionBus) -> None:
@@ -266,6 +299,66 @@ def stop_uvicorn(server: uvicorn.Server) -> None:
     """Ask uvicorn to stop accepting and finish (within its graceful-shutdown timeout)."""
     # Why: `should_exit` is uvicorn's undocumented stop flag (what its signal handler sets).
     server.should_exit = True
+
+
+def slow_client_protocol(header_timeout: float, body_timeout: float) -> type[Any]:
+    """uvicorn's h11 protocol with read deadlines: a connection must send a request's
+    headers within `header_timeout` seconds of opening (or of its first byte after a
+    keep-alive pause), and its body may stall at most `body_timeout` seconds between
+    chunks; otherwise the connection is closed. (Idle keep-alive connections are closed by
+    uvicorn's own `timeout_keep_alive`.)"""
+    # Why: uvicorn has no header or body read timeout; its protocol class's `cycle`,
+    # `loop`, `data_received` and `on_response_complete` are undocumented.
+    import asyncio
+
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class SlowClientGuard(H11Protocol):
+        _read_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm(header_timeout)
+
+        def data_received(self, data: bytes) -> None:
+            before = self.cycle
+            between_requests = before is None or before.response_complete
+            super().data_received(data)
+            if self.cycle is before:
+                if between_requests and self._read_timer is None:
+                    self._arm(header_timeout)  # a new request started arriving
+                elif not between_requests and before is not None and before.more_body:
+                    self._arm(body_timeout)  # another body chunk: the stall clock restarts
+            elif self.cycle is not None and self.cycle.more_body:
+                self._arm(body_timeout)
+            else:
+                self._disarm()  # the request is read; the app's time limits take over
+            if self.cycle is not None and not self.cycle.more_body and self.cycle is not before:
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            self._disarm()
+            super().on_response_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self, seconds: float) -> None:
+            self._disarm()
+            self._read_timer = self.loop.call_later(seconds, self._cut)
+
+        def _disarm(self) -> None:
+            if self._read_timer is not None:
+                self._read_timer.cancel()
+                self._read_timer = None
+
+        def _cut(self) -> None:
+            self._read_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return SlowClientGuard
 
 
 def drop_cut_stream_errors(record: logging.LogRecord) -> bool:

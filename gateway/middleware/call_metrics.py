@@ -15,7 +15,7 @@ from fastmcp.exceptions import NotFoundError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import ToolResult
 
-from archon_gateway.gateway.core.errors import AuthRejected, CircuitOpen, ToolTimeout
+from archon_gateway.gateway.core.errors import AuthRejected, CircuitOpen, ToolBusy, ToolTimeout
 from archon_gateway.gateway.core.sdk_compat import tool_error_cause
 from archon_gateway.gateway.gateway_metrics import UNKNOWN_TOOL, GatewayMetrics
 
@@ -30,6 +30,8 @@ def outcome_of(exc: BaseException) -> str:
         return "timeout"
     if isinstance(exc, CircuitOpen):
         return "circuit_open"
+    if isinstance(exc, ToolBusy):
+        return "busy"
     if isinstance(exc, AuthRejected):
         return "rejected"
     if isinstance(exc, anyio.get_cancelled_exc_class()):

@@ -33,7 +33,7 @@ from mcp.shared.subscriptions import ToolsListChanged
 from starlette.applications import Starlette
 
 from archon_gateway.gateway.core import sdk_compat
-from tests.support import INITIALIZE, CallErrors
+from tests.support import INITIALIZE, CallErrors, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -54,6 +54,8 @@ COVERED: dict[str, str] = {
     "search_tokens": "test_search_tokens_are_fastmcp_bm25_words",
     "tool_error_cause": "test_middleware_sees_a_tool_exception_as_the_cause_of_a_tool_error",
     "http_session_counter": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
+    "refuse_before_initialize": "test_a_request_before_initialize_is_told_to_initialize",
+    "slow_client_protocol": "test_the_slow_client_guard_closes_a_connection_that_sends_nothing",
     "embedded_uvicorn": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
     "stop_uvicorn": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
     "allow_sse_streams": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
@@ -182,6 +184,58 @@ async def test_a_session_runs_over_our_own_streams_with_its_transport_set() -> N
             assert answer["id"] == 2
             assert answer["result"]["content"][0]["text"] == "stdio"
             to_server.close()  # the session ends with its read stream
+
+
+async def test_a_request_before_initialize_is_told_to_initialize() -> None:
+    server: FastMCP[Any] = FastMCP("plain")
+    sdk_compat.refuse_before_initialize(server)
+    to_server, server_reads = anyio.create_memory_object_stream[SessionMessage | Exception](1)
+    server_writes, from_server = anyio.create_memory_object_stream[SessionMessage](1)
+
+    async def send(message: dict[str, Any]) -> None:
+        await to_server.send(SessionMessage(mt.jsonrpc_message_adapter.validate_python(message)))
+
+    async def reply() -> dict[str, Any]:
+        item = await from_server.receive()
+        dumped: dict[str, Any] = item.message.model_dump(by_alias=True, exclude_unset=True)
+        return dumped
+
+    with anyio.fail_after(10):
+        async with sdk_compat.lifespan(server), anyio.create_task_group() as tg:
+            tg.start_soon(sdk_compat.run_session, server, server_reads, server_writes)
+            await send({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+            early = await reply()
+            assert early["error"]["code"] == -32600
+            assert early["error"]["message"] == sdk_compat.NOT_INITIALIZED
+            await send({"jsonrpc": "2.0", "id": 2, "method": "ping"})
+            assert (await reply())["result"] == {}
+            await send({"jsonrpc": "2.0", "id": 3, "method": "initialize", "params": INITIALIZE})
+            assert (await reply())["id"] == 3
+            await send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            await send({"jsonrpc": "2.0", "id": 4, "method": "tools/list"})
+            assert "tools" in (await reply())["result"]
+            to_server.close()
+
+
+async def test_the_slow_client_guard_closes_a_connection_that_sends_nothing() -> None:
+    app = Starlette()
+    config = uvicorn.Config(
+        app, http=sdk_compat.slow_client_protocol(0.3, 0.3), log_config=None, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    port = sock.getsockname()[1]
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: server.serve(sockets=[sock]))
+            await wait_until(lambda: server.started)
+            idle = await anyio.connect_tcp("127.0.0.1", port)
+            with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                await idle.receive()  # closed by the server at the header deadline
+            await idle.aclose()
+            server.should_exit = True
 
 
 class ToolListChanges(MessageHandler):

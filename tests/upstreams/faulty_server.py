@@ -20,12 +20,18 @@ Modes:
 - ping-hang: tool `stop_ping` makes later pings go unanswered (other requests still answer).
 - garbage: writes non-JSON lines (and JSON that is not JSON-RPC) to stdout before replies;
   tool `junk(n)` writes n more non-JSON lines first.
+- chaos: tool `chaos(text)` echoes, except that with probability FAULTY_CHAOS_RATE (default
+  0.01) it fails (JSON-RPC error), hangs (never answers) or crashes (exit 5), a third each.
+- hostile: tool `deep(depth)` replies with a result nested `depth` levels deep; `binary`
+  writes a line of invalid UTF-8 (and one with a lone surrogate escape) before replying;
+  `drip(seconds)` writes its reply one byte at a time, `seconds` apart.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -33,7 +39,7 @@ import time
 from typing import Any
 
 MODES = {"crash-on-call", "spawn-child", "flood", "slow-start", "list-changing"}
-MODES |= {"ping-hang", "garbage"}
+MODES |= {"ping-hang", "garbage", "hostile", "chaos"}
 CHUNK = 1024 * 1024
 
 
@@ -60,6 +66,12 @@ MODE_TOOLS: dict[str, list[dict[str, Any]]] = {
     ],
     "ping-hang": [tool("stop_ping", "Leave later pings unanswered.")],
     "garbage": [tool("junk", "Write `n` non-JSON lines to stdout, then reply.", n="integer")],
+    "chaos": [tool("chaos", "Echo `text`; now and then fail, hang or crash.", text="string")],
+    "hostile": [
+        tool("deep", "Reply with a result nested `depth` levels deep.", depth="integer"),
+        tool("binary", "Write invalid UTF-8 and a lone surrogate, then reply."),
+        tool("drip", "Write the reply a byte every `seconds`.", seconds="number"),
+    ],
 }
 
 
@@ -165,6 +177,40 @@ class Server:
             for _ in range(count):
                 self.list_changed()
             self.text(request_id, f"sent {count} notifications")
+        elif name == "chaos":
+            draw = random.random() / float(os.environ.get("FAULTY_CHAOS_RATE", "0.01"))
+            if draw < 1 / 3:
+                self.error(request_id, -32000, "chaos: this call failed on purpose")
+            elif draw < 2 / 3:
+                pass  # hang: never answered
+            elif draw < 1:
+                os._exit(5)
+            else:
+                self.text(request_id, str(args.get("text", "")))
+        elif name == "deep":
+            depth = int(args.get("depth", 5000))
+            with self.writing:
+                head = json.dumps({"jsonrpc": "2.0", "id": request_id})[:-1]
+                sys.stdout.write(head + ', "result": {"x": ' + "[" * depth + "]" * depth + "}}\n")
+                sys.stdout.flush()
+        elif name == "binary":
+            with self.writing:
+                sys.stdout.buffer.write(b"\xff\xfe\x80 not utf-8\n")
+                sys.stdout.buffer.write(b'{"jsonrpc": "2.0", "method": "x", "params": "\\ud800"}\n')
+                sys.stdout.buffer.flush()
+            self.text(request_id, "after binary")
+        elif name == "drip":
+            seconds = float(args.get("seconds", 0.2))
+            line = json.dumps({"jsonrpc": "2.0", "id": request_id, "result": {"content": []}})
+
+            def drip() -> None:
+                with self.writing:  # the stream is blocked meanwhile, as a real pipe would be
+                    for char in line + "\n":
+                        sys.stdout.write(char)
+                        sys.stdout.flush()
+                        time.sleep(seconds)
+
+            threading.Thread(target=drip, daemon=True).start()
         elif name == "stop_ping":
             self.ping_answered = False
             self.text(request_id, "pings will go unanswered")

@@ -9,14 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-import anyio.to_thread
 from fastmcp.tools import Tool
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from archon_gateway.gateway.core.errors import InvalidArgument, tool_errors
 from archon_gateway.gateway.core.tool_family import ToolFamily
-from archon_gateway.tools.codegen.analyze import analyze
 from archon_gateway.tools.codegen.models import (
     Analysis,
     Correction,
@@ -24,9 +22,10 @@ from archon_gateway.tools.codegen.models import (
     NodeKind,
     ValidationReport,
 )
+from archon_gateway.tools.codegen.offload import CodeWork
 from archon_gateway.tools.codegen.ruff import Ruff
 from archon_gateway.tools.codegen.rules import RuleSet
-from archon_gateway.tools.codegen.validate import MAX_INPUT_BYTES, require_python, validate
+from archon_gateway.tools.codegen.validate import MAX_INPUT_BYTES, require_python
 
 Code = Annotated[str, Field(description="the Python source of one module")]
 Language = Annotated[str, Field(description="source language; only 'python' is supported")]
@@ -72,7 +71,10 @@ class CodegenTools(ToolFamily):
         max_input_bytes: int = MAX_INPUT_BYTES,
         ruff_timeout: float = 10.0,
         max_complexity: int = 10,
+        workers: int = 2,
+        offload_bytes: int = 64 * 1024,
     ) -> None:
+        self._work = CodeWork(workers=workers, offload_bytes=offload_bytes)
         self._max_input_bytes = max_input_bytes
         self._max_complexity = max_complexity
         self._ruff = Ruff(time_limit=ruff_timeout)
@@ -108,13 +110,11 @@ class CodegenTools(ToolFamily):
         severity, message, line, column, fixable), `valid` (no errors) and a 0-100 score."""
         with tool_errors():
             require_python(code, language, self._max_input_bytes)
-            report, _ = await validate(
-                code,
-                self._rule_set(rules, ignore, max_complexity),
-                filename=filename,
-                node_kind=node_kind,
-                ruff=self._ruff,
+            rule_set = self._rule_set(rules, ignore, max_complexity)
+            report = await self._work.run(
+                len(code), "validate", code, rule_set, filename, node_kind, self._ruff
             )
+            assert isinstance(report, ValidationReport)
             return report
 
     async def code_correct(
@@ -133,17 +133,14 @@ class CodegenTools(ToolFamily):
         fixes (import sorting included). Returns the code, a unified diff, the rule ids fixed
         and the findings that remain. Never returns code that does not parse; correcting
         the result again changes nothing."""
-        from archon_gateway.tools.codegen.correct import correct
-
         with tool_errors():
             require_python(code, language, self._max_input_bytes)
-            return await correct(
-                code,
-                self._rule_set(rules, ignore, max_complexity),
-                filename=filename,
-                node_kind=node_kind,
-                ruff=self._ruff,
+            rule_set = self._rule_set(rules, ignore, max_complexity)
+            correction = await self._work.run(
+                len(code), "correct", code, rule_set, filename, node_kind, self._ruff
             )
+            assert isinstance(correction, Correction)
+            return correction
 
     async def code_analyze(
         self, code: Code, language: Language = "python", filename: FileName = None
@@ -154,7 +151,9 @@ class CodegenTools(ToolFamily):
         at its ONEX node kind. Syntax errors are reported, not raised."""
         with tool_errors():
             require_python(code, language, self._max_input_bytes)
-        return await anyio.to_thread.run_sync(analyze, code, filename)
+            analysis = await self._work.run(len(code), "analyze", code, filename)
+            assert isinstance(analysis, Analysis)
+            return analysis
 
     async def mixin_recommend(
         self,
@@ -168,8 +167,6 @@ class CodegenTools(ToolFamily):
         caching, transaction, FSM, introspection) for a node, from its code and/or a
         description: each with the reasons it matches; mixins that do not fit the node kind
         are ruled out with why, and incompatible pairs are flagged."""
-        from archon_gateway.tools.codegen.mixins import recommend
-
         limit = self._max_input_bytes
         with tool_errors():
             if not (code or description):
@@ -178,4 +175,7 @@ class CodegenTools(ToolFamily):
                 require_python(code, "python", limit)
             if description and len(description.encode()) > limit:
                 raise InvalidArgument(f"description: over the {limit}-byte limit")
-        return await anyio.to_thread.run_sync(recommend, code, description, node_kind)
+            size = len(code or "") + len(description or "")
+            advice = await self._work.run(size, "recommend", code, description, node_kind)
+            assert isinstance(advice, MixinAdvice)
+            return advice

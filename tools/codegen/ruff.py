@@ -117,7 +117,12 @@ class Ruff:
 
     def __init__(self, time_limit: float = 10.0, processes: int | None = None) -> None:
         self.time_limit = time_limit
+        self._processes = processes
         self._limiter = anyio.CapacityLimiter(processes or max(2, os.cpu_count() or 2))
+
+    def __reduce__(self) -> tuple[type[Ruff], tuple[float, int | None]]:
+        # Sent to a code worker process: the limiter is per process (and not picklable).
+        return (Ruff, (self.time_limit, self._processes))
 
     async def _run(self, args: list[str], code: str) -> tuple[bytes, bytes]:
         command = [ruff_binary(), *args]

@@ -21,7 +21,9 @@ _UNDEFINED = re.compile(r"Undefined name `(\w+)`")
 
 def require_python(code: str, language: str, limit: int) -> None:
     if language.strip().lower() not in ("python", "py", "python3"):
-        raise InvalidArgument(f"language: {language!r} is not supported; only 'python' is")
+        # Only a plausible language name is echoed: argument values may be secrets.
+        shown = repr(language) if re.fullmatch(r"[A-Za-z+#]{1,16}", language) else "this value"
+        raise InvalidArgument(f"language: {shown} is not supported; only 'python' is")
     size = len(code.encode("utf-8", errors="surrogatepass"))
     if size > limit:
         raise InvalidArgument(

@@ -148,6 +148,9 @@ class MiniLMProvider:
         import numpy as np
 
         self._load()
+        # The model reads at most _MAX_TOKENS tokens; tokenizing all of a 200k-character
+        # text would only cost memory (a token spans far fewer than 64 characters).
+        texts = [text[: _MAX_TOKENS * 64] for text in texts]
         encodings = self._tokenizer.encode_batch(texts)
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         out = np.empty((len(texts), MINILM_DIMENSION), dtype=np.float32)

@@ -82,7 +82,9 @@ class PatternTools(ToolFamily):
         breakers: BreakerRegistry | None = None,
         provider: EmbeddingProvider | None = None,
         open_index: OpenIndex | None = None,
+        max_request_text_bytes: int = 8 * 1024 * 1024,
     ) -> None:
+        self._max_request_text_bytes = max_request_text_bytes
         breaker = None
         if qdrant_url is not None:
             registry = breakers if breakers is not None else BreakerRegistry()  # empty is falsy
@@ -155,7 +157,11 @@ class PatternTools(ToolFamily):
         self._failure = None
         self._stack = stack
         return PatternService(
-            index, self._provider, batch_size=self._batch_size, embed_timeout=self._embed_timeout
+            index,
+            self._provider,
+            batch_size=self._batch_size,
+            embed_timeout=self._embed_timeout,
+            max_request_text_bytes=self._max_request_text_bytes,
         )
 
     async def aclose(self) -> None:

@@ -79,10 +79,12 @@ class PatternService:
         *,
         batch_size: int = 64,
         embed_timeout: float = 60.0,
+        max_request_text_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         self.index = index
         self.provider = provider
         self._batch_size = batch_size
+        self._max_request_text_bytes = max_request_text_bytes
         self._embed_timeout = embed_timeout
         self._write_lock = anyio.Lock()
 
@@ -106,6 +108,12 @@ class PatternService:
                 )
             else:
                 first_seen[item.id] = item.index
+        text_bytes = sum(len(p.text.encode()) for p in patterns)
+        if text_bytes > self._max_request_text_bytes:
+            raise InvalidArgument(
+                f"patterns carry {text_bytes} bytes of text, over the "
+                f"{self._max_request_text_bytes}-byte limit per call; split the batch"
+            )
         total, done = len(items), 0
         store_error: GatewayError | None = None
         for start in range(0, total, self._batch_size):
@@ -199,12 +207,24 @@ class PatternService:
                 f"{what} has {len(vector)} dimensions; this store holds {dimension}-d vectors "
                 f"({self.provider.model})"
             )
-        values = [float(x) for x in vector]
-        if not all(math.isfinite(x) for x in values):
-            raise InvalidArgument(f"{what} contains NaN or infinite values")
-        if not any(values):
-            raise InvalidArgument(f"{what} is all zeros (cosine similarity needs a direction)")
-        return values
+        import numpy as np
+
+        # Checked as the float32 the index stores: 1e300 is finite as a float64 but inf
+        # in float32, and 1e-300 is non-zero as a float64 but 0 in float32.
+        with np.errstate(over="ignore", under="ignore"):
+            stored = np.asarray(vector, dtype=np.float64).astype(np.float32)
+            # The norm as the index computes it (in float32): it must not overflow either.
+            norm = float(np.linalg.norm(stored))
+        if not np.isfinite(stored).all():
+            raise InvalidArgument(
+                f"{what} contains NaN or infinite values (as float32: |x| must be < 3.4e38)"
+            )
+        if norm == 0.0 or not math.isfinite(norm):
+            raise InvalidArgument(
+                f"{what} has no direction as float32 (all zeros, or a norm that underflows "
+                "or overflows; cosine similarity needs a finite non-zero norm)"
+            )
+        return [float(x) for x in stored]
 
     async def _write_chunk(self, items: list[_Item]) -> None:
         ready = [item for item in items if item.vector is not None]
@@ -252,6 +272,8 @@ class PatternService:
         hits = await self.index.search(
             Query(target, limit=top_k, score_threshold=score_threshold, must=must)
         )
+        # A point stored before vectors were checked as float32 can score NaN: never shown.
+        hits = [hit for hit in hits if hit.score is not None and math.isfinite(hit.score)]
         return SearchResult(
             results=[
                 SearchHit(

@@ -1,6 +1,6 @@
 """HTTP client for the workflow coordinator.
 
-REST mapping (JSON bodies; documented in README.md):
+REST mapping (JSON bodies; documented in docs/tools.md):
 
     POST   /workflows/{workflow}/runs   {"inputs": {...}}   -> 200/201/202 {"run_id": "..."}
     GET    /runs/{run_id}                                   -> 200 RunStatus

@@ -1,6 +1,6 @@
 """orchestrate_pattern_workflow: hand a workflow to the workflow coordinator over HTTP,
 report its progress to the MCP client, and return its result (REST mapping in
-tools/workflow/client.py and README.md).
+tools/workflow/client.py and docs/tools.md).
 
 One httpx client (pool 100/20) and one breaker serve every call; the client lives as long as
 the server runs (the family's lifespan). The tool's time limit is declared by the family and
