@@ -13,24 +13,26 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import snowballstemmer  # type: ignore[import-untyped]  # no stubs or py.typed
 
+from archon_gateway.gateway.catalog.vocabulary import SYNONYM_GROUPS
 from archon_gateway.gateway.core.sdk_compat import search_tokens
 
-K1 = 1.5
+K1 = 0.9
 # Lower than the usual 0.75: tool texts are short and of similar length, and a long
 # description should not bury a tool whose words match (tuned on the labelled set).
-B = 0.3
+B = 0.5
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 # How often the name and namespace words count: 1, since doubling them ranked tools whose
 # name shares a common verb ("find", "list") above the right one on the labelled set.
-NAME_WEIGHT = 1
-# Words that say nothing about which tool to pick (a task phrased as a question).
+NAME_WEIGHT = 1.0
+PARAMETER_WEIGHT = 1.0
+# Words that say nothing about which tool to pick (a task phrased as a question). Verbs
+# such as "show" are not among them: the vocabulary relates them to read/list/display.
 STOP_WORDS = frozenset(
     [
         "a",
@@ -60,7 +62,6 @@ STOP_WORDS = frozenset(
         "or",
         "our",
         "right",
-        "show",
         "so",
         "some",
         "that",
@@ -99,6 +100,33 @@ def terms(text: str) -> list[str]:
     return stemmed
 
 
+def _related(groups: Iterable[Iterable[str]]) -> dict[str, frozenset[str]]:
+    """Stemmed term -> the stemmed terms it shares a group with (itself excluded)."""
+    related: dict[str, set[str]] = {}
+    for group in groups:
+        stems = {stem for word in group for stem in terms(word)}
+        for stem in stems:
+            related.setdefault(stem, set()).update(stems - {stem})
+    return {stem: frozenset(others) for stem, others in related.items()}
+
+
+RELATED = _related(SYNONYM_GROUPS)
+# How much a word a tool's text does not say, but a synonym of one it says, counts
+# (tuned on the tuning half of the labelled queries; see docs/catalog.md).
+SYNONYM_WEIGHT = 0.3
+
+
+def expanded(counts: Mapping[str, float], weight: float = SYNONYM_WEIGHT) -> dict[str, float]:
+    """`counts` plus, for each term, its synonyms the text does not have, at `weight` of
+    the term's count (the largest, when several of its words share a synonym)."""
+    out: dict[str, float] = dict(counts)
+    for term, tf in counts.items():
+        for other in RELATED.get(term, ()):
+            if other not in counts:
+                out[other] = max(out.get(other, 0.0), weight * tf)
+    return out
+
+
 @dataclass(frozen=True)
 class CatalogEntry:
     """What search ranks over and answers with, for one tool (or, later, prompt/resource)."""
@@ -111,26 +139,29 @@ class CatalogEntry:
     parameters: Mapping[str, str] = field(default_factory=dict)  # name -> description
     annotations: Mapping[str, Any] = field(default_factory=dict)
 
-    def document(self) -> str:
-        """The text indexed: name and namespace (weighted), title, description, parameters."""
-        name = " ".join([_CAMEL.sub(" ", self.name), self.namespace] * NAME_WEIGHT)
+    def fields(self) -> list[tuple[str, float]]:
+        """The texts indexed, each with how much its words count."""
         params = " ".join(f"{_CAMEL.sub(' ', key)} {text}" for key, text in self.parameters.items())
-        return f"{name} {self.title} {self.description} {params}"
+        return [
+            (f"{_CAMEL.sub(' ', self.name)} {self.namespace}", NAME_WEIGHT),
+            (f"{self.title} {self.description}", 1.0),
+            (params, PARAMETER_WEIGHT),
+        ]
 
 
 @dataclass
 class _Indexed:
     source: object
     entry: CatalogEntry
-    terms: Counter[str]
-    length: int
+    terms: Mapping[str, float]
+    length: float
 
 
 class SearchIndex:
     def __init__(self) -> None:
         self._entries: dict[str, _Indexed] = {}
-        self._postings: dict[str, dict[str, int]] = {}  # term -> {key: term frequency}
-        self._total_length = 0
+        self._postings: dict[str, dict[str, float]] = {}  # term -> {key: term frequency}
+        self._total_length = 0.0
         self.reindexed = 0  # entries (re)built since creation: shows what a change cost
 
     def __len__(self) -> int:
@@ -188,8 +219,13 @@ class SearchIndex:
         return ranked[:top_k]
 
     def _add(self, name: str, source: object, entry: CatalogEntry) -> None:
-        counts = Counter(terms(entry.document()))
-        length = sum(counts.values())
+        own: dict[str, float] = {}
+        for text, weight in entry.fields():
+            for term in terms(text):
+                own[term] = own.get(term, 0.0) + weight
+        # The length is the tool's own words: synonyms should not make a text "longer".
+        length = sum(own.values())
+        counts = expanded(own)
         self._entries[name] = _Indexed(source, entry, counts, length)
         self._total_length += length
         for term, tf in counts.items():

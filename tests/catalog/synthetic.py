@@ -42,15 +42,27 @@ def _definition(name: str, description: str, params: dict[str, str]) -> dict[str
     }
 
 
+# The labelled set the goal is stated on (its tuning and held-out halves), and the fresh
+# queries written after tuning (see search_queries.json's "about").
+LABELLED = ("tune", "held-out")
+QUERY_SETS = ("tune", "held-out", "fresh")
+
+
 @dataclass(frozen=True)
 class Labelled:
     query: str
     expected: tuple[str, ...]
+    set: str
 
 
-def labelled_queries() -> list[Labelled]:
+def labelled_queries(sets: Sequence[str] = LABELLED) -> list[Labelled]:
+    """The queries of `sets` (default: the 72 of the labelled set, both halves)."""
     raw = json.loads((DATA / "search_queries.json").read_text())
-    return [Labelled(item["query"], tuple(item["expected"])) for item in raw["queries"]]
+    return [
+        Labelled(item["query"], tuple(item["expected"]), item["set"])
+        for item in raw["queries"]
+        if item["set"] in sets
+    ]
 
 
 @dataclass(frozen=True)
