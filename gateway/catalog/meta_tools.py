@@ -57,7 +57,7 @@ def meta_tools(view: CatalogView) -> Mapping[str, Tool]:
         """Find tools for a task, best match first. Then archon_describe_tool for a schema,
         archon_call_tool to run one. `namespace` limits the search to one upstream."""
         profile, tools = await view.tools_in_profile(ctx)
-        index = view.index_for(profile, tools)
+        index = await view.index_for(profile, tools)
         hits = [
             SearchHit(
                 name=entry.name,

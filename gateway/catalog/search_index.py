@@ -1,5 +1,7 @@
 """An incremental BM25 index over catalog entries (tools today; prompts and resources are
-entries of other kinds, with the same fields).
+entries of other kinds, with the same fields), with a generic synonym vocabulary applied
+at index time (vocabulary.py) and, optionally, static word vectors blended in
+(token_vectors.py).
 
 Why not fastmcp's BM25SearchTransform index: it hashes the whole catalog on every query and
 rebuilds everything when one tool changes. Here each entry is re-indexed only when its
@@ -17,18 +19,21 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import snowballstemmer  # type: ignore[import-untyped]  # no stubs or py.typed
 
+from archon_gateway.gateway.catalog.token_vectors import TokenVectors
 from archon_gateway.gateway.catalog.vocabulary import SYNONYM_GROUPS
 from archon_gateway.gateway.core.sdk_compat import search_tokens
 
-K1 = 0.9
-# Lower than the usual 0.75: tool texts are short and of similar length, and a long
-# description should not bury a tool whose words match (tuned on the labelled set).
-B = 0.5
+# BM25's usual values; a sweep on the tuning half of the labelled queries found none
+# better (docs/catalog.md, "Search quality").
+K1 = 1.2
+B = 0.75
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-# How often the name and namespace words count: 1, since doubling them ranked tools whose
-# name shares a common verb ("find", "list") above the right one on the labelled set.
+# How much the words of each field count. Weighting the name up, or the parameters down,
+# did not help on the tuning half; dropping the parameters cost 8 points of recall.
 NAME_WEIGHT = 1.0
 PARAMETER_WEIGHT = 1.0
 # Words that say nothing about which tool to pick (a task phrased as a question). Verbs
@@ -114,6 +119,9 @@ RELATED = _related(SYNONYM_GROUPS)
 # How much a word a tool's text does not say, but a synonym of one it says, counts
 # (tuned on the tuning half of the labelled queries; see docs/catalog.md).
 SYNONYM_WEIGHT = 0.3
+# How much the word-vector cosine counts beside BM25 (divided by the query's best score),
+# picked on the tuning half of the labelled queries (docs/catalog.md).
+VECTOR_WEIGHT = 1.0
 
 
 def expanded(counts: Mapping[str, float], weight: float = SYNONYM_WEIGHT) -> dict[str, float]:
@@ -155,13 +163,23 @@ class _Indexed:
     entry: CatalogEntry
     terms: Mapping[str, float]
     length: float
+    pieces: list[int]  # rows of its word pieces in the token vectors
 
 
 class SearchIndex:
-    def __init__(self) -> None:
+    """BM25 over the entries' terms, blended (when `vectors` are given) with the cosine of
+    rarity-weighted sums of static word-piece vectors: BM25 scores are divided by the
+    query's best, so both parts count on the same 0-1 scale."""
+
+    def __init__(self, vectors: TokenVectors | None = None) -> None:
         self._entries: dict[str, _Indexed] = {}
         self._postings: dict[str, dict[str, float]] = {}  # term -> {key: term frequency}
         self._total_length = 0.0
+        self._vectors = vectors
+        self._piece_counts: dict[int, int] = {}  # word piece row -> entries that have it
+        # Entry names and their unit vectors, rebuilt on the first search after a change
+        # (the rarity weights depend on the whole catalog).
+        self._matrix: tuple[list[str], npt.NDArray[np.float32]] | None = None
         self.reindexed = 0  # entries (re)built since creation: shows what a change cost
 
     def __len__(self) -> int:
@@ -194,7 +212,9 @@ class SearchIndex:
     def search(
         self, query: str, top_k: int, namespace: str | None = None
     ) -> list[tuple[CatalogEntry, float]]:
-        """The `top_k` best entries for `query` (BM25 Okapi), best first; ties by name."""
+        """The `top_k` best entries for `query`, best first; ties by name. BM25 Okapi alone
+        ranks only entries sharing a term with the query; with vectors every entry is
+        ranked (a query without known word pieces falls back to BM25 alone)."""
         count = len(self._entries)
         if not count:
             return []
@@ -208,6 +228,8 @@ class SearchIndex:
             for name, tf in postings.items():
                 norm = K1 * (1 - B + B * self._entries[name].length / average)
                 scores[name] = scores.get(name, 0.0) + idf * tf * (K1 + 1) / (tf + norm)
+        if self._vectors is not None:
+            scores = self._blend(query, scores)
         ranked = sorted(
             (
                 (item.entry, score)
@@ -218,6 +240,43 @@ class SearchIndex:
         )
         return ranked[:top_k]
 
+    def _blend(self, query: str, bm25: dict[str, float]) -> dict[str, float]:
+        assert self._vectors is not None
+        wanted = self._embed(self._vectors.pieces(query, STOP_WORDS))
+        if wanted is None:
+            return bm25
+        names, matrix = self._doc_matrix()
+        best = max(bm25.values(), default=0.0) or 1.0
+        similarity = (matrix @ wanted).tolist()
+        return {
+            name: bm25.get(name, 0.0) / best + VECTOR_WEIGHT * cosine
+            for name, cosine in zip(names, similarity, strict=True)
+        }
+
+    def _doc_matrix(self) -> tuple[list[str], npt.NDArray[np.float32]]:
+        if self._matrix is None:
+            assert self._vectors is not None
+            names = list(self._entries)
+            rows = [self._embed(self._entries[name].pieces) for name in names]
+            zero = np.zeros(self._vectors.dimension, dtype=np.float32)
+            matrix = np.stack([zero if row is None else row for row in rows])
+            self._matrix = (names, matrix.astype(np.float32))
+        return self._matrix
+
+    def _embed(self, pieces: list[int]) -> npt.NDArray[np.float32] | None:
+        """The unit vector of a text's word pieces, each weighted by its rarity in the
+        catalog (an IDF), or None for a text without known pieces."""
+        if not pieces or self._vectors is None:
+            return None
+        count = len(self._entries)
+        weights = np.array(
+            [math.log((count + 1) / (self._piece_counts.get(row, 0) + 0.5)) for row in pieces],
+            dtype=np.float32,
+        )
+        summed = weights @ self._vectors.vectors[pieces]
+        norm = float(np.linalg.norm(summed))
+        return summed / norm if norm > 0 else None
+
     def _add(self, name: str, source: object, entry: CatalogEntry) -> None:
         own: dict[str, float] = {}
         for text, weight in entry.fields():
@@ -226,7 +285,14 @@ class SearchIndex:
         # The length is the tool's own words: synonyms should not make a text "longer".
         length = sum(own.values())
         counts = expanded(own)
-        self._entries[name] = _Indexed(source, entry, counts, length)
+        pieces: list[int] = []
+        if self._vectors is not None:
+            text = " ".join(text for text, _ in entry.fields())
+            pieces = self._vectors.pieces(text, STOP_WORDS)
+            for row in set(pieces):
+                self._piece_counts[row] = self._piece_counts.get(row, 0) + 1
+            self._matrix = None
+        self._entries[name] = _Indexed(source, entry, counts, length, pieces)
         self._total_length += length
         for term, tf in counts.items():
             self._postings.setdefault(term, {})[name] = tf
@@ -237,6 +303,12 @@ class SearchIndex:
         if item is None:
             return
         self._total_length -= item.length
+        for row in set(item.pieces):
+            self._piece_counts[row] -= 1
+            if not self._piece_counts[row]:
+                del self._piece_counts[row]
+        if self._vectors is not None:
+            self._matrix = None
         for term in item.terms:
             postings = self._postings[term]
             del postings[name]

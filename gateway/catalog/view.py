@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+import anyio
 from fastmcp import Context
 from fastmcp.server.dependencies import get_http_request
 from fastmcp.server.transforms import GetToolNext
@@ -20,6 +21,7 @@ from fastmcp.tools import Tool
 
 from archon_gateway.gateway.catalog.profiles import Profile
 from archon_gateway.gateway.catalog.search_index import CatalogEntry, SearchIndex
+from archon_gateway.gateway.catalog.token_vectors import shared_vectors
 from archon_gateway.gateway.core.sdk_compat import VersionSpec
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,7 @@ class CatalogView(CatalogTransform):
         self.profiles = dict(profiles)
         self.default = default
         self.namespace_of = namespace_of
-        self._indexes = {name: SearchIndex() for name in self.profiles}
+        self._indexes: dict[str, SearchIndex] = {}
         self._reported: set[str] = set()
         self._meta = dict(meta_tools(self))
 
@@ -128,9 +130,13 @@ class CatalogView(CatalogTransform):
         tools = await self.get_tool_catalog(ctx, run_middleware=False)
         return profile, [profile.present(t) for t in tools if self._exists(profile, t.name)]
 
-    def index_for(self, profile: Profile, tools: Sequence[Tool]) -> SearchIndex:
+    async def index_for(self, profile: Profile, tools: Sequence[Tool]) -> SearchIndex:
         """The profile's search index, brought up to date with `tools` (incrementally)."""
-        index = self._indexes[profile.name]
+        index = self._indexes.get(profile.name)
+        if index is None:
+            # The word vectors load once per process, in a worker thread (not on the loop).
+            vectors = await anyio.to_thread.run_sync(shared_vectors)
+            index = self._indexes.setdefault(profile.name, SearchIndex(vectors))
         index.sync(tools, lambda tool: tool.name, self._entry)
         return index
 

@@ -45,6 +45,7 @@ sys.path.insert(0, str(REPO))
 
 from archon_gateway.gateway.app import build_gateway  # noqa: E402
 from archon_gateway.gateway.catalog.search_index import SearchIndex  # noqa: E402
+from archon_gateway.gateway.catalog.token_vectors import shared_vectors  # noqa: E402
 from archon_gateway.gateway.catalog.view import catalog_entry  # noqa: E402
 from archon_gateway.gateway.settings import Settings  # noqa: E402
 from tests.catalog.synthetic import (  # noqa: E402
@@ -172,7 +173,7 @@ def five_hundred_tools() -> list[Tool]:
 async def search_cost(rounds: int) -> dict[str, float]:
     tools = five_hundred_tools()
     queries = [item.query for item in labelled_queries()]
-    ours = SearchIndex()
+    ours = SearchIndex(shared_vectors())
     fastmcp_bm25 = BM25SearchTransform(max_results=5)
     ours_times: list[float] = []
     base_times: list[float] = []

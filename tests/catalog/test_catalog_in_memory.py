@@ -15,6 +15,7 @@ from fastmcp.tools import Tool, ToolResult
 from archon_gateway.gateway.app import build_gateway
 from archon_gateway.gateway.catalog.profiles import ProfileSettings, ToolOverride
 from archon_gateway.gateway.catalog.search_index import CatalogEntry, SearchIndex
+from archon_gateway.gateway.catalog.token_vectors import shared_vectors
 from archon_gateway.gateway.catalog.validation import violations
 from archon_gateway.gateway.core.errors import SettingsInvalid
 from archon_gateway.gateway.mcp_server import GatewayServer
@@ -247,7 +248,8 @@ def test_profile_settings_are_checked_at_load(
     assert "short" not in str(refused.value)
 
 
-def test_the_search_index_reindexes_only_what_changed() -> None:
+@pytest.mark.parametrize("with_vectors", [False, True], ids=["bm25", "bm25+vectors"])
+def test_the_search_index_reindexes_only_what_changed(with_vectors: bool) -> None:
     def tool(name: str, description: str) -> Tool:
         return Tool(name=name, description=description, parameters={"type": "object"})
 
@@ -255,7 +257,7 @@ def test_the_search_index_reindexes_only_what_changed() -> None:
         return CatalogEntry(item.name, "ns", description=item.description or "")
 
     tools = [tool(f"t{i}", f"tool number {i} does thing {i}") for i in range(100)]
-    index = SearchIndex()
+    index = SearchIndex(shared_vectors() if with_vectors else None)
     index.sync(tools, lambda t: t.name, entry)
     assert index.reindexed == 100
     tools[7] = tool("t7", "renders a mermaid diagram")

@@ -11,6 +11,7 @@ from fastmcp.tools import Tool
 
 from archon_gateway.gateway.app import build_gateway
 from archon_gateway.gateway.catalog.search_index import SearchIndex
+from archon_gateway.gateway.catalog.token_vectors import shared_vectors
 from archon_gateway.gateway.catalog.view import catalog_entry
 from archon_gateway.gateway.settings import Settings
 from tests.catalog.synthetic import Quality, definitions, labelled_queries, quality
@@ -32,7 +33,7 @@ async def measure(tmp_path: Path) -> Callable[..., Quality]:
         for item in (mt.Tool.model_validate(tool) for tool in tools)
     ]
     spaces = {tool.name: tool.name.split("_", 1)[0] for tool in synthetic}
-    index = SearchIndex()
+    index = SearchIndex(shared_vectors())
     index.sync(
         [*native, *synthetic],
         lambda tool: tool.name,
@@ -72,5 +73,5 @@ async def test_search_keeps_its_measured_recall_on_queries_written_after_tuning(
     # figures above carry to new wording (docs/catalog.md). A floor against regressions.
     measured = measure("fresh")
 
-    assert measured.recall_at_3 >= 0.70, "\n".join(measured.misses)
-    assert measured.mrr >= 0.62
+    assert measured.recall_at_3 >= 0.77, "\n".join(measured.misses)
+    assert measured.mrr >= 0.68
