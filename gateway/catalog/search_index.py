@@ -13,6 +13,8 @@ consistent catalog even while upstreams change theirs.
 
 from __future__ import annotations
 
+import functools
+import heapq
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -97,12 +99,17 @@ STOP_WORDS = frozenset(
 _stemmer = snowballstemmer.stemmer("english")
 
 
+@functools.lru_cache(maxsize=16_384)
+def _stem(word: str) -> str:
+    # Snowball is pure Python (≈30 µs a word); queries and tools reuse few words.
+    stem: str = _stemmer.stemWord(word)
+    return stem
+
+
 def terms(text: str) -> list[str]:
     """fastmcp's search words, less stop words, stemmed (Snowball English): "images" and
     "image", "running" and "run" meet."""
-    words = [word for word in search_tokens(text) if word not in STOP_WORDS]
-    stemmed: list[str] = _stemmer.stemWords(words)
-    return stemmed
+    return [_stem(word) for word in search_tokens(text) if word not in STOP_WORDS]
 
 
 def _related(groups: Iterable[Iterable[str]]) -> dict[str, frozenset[str]]:
@@ -157,6 +164,10 @@ class CatalogEntry:
         ]
 
 
+def _best_first(hit: tuple[CatalogEntry, float]) -> tuple[float, str]:
+    return -hit[1], hit[0].name
+
+
 @dataclass
 class _Indexed:
     source: object
@@ -179,7 +190,7 @@ class SearchIndex:
         self._piece_counts: dict[int, int] = {}  # word piece row -> entries that have it
         # Entry names and their unit vectors, rebuilt on the first search after a change
         # (the rarity weights depend on the whole catalog).
-        self._matrix: tuple[list[str], npt.NDArray[np.float32]] | None = None
+        self._matrix: tuple[list[str], npt.NDArray[np.float32], dict[str, int]] | None = None
         self.reindexed = 0  # entries (re)built since creation: shows what a change cost
 
     def __len__(self) -> int:
@@ -229,38 +240,56 @@ class SearchIndex:
                 norm = K1 * (1 - B + B * self._entries[name].length / average)
                 scores[name] = scores.get(name, 0.0) + idf * tf * (K1 + 1) / (tf + norm)
         if self._vectors is not None:
-            scores = self._blend(query, scores)
-        ranked = sorted(
-            (
-                (item.entry, score)
-                for name, score in scores.items()
-                if (item := self._entries[name]).entry.namespace == namespace or namespace is None
-            ),
-            key=lambda pair: (-pair[1], pair[0].name),
-        )
-        return ranked[:top_k]
+            wanted = self._embed(self._vectors.pieces(query, STOP_WORDS))
+            if wanted is not None:
+                return self._blended(scores, wanted, top_k, namespace)
+        found = ((self._entries[name].entry, score) for name, score in scores.items())
+        hits = [hit for hit in found if namespace is None or hit[0].namespace == namespace]
+        return heapq.nsmallest(top_k, hits, key=_best_first)
 
-    def _blend(self, query: str, bm25: dict[str, float]) -> dict[str, float]:
-        assert self._vectors is not None
-        wanted = self._embed(self._vectors.pieces(query, STOP_WORDS))
-        if wanted is None:
-            return bm25
-        names, matrix = self._doc_matrix()
+    def _blended(
+        self,
+        bm25: Mapping[str, float],
+        wanted: npt.NDArray[np.float32],
+        top_k: int,
+        namespace: str | None,
+    ) -> list[tuple[CatalogEntry, float]]:
+        """Every entry by BM25 (divided by the query's best) + VECTOR_WEIGHT x cosine."""
+        names, matrix, position = self._doc_matrix()
+        scores = VECTOR_WEIGHT * (matrix @ wanted).astype(np.float64)
         best = max(bm25.values(), default=0.0) or 1.0
-        similarity = (matrix @ wanted).tolist()
-        return {
-            name: bm25.get(name, 0.0) / best + VECTOR_WEIGHT * cosine
-            for name, cosine in zip(names, similarity, strict=True)
-        }
+        for name, score in bm25.items():
+            scores[position[name]] += score / best
+        candidates = np.arange(len(names))
+        if namespace is not None:
+            candidates = np.array(
+                [
+                    i
+                    for i, name in enumerate(names)
+                    if self._entries[name].entry.namespace == namespace
+                ],
+                dtype=np.intp,
+            )
+        if not len(candidates):
+            return []
+        # Only entries scoring at least the k-th best can rank (then ties by name).
+        chosen = scores[candidates]
+        k = min(top_k, len(chosen))
+        cut = np.partition(chosen, len(chosen) - k)[len(chosen) - k]
+        hits = [
+            (self._entries[names[i]].entry, float(scores[i]))
+            for i in candidates[chosen >= cut].tolist()
+        ]
+        return sorted(hits, key=_best_first)[:top_k]
 
-    def _doc_matrix(self) -> tuple[list[str], npt.NDArray[np.float32]]:
+    def _doc_matrix(self) -> tuple[list[str], npt.NDArray[np.float32], dict[str, int]]:
         if self._matrix is None:
             assert self._vectors is not None
             names = list(self._entries)
             rows = [self._embed(self._entries[name].pieces) for name in names]
             zero = np.zeros(self._vectors.dimension, dtype=np.float32)
             matrix = np.stack([zero if row is None else row for row in rows])
-            self._matrix = (names, matrix.astype(np.float32))
+            self._matrix = (names, matrix.astype(np.float32), {n: i for i, n in enumerate(names)})
         return self._matrix
 
     def _embed(self, pieces: list[int]) -> npt.NDArray[np.float32] | None:

@@ -71,3 +71,22 @@ def test_word_vectors_that_are_not_finite_are_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="finite vector"):
         TokenVectors.load(broken)
+
+
+@pytest.mark.parametrize("with_vectors", [False, True], ids=["bm25", "bm25+vectors"])
+def test_a_namespace_limits_the_results_to_that_namespace(with_vectors: bool) -> None:
+    index = indexed(
+        SearchIndex(shared_vectors() if with_vectors else None),
+        {
+            "fs_delete_file": "Delete a file.",
+            "s3_delete_objects": "Delete objects from a bucket.",
+            "s3_list_buckets": "List the buckets.",
+            "fs_read_file": "Read a file.",
+        },
+    )
+
+    found = index.search("delete the file", 5, namespace="s3")
+
+    assert found[0][0].name == "s3_delete_objects"
+    assert {entry.namespace for entry, _ in found} == {"s3"}
+    assert index.search("delete the file", 5, namespace="nothing") == []
