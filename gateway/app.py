@@ -42,7 +42,14 @@ from archon_gateway.gateway.upstream_admin import (
 from archon_gateway.tools.codegen import CodegenTools
 from archon_gateway.tools.patterns import PatternTools
 from archon_gateway.tools.workflow import WorkflowTools
-from archon_gateway.upstreams.manifest import load_manifests, manifest_folders
+from archon_gateway.upstreams.manifest import (
+    Manifest,
+    ManifestSet,
+    builtin_manifests_dir,
+    load_manifests,
+    manifest_folders,
+)
+from archon_gateway.upstreams.overrides import layer_overrides
 from archon_gateway.upstreams.pool import UpstreamPool
 from archon_gateway.upstreams.provider import UpstreamProvider
 from archon_gateway.upstreams.restarts import RestartPolicy
@@ -267,7 +274,7 @@ def _upstream_pool(
     )
     components.register("manifests", lambda: manifests_status, critical=False)
     return UpstreamPool(
-        found.manifests,
+        layered_manifests(settings, found),
         gateway_env=environ,
         log_dir=settings.data_dir / "logs" / "upstreams",
         default_timeout=settings.tool_timeout,
@@ -275,6 +282,17 @@ def _upstream_pool(
         policy=restart_policy(settings),
         clock=clock,
         pinged=lambda name, seconds: metrics.upstream_ping.labels(upstream=name).observe(seconds),
+    )
+
+
+def layered_manifests(settings: Settings, found: ManifestSet) -> list[Manifest]:
+    """The manifests with archon.toml's `[upstreams.<name>]` overrides applied (raises
+    SettingsInvalid for an unknown upstream or key)."""
+    return layer_overrides(
+        found,
+        settings.upstreams,
+        shipped_dir=builtin_manifests_dir(),
+        gateway_timeout_set="tool_timeout" in settings.model_fields_set,
     )
 
 

@@ -221,7 +221,13 @@ def doctor(
 
     from archon_gateway.gateway.doctor import diagnose, render_table, summary
     from archon_gateway.gateway.logs import configure_logging
-    from archon_gateway.upstreams.manifest import ManifestSet, load_manifests, manifest_folders
+    from archon_gateway.upstreams.manifest import (
+        ManifestSet,
+        builtin_manifests_dir,
+        load_manifests,
+        manifest_folders,
+    )
+    from archon_gateway.upstreams.overrides import layer_overrides
 
     # The report is the output; logs (stderr) only for what the report cannot show.
     configure_logging(log_level or "warning", settings.log_file)
@@ -231,6 +237,16 @@ def doctor(
         log.warning("enable_external_gateway is off: `serve` will not start these upstreams")
     folders = manifest_folders(settings.manifests_dir, settings.data_dir)
     found = load_manifests(folders)
+    try:
+        layered = layer_overrides(
+            found,
+            settings.upstreams,
+            shipped_dir=builtin_manifests_dir(),
+            gateway_timeout_set="tool_timeout" in settings.model_fields_set,
+        )
+        found = ManifestSet(layered, found.problems, found.files)
+    except SettingsInvalid as exc:
+        _fail(str(exc), 2)
     if only:
         known = {m.name for m in found.manifests} | {p.path.stem for p in found.problems}
         if unknown := [name for name in only if name not in known]:

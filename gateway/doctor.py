@@ -19,14 +19,14 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from archon_gateway.gateway.core.errors import GatewayError, UpstreamStartTimeout
+from archon_gateway.gateway.core.errors import GatewayError, MissingVariable, UpstreamStartTimeout
 from archon_gateway.upstreams.manifest import (
     Manifest,
     ManifestProblem,
     ManifestSet,
     builtin_manifests_dir,
 )
-from archon_gateway.upstreams.session import open_session
+from archon_gateway.upstreams.opening import open_upstream
 
 State = Literal["ready", "failed", "disabled", "not_found"]
 
@@ -77,10 +77,14 @@ async def diagnose(
     reports = [_problem_report(problem) for problem in manifests.problems]
     limiter = anyio.CapacityLimiter(concurrency)
 
-    async def check(manifest: Manifest, command: str, file: Path | None) -> None:
+    async def check(
+        manifest: Manifest, command: str | None, headers: dict[str, str], file: Path | None
+    ) -> None:
         async with limiter:
             reports.append(
-                await _start_once(manifest, command, file, gateway_env, log_dir, ping_timeout)
+                await _start_once(
+                    manifest, command, headers, file, gateway_env, log_dir, ping_timeout
+                )
             )
 
     search_path = gateway_env.get("PATH")
@@ -88,7 +92,17 @@ async def diagnose(
         for manifest in manifests.manifests:
             file = manifests.files.get(manifest.name)
             found = manifest.resolve_command(search_path)
-            if not manifest.enabled:
+            if manifest.is_remote and manifest.enabled:
+                try:
+                    headers = manifest.resolve_headers(gateway_env)
+                except MissingVariable as exc:
+                    hint = "set it in the gateway's environment (or fix `headers`)"
+                    reports.append(
+                        _report(manifest, file, None, "failed", error=str(exc), hint=hint)
+                    )
+                    continue
+                tg.start_soon(check, manifest, None, headers, file)
+            elif not manifest.enabled:
                 reports.append(_report(manifest, file, found, state="disabled"))
             elif found is None:
                 hint = manifest.install_hint or (
@@ -97,13 +111,14 @@ async def diagnose(
                 error = f"command not found: {manifest.command}"
                 reports.append(_report(manifest, file, None, "not_found", error=error, hint=hint))
             else:
-                tg.start_soon(check, manifest, found, file)
+                tg.start_soon(check, manifest, found, {}, file)
     return sorted(reports, key=lambda report: (report.name.lower(), report.file or ""))
 
 
 async def _start_once(
     manifest: Manifest,
-    command: str,
+    command: str | None,
+    headers: dict[str, str],
     file: Path | None,
     gateway_env: Mapping[str, str],
     log_dir: Path,
@@ -115,8 +130,8 @@ async def _start_once(
     startup = tools = ping = None
     error = hint = None
     try:
-        async with open_session(
-            manifest, command, gateway_env=gateway_env, log_dir=log_dir
+        async with open_upstream(
+            manifest, command, headers, gateway_env=gateway_env, log_dir=log_dir
         ) as session:
             # Same budget as the gateway's own start: initialize, then tools/list.
             with anyio.fail_after(manifest.startup_timeout):
@@ -170,8 +185,8 @@ def _report(
         file=None if file is None else str(file),
         shipped=file is not None and file.parent.resolve() == _SHIPPED_DIR,
         enabled=manifest.enabled,
-        command=manifest.command,
-        command_found=command_found,
+        command=manifest.command or remote_address(manifest),
+        command_found=command_found or (remote_address(manifest) if manifest.is_remote else None),
         state=state,
         startup_s=startup_s,
         tools=tools,
@@ -179,6 +194,13 @@ def _report(
         error=error,
         hint=hint,
     )
+
+
+def remote_address(manifest: Manifest) -> str | None:
+    """What doctor shows for a remote upstream: its URL without the query, and transport."""
+    if manifest.url is None:
+        return None
+    return f"{manifest.url.split('?', 1)[0]} ({manifest.remote_transport})"
 
 
 def _problem_report(problem: ManifestProblem) -> UpstreamReport:

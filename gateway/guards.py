@@ -19,7 +19,7 @@ from archon_gateway.gateway.core.circuit_breaker import STATES, BreakerRegistry
 from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics, state_gauge
 from archon_gateway.gateway.mcp_server import GatewayServer
-from archon_gateway.gateway.middleware.breaker_guard import BreakerMiddleware, breakers_by_owner
+from archon_gateway.gateway.middleware.breaker_guard import BreakerMiddleware, upstream_breakers
 from archon_gateway.gateway.middleware.stdio_auth import StdioAuthMiddleware
 from archon_gateway.gateway.settings import Settings
 
@@ -44,7 +44,9 @@ def build_guards(
     clock: Callable[[], float] = time.monotonic,
 ) -> Guards:
     """`upstream_of(tool)` names the upstream serving a tool (None for native tools); each
-    upstream gets one breaker, "upstream <name>" (caller errors and refusals never count)."""
+    upstream gets a breaker for upstream-wide faults, "upstream <name>", and each of its tools
+    one for its own timeouts and failures, "tool <name>" (caller errors and refusals never
+    count)."""
     audit = audit or LogAuditSink()
     breakers = BreakerRegistry(
         fail_max=settings.breaker_fail_max,
@@ -71,7 +73,7 @@ def build_guards(
                 "accept" if stdio.accepted else "reject", "stdio", stdio.reason, stdio.principal
             )
         )
-    lookup = breakers_by_owner(breakers, upstream_of, prefix="upstream ")
+    lookup = upstream_breakers(breakers, upstream_of)
     return Guards(
         breakers=breakers,
         audit=audit,

@@ -37,3 +37,6 @@ def configure_logging(level: str, log_file: Path | None = None) -> None:
     # Per-request access lines are noise at info level; they stay available at debug.
     if root.level > logging.DEBUG:
         logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # httpx logs every request's full URL at info, query included: a remote upstream's URL
+    # or SSE endpoint may carry a key or session id. Never below warning.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     tool_timeout: float = Field(
         60.0, gt=0, description="seconds a tool call may run unless its manifest says otherwise"
     )
+    upstreams: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per-upstream overrides ([upstreams.<name>] tables) over the manifests",
+    )
     enable_external_gateway: bool = Field(
         True, description="start the stdio upstreams in the manifests (off: native tools only)"
     )

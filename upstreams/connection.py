@@ -1,4 +1,5 @@
-"""JSON-RPC with one stdio upstream process: requests, replies, progress and cancellation.
+"""JSON-RPC with one upstream: requests, replies, progress and cancellation, over any
+transport (`transport.py`: stdio pipes, or HTTP in `remote/`).
 
 Why not the MCP SDK's client session: the gateway needs exact control over the things that
 wedge proxies. A request whose caller is cancelled (timeout or client cancel) sends
@@ -18,17 +19,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from anyio.abc import ByteReceiveStream, ByteSendStream, TaskGroup
+from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
 from archon_gateway.gateway.core.background import running_beside
 from archon_gateway.gateway.core.bounded_json import JsonRejected, parse_json
 from archon_gateway.gateway.core.errors import (
     GatewayError,
+    UpstreamCallFailed,
+    UpstreamConnectionLost,
     UpstreamRequestFailed,
     UpstreamUnavailable,
 )
-from archon_gateway.gateway.core.line_framing import READ_SIZE, BoundedLines, OversizedLine
+from archon_gateway.gateway.core.line_framing import OversizedLine
+from archon_gateway.upstreams.transport import MessageTransport
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +70,11 @@ class _Pending:
 
 @dataclass
 class RpcConnection:
-    """Newline-delimited JSON-RPC over an upstream's stdin/stdout. Run `serve()` in a task
-    group; `request()` and `notify()` may be called from many tasks at once."""
+    """JSON-RPC over one upstream's transport. Run `serve()` in a task group; `request()`
+    and `notify()` may be called from many tasks at once."""
 
     name: str
-    stdin: ByteSendStream
-    stdout: ByteReceiveStream
+    transport: MessageTransport
     max_message_bytes: int
     on_notification: NotificationHandler = lambda method, params: None
     reason_at_eof: Callable[[], Awaitable[str]] | None = None
@@ -94,30 +97,26 @@ class RpcConnection:
             # writing to us and not reading could deadlock both sides.
             async with anyio.create_task_group() as replies:
                 self._replies = replies
-                await self._read_lines()
+                await self.transport.receive(self)
                 replies.cancel_scope.cancel()
-            reason = "closed its output"
-            if self.reason_at_eof is not None:
+            reason = self._closed or "closed its output"
+            if self.reason_at_eof is not None and self._closed is None:
                 reason = await self.reason_at_eof()
         finally:
             self.close(reason)
 
-    async def _read_lines(self) -> None:
-        lines = BoundedLines(self.max_message_bytes)
-        while True:
-            try:
-                chunk = await self.stdout.receive(READ_SIZE)
-            except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-                return
-            for line in lines.feed(chunk):
-                if isinstance(line, OversizedLine):
-                    self._fail_oversized(line)
-                else:
-                    self._dispatch(line)
-            growing = lines.oversized
-            if growing is not None and not growing.answered:
-                # Fail its request now, not after the rest of it (maybe never) arrives.
-                self._fail_request_oversized(growing, growing.leading_id())
+    # -- what the transport hands us (transport.FrameSink) ---------------------------------
+
+    def deliver(self, frame: bytes, related: int | None = None) -> None:
+        self._dispatch(frame, related)
+
+    def fail_request(self, request_id: int, error: GatewayError) -> None:
+        pending = self._pending.pop(request_id, None)
+        if pending is not None:
+            pending.finish(None, error)
+
+    def lose(self, reason: str) -> None:
+        self.close(reason)
 
     async def wait_closed(self) -> str:
         await self._ended.wait()
@@ -209,15 +208,15 @@ class RpcConnection:
             await self._write(notice)
 
     async def _write(self, message: dict[str, Any]) -> None:
-        data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        data = json.dumps(message, separators=(",", ":")).encode()
         async with self._write_lock:
             try:
-                await self.stdin.send(data)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-                self.close("stopped reading its input")
+                await self.transport.send(message, data)
+            except UpstreamConnectionLost as exc:
+                self.close(exc.reason)
                 raise UpstreamUnavailable(f"upstream '{self.name}' {self._closed}") from exc
 
-    def _dispatch(self, line: bytes) -> None:
+    def _dispatch(self, line: bytes, related: int | None = None) -> None:
         if not line.strip():
             return
         try:
@@ -235,7 +234,7 @@ class RpcConnection:
             params = message.get("params")
             params = params if isinstance(params, dict) else {}
             if "id" in message:
-                self._start_answer(message["id"], method)
+                self._start_answer(message["id"], method, related)
             elif method == "notifications/progress":
                 self._route_progress(params)
             else:
@@ -249,7 +248,7 @@ class RpcConnection:
             return
         pending.finish(message)
 
-    def _start_answer(self, request_id: Any, method: str) -> None:
+    def _start_answer(self, request_id: Any, method: str, related: int | None = None) -> None:
         if self._replies is None or self._answering >= _MAX_ANSWERING:
             log.warning("%s: too many requests from the upstream; ignoring %s", self.name, method)
             return
@@ -294,41 +293,14 @@ class RpcConnection:
         except anyio.ClosedResourceError:
             pass
 
-    def _fail_oversized(self, line: OversizedLine) -> None:
-        request_id = line.request_id()
-        log.warning(
-            "%s: dropped a %d-byte message over the %d-byte limit (request id %r)",
-            self.name,
-            line.size,
-            self.max_message_bytes,
-            request_id,
-        )
-        if not line.answered:
-            self._fail_request_oversized(line, request_id)
-
-    def _fail_request_oversized(self, line: OversizedLine, request_id: str | int | None) -> None:
-        pending = self._pending.pop(request_id, None) if isinstance(request_id, int) else None
-        if pending is None:
-            return
-        line.answered = True
-        pending.finish(
-            None,
-            UpstreamUnavailable(
-                f"upstream '{self.name}' sent a reply over the "
-                f"{self.max_message_bytes}-byte message limit ({line.size} bytes so far); "
-                "raise max_message_bytes in its manifest if this is expected"
-            ),
-        )
-
     def _fail_unparsable(self, line: bytes, exc: JsonRejected) -> None:
         """A message over a parser limit fails just its own request (when its id shows)."""
         request_id = OversizedLine(line).request_id()
         log.warning("%s: dropped a message: %s (request id %r)", self.name, exc, request_id)
-        pending = self._pending.pop(request_id, None) if isinstance(request_id, int) else None
-        if pending is not None:
-            pending.finish(
-                None,
-                UpstreamUnavailable(
+        if isinstance(request_id, int):
+            self.fail_request(
+                request_id,
+                UpstreamCallFailed(
                     f"upstream '{self.name}' sent a reply the gateway cannot read: {exc}"
                 ),
             )

@@ -1,5 +1,6 @@
 """`archon-gateway import-config`: turn a Claude Desktop / Cursor / Claude Code `mcpServers`
-JSON file into one manifest per stdio server."""
+(or VS Code `servers`) JSON file into one manifest per server: stdio (`command`) and remote
+(`url`, `type: http` / `sse`, with `headers`)."""
 
 from __future__ import annotations
 
@@ -50,19 +51,31 @@ def manifest_name(server: str) -> str:
     return name[:32].rstrip("-")
 
 
+# VS Code and Cursor write `${env:NAME}`; manifests say `${NAME}`.
+_ENV_INPUT = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+_PROMPT_INPUT = re.compile(r"\$\{input:[^}]*\}")
+_REMOTE_TYPES = {"http": "streamable-http", "streamable-http": "streamable-http"}
+_REMOTE_TYPES |= {"streamableHttp": "streamable-http", "sse": "sse"}
+
+
 def manifest_from_entry(server: str, entry: Any, source: Path) -> Manifest:
     if not isinstance(entry, dict):
         raise ManifestInvalid("entry is not an object")
-    if "url" in entry or entry.get("type") in ("http", "sse", "streamable-http"):
-        raise ManifestInvalid("URL (HTTP/SSE) servers are not supported yet; only stdio")
     values: dict[str, Any] = {
         "name": manifest_name(server),
         "description": f"imported from {source.name} ({server})",
-        "command": entry.get("command"),
-        "args": entry.get("args", []),
-        "env": entry.get("env", {}),
     }
-    if entry.get("cwd"):
+    url = entry.get("url", entry.get("serverUrl"))  # serverUrl: Windsurf
+    kind = entry.get("type")
+    if url is not None or kind in _REMOTE_TYPES:
+        values |= _remote_values(url, kind, entry.get("headers", {}))
+    else:
+        values |= {
+            "command": entry.get("command"),
+            "args": entry.get("args", []),
+            "env": entry.get("env", {}),
+        }
+    if entry.get("cwd") and "command" in values:
         values["cwd"] = entry["cwd"]
     if entry.get("disabled") is True:
         values["enabled"] = False
@@ -74,8 +87,29 @@ def manifest_from_entry(server: str, entry: Any, source: Path) -> Manifest:
         raise ManifestInvalid(describe_validation_error(exc)) from None
 
 
+def _remote_values(url: Any, kind: Any, headers: Any) -> dict[str, Any]:
+    """url, transport and headers of a remote entry. Without a type, a URL ending in /sse
+    is taken to be the older SSE transport (as Cursor does), any other streamable HTTP."""
+    if not isinstance(url, str):
+        raise ManifestInvalid(f"a {kind} server needs a url")
+    transport = _REMOTE_TYPES.get(kind) if isinstance(kind, str) else None
+    if transport is None:
+        transport = "sse" if url.rstrip("/").endswith("/sse") else "streamable-http"
+    if not isinstance(headers, dict):
+        raise ManifestInvalid("headers is not an object")
+    converted = {}
+    for name, value in headers.items():
+        if _PROMPT_INPUT.search(str(value)):
+            raise ManifestInvalid(
+                f"header {name} asks the user for input (${{input:…}}); "
+                "put the value in an environment variable and write ${VAR}"
+            )
+        converted[str(name)] = _ENV_INPUT.sub(r"${\1}", str(value))
+    return {"url": url, "transport": transport, "headers": converted}
+
+
 def import_config(path: Path, into: Path, *, overwrite: bool = False) -> list[ImportOutcome]:
-    """Write one manifest per stdio server in `path` into `into`; report every server."""
+    """Write one manifest per server in `path` into `into`; report every server."""
     outcomes = []
     into.mkdir(parents=True, exist_ok=True)
     for server, entry in read_servers(path).items():

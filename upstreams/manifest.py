@@ -1,7 +1,8 @@
-"""Upstream manifests: one TOML file per stdio MCP server the gateway proxies.
+"""Upstream manifests: one TOML file per MCP server the gateway proxies.
 
-A manifest says how to start the server (command, args, cwd, env), how long its tools may
-run, and which of its tools to expose. Loading never stops at a bad file: each problem is
+A manifest says how to reach the server: start it (command, args, cwd, env: a stdio
+upstream) or connect to it (url, transport, headers: a remote upstream); how long its tools
+may run, and which of its tools to expose. Loading never stops at a bad file: each problem is
 reported with its file, field and reason, and the valid manifests are used.
 """
 
@@ -14,11 +15,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from archon_gateway.gateway.core.config_files import UnusableFile, read_toml
+from archon_gateway.gateway.core.errors import MissingVariable
 
 # Env names an upstream may never receive from the gateway's own environment: they are the
 # gateway's secrets and settings, not the upstream's.
@@ -26,16 +29,32 @@ _PRIVATE_ENV = re.compile(r"^(ARCHON_.*|SERVICE_AUTH_TOKEN)$")
 # What every upstream gets, besides what its manifest declares.
 BASE_ENV_NAMES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "USER")
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{0,31}$"
+# `${NAME}` in a header value: replaced by that variable of the gateway's environment.
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+RemoteTransport = Literal["streamable-http", "sse"]
+# Fields that only make sense for one kind of upstream.
+_STDIO_ONLY = ("args", "env", "pass_env", "cwd")
+_REMOTE_ONLY = ("transport", "headers")
 
 
 class Manifest(BaseModel):
-    """How to run one stdio upstream. Field names are the TOML keys."""
+    """How to run (stdio) or reach (remote) one upstream. Field names are the TOML keys."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=NAME_PATTERN, description="namespace: tools become <name>_<tool>")
     description: str = ""
-    command: str = Field(min_length=1, description="executable name (looked up on PATH) or path")
+    command: str | None = Field(
+        None, min_length=1, description="executable name (looked up on PATH) or path"
+    )
+    url: str | None = Field(None, description="a remote server's MCP endpoint (instead of command)")
+    transport: RemoteTransport | None = Field(
+        None, description='remote protocol: "streamable-http" (default) or "sse"'
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="HTTP headers for a remote upstream; ${VAR} is read from the environment",
+    )
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(
         default_factory=dict, description="variables set for the upstream, verbatim"
@@ -80,6 +99,60 @@ class Manifest(BaseModel):
             raise ValueError(f"timeouts must be > 0 (bad: {', '.join(bad)})")
         return timeouts
 
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials; put them in headers")
+        return url
+
+    @field_validator("headers")
+    @classmethod
+    def _header_references(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            private = [ref for ref in _ENV_REFERENCE.findall(value) if _PRIVATE_ENV.match(ref)]
+            if private:
+                raise ValueError(
+                    f"header {name} uses {', '.join(private)}, which belongs to the gateway"
+                )
+        return headers
+
+    @model_validator(mode="after")
+    def _command_or_url(self) -> Manifest:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("set exactly one of command (a stdio server) or url (a remote server)")
+        kind, wrong = ("url", _STDIO_ONLY) if self.url else ("command", _REMOTE_ONLY)
+        used = [name for name in wrong if name in self.model_fields_set and getattr(self, name)]
+        if used:
+            raise ValueError(f"{', '.join(used)} cannot be used with {kind}")
+        return self
+
+    @property
+    def is_remote(self) -> bool:
+        return self.url is not None
+
+    @property
+    def remote_transport(self) -> RemoteTransport:
+        return self.transport or "streamable-http"
+
+    def resolve_headers(self, gateway_env: Mapping[str, str]) -> dict[str, str]:
+        """The headers with `${VAR}` replaced; MissingVariable names the first unset one
+        (the error never carries a value)."""
+        resolved = {}
+        for name, value in self.headers.items():
+            for variable in _ENV_REFERENCE.findall(value):
+                if variable not in gateway_env:
+                    raise MissingVariable(
+                        f"header {name} needs environment variable {variable}, which is not set"
+                    )
+            resolved[name] = _ENV_REFERENCE.sub(lambda found: gateway_env[found.group(1)], value)
+        return resolved
+
     def exposes(self, tool: str) -> bool:
         if tool in self.deny_tools:
             return False
@@ -89,7 +162,9 @@ class Manifest(BaseModel):
         return self.tool_timeouts.get(tool, self.timeout or default)
 
     def resolve_command(self, path: str | None) -> str | None:
-        """The executable's full path, or None when it cannot be found."""
+        """The executable's full path, or None when it cannot be found (or it is remote)."""
+        if self.command is None:
+            return None
         command = os.path.expanduser(self.command)
         if os.sep in command:
             base = self.cwd or Path.cwd()
@@ -185,6 +260,8 @@ def describe_validation_error(exc: ValidationError) -> str:
         if error["type"] == "extra_forbidden":
             known = ", ".join(Manifest.model_fields)
             parts.append(f"unknown field '{field}' (known: {known})")
+        elif not error["loc"]:
+            parts.append(error["msg"].removeprefix("Value error, "))
         elif error["type"] == "missing":
             parts.append(f"field '{field}' is required")
         else:

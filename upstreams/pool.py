@@ -1,4 +1,4 @@
-"""The set of supervised stdio upstreams and their combined tool catalog."""
+"""The set of supervised upstreams (stdio and remote) and their combined tool catalog."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 
-from archon_gateway.gateway.core.errors import NotFound
+from archon_gateway.gateway.core.errors import MissingVariable, NotFound
 from archon_gateway.upstreams.catalog import UpstreamTool
 from archon_gateway.upstreams.manifest import Manifest
 from archon_gateway.upstreams.restarts import CrashHistory, RestartPolicy
@@ -58,6 +58,11 @@ class UpstreamPool:
             upstream = Upstream(manifest, command, policy, history, hooks)
             if not manifest.enabled:
                 upstream.disable("disabled in manifest")
+            elif manifest.is_remote:
+                try:
+                    upstream.headers = manifest.resolve_headers(self._gateway_env)
+                except MissingVariable as exc:
+                    upstream.disable(str(exc))
             elif command is None:
                 hint = f" ({manifest.install_hint})" if manifest.install_hint else ""
                 upstream.disable(f"command not found: {manifest.command}{hint}")

@@ -1,4 +1,5 @@
-"""One live MCP client session with a stdio upstream: process, handshake, tools, calls."""
+"""One live MCP client session with an upstream: handshake, tools, calls; and starting a
+stdio upstream's process (`open_session`; remote ones open in `remote/session.py`)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from archon_gateway.upstreams.connection import (
 from archon_gateway.upstreams.manifest import Manifest
 from archon_gateway.upstreams.process import describe_exit, upstream_process
 from archon_gateway.upstreams.stderr_log import LOG_BACKUPS, LOG_MAX_BYTES, StderrLog
+from archon_gateway.upstreams.transport import StdioTransport
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ class UpstreamSession:
 
     manifest: Manifest
     connection: RpcConnection
-    pid: int
+    pid: int | None  # None for a remote upstream
     server_info: dict[str, Any]
 
     @property
@@ -125,8 +127,9 @@ async def open_session(
 
         connection = RpcConnection(
             manifest.name,
-            process.stdin,
-            process.stdout,
+            StdioTransport(
+                manifest.name, process.stdin, process.stdout, manifest.max_message_bytes
+            ),
             manifest.max_message_bytes,
             on_notification,
             reason_at_eof=how_it_ended,

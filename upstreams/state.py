@@ -25,7 +25,8 @@ class UpstreamInfo(BaseModel):
     """What is known about one upstream now."""
 
     state: str
-    pid: int | None
+    transport: str  # stdio, streamable-http or sse
+    pid: int | None  # None for a remote upstream
     restarts: int
     last_error: str | None
     last_ping_ms: float | None

@@ -1,7 +1,8 @@
-"""One supervised stdio upstream: started on demand (or at once), pinged, restarted with
-backoff when it dies or stops answering, marked crash-looping when it keeps dying, and
-stopped when idle. One `supervise` task per upstream runs all of it. Its states are in
-`state.py`, the backoff rules in `restarts.py`, what it lists in `catalog.py`."""
+"""One supervised upstream: started (stdio) or connected (remote) on demand or at once,
+pinged, restarted with backoff when it dies, loses its connection or stops answering,
+marked crash-looping when it keeps dying, and stopped when idle. One `supervise` task per
+upstream runs all of it. Its states are in `state.py`, the backoff rules in `restarts.py`,
+what it lists in `catalog.py`."""
 
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ from archon_gateway.gateway.core.health import ComponentStatus
 from archon_gateway.upstreams.catalog import LIST_CHANGED, UpstreamTool, catalog_of
 from archon_gateway.upstreams.connection import ProgressCallback
 from archon_gateway.upstreams.manifest import Manifest
+from archon_gateway.upstreams.opening import open_upstream
 from archon_gateway.upstreams.restarts import CrashHistory, RestartPolicy
-from archon_gateway.upstreams.session import UpstreamSession, open_session
+from archon_gateway.upstreams.session import UpstreamSession
 from archon_gateway.upstreams.state import DOWN_STATES, UpstreamInfo, UpstreamState
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ class Upstream:
     """One manifest at run time: its state, live session, tools and supervision."""
 
     manifest: Manifest
-    command: str | None
+    command: str | None  # None when remote, or not found
     policy: RestartPolicy = field(default_factory=RestartPolicy)
     history: CrashHistory = field(default_factory=lambda: CrashHistory(RestartPolicy()))
     hooks: UpstreamHooks = field(default_factory=UpstreamHooks)
@@ -74,6 +76,7 @@ class Upstream:
     _failing: bool = False  # the last run crashed, and no run has been ready since
     _last_used: float = 0.0
     _started: float = 0.0  # when the current run began
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # remote; secret
 
     @property
     def name(self) -> str:
@@ -107,6 +110,7 @@ class Upstream:
         """Per-upstream details for /health, gateway_info and the restart tool."""
         return UpstreamInfo(
             state=str(self.state),
+            transport=self.manifest.remote_transport if self.manifest.is_remote else "stdio",
             pid=self.pid,
             restarts=self.restarts,
             last_error=self.last_error,
@@ -219,7 +223,7 @@ class Upstream:
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Run (and re-run) the upstream until cancelled."""
-        assert self.command is not None
+        assert self.command is not None or self.manifest.is_remote
         if not self.policy.lazy:
             self._wanted.set()
         task_status.started()
@@ -258,14 +262,14 @@ class Upstream:
         )
 
     async def _run_once(self, gateway_env: Mapping[str, str], log_dir: Path) -> _Ending:
-        assert self.command is not None
         self.runs += 1
         self._set_state(UpstreamState.STARTING)
         self._stale = anyio.Event()
         try:
-            async with open_session(
+            async with open_upstream(
                 self.manifest,
                 self.command,
+                self.headers,
                 gateway_env=gateway_env,
                 log_dir=log_dir,
                 on_notification=self._on_notification,

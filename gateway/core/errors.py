@@ -16,10 +16,12 @@ where it can, what to do about it.
     │   ├── UpstreamUnavailable
     │   │   ├── UpstreamRestarting   (refused at once while it restarts)
     │   │   ├── UpstreamStartTimeout
+    │   │   ├── UpstreamConnectionLost
     │   │   └── BackendTimeout
     │   ├── VectorStoreUnavailable
     │   ├── EmbeddingFailed
     │   │   └── EmbeddingTimeout
+    │   ├── UpstreamCallFailed   (one call failed; the upstream is up)
     │   ├── ToolTimeout, CircuitOpen, ToolFailed
     │   └── FrontDoorFailed
     │       └── ListenFailed
@@ -79,6 +81,11 @@ class SettingsInvalid(CallerError):
 
 class ManifestInvalid(CallerError):
     """An upstream manifest failed validation (file, field and reason are in the message)."""
+
+
+class MissingVariable(ManifestInvalid):
+    """A manifest's header references an environment variable that is not set (the message
+    names the variable, never a value)."""
 
 
 class UnusableFile(CallerError):
@@ -166,8 +173,23 @@ class UpstreamStartTimeout(UpstreamUnavailable):
     """An upstream did not start (initialize, list its tools) within its startup_timeout."""
 
 
+class UpstreamConnectionLost(UpstreamUnavailable):
+    """A transport to an upstream broke (pipe closed, HTTP connection refused, session
+    unrecoverable). `reason` completes "upstream 'x' …"."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class BackendTimeout(UpstreamUnavailable):
     """An HTTP backend did not answer in time (counts as a breaker failure)."""
+
+
+class UpstreamCallFailed(Unavailable):
+    """One call to an upstream failed in transit (its reply was too large, the remote failed
+    that one HTTP request) while the upstream itself is up: like a timeout, it counts
+    against that tool's breaker, not the whole upstream's."""
 
 
 class VectorStoreUnavailable(Unavailable):

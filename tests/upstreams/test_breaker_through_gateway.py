@@ -1,5 +1,6 @@
-"""A real stdio upstream that times out trips its breaker in the assembled gateway; the
-breaker's clock is injected, so half-opening needs no sleep. Metrics and readiness are
+"""A real stdio upstream's tool that times out trips that tool's breaker in the assembled
+gateway, and a crash trips the upstream's; the breakers' clock is injected, so half-opening
+needs no sleep. Metrics and readiness are
 scraped over the gateway's own HTTP app afterwards and must match the calls made."""
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def gauge(metrics_text: str, name: str) -> dict[tuple[str, ...], float]:
     }
 
 
-async def test_failing_upstream_opens_its_breaker_fails_fast_and_recovers_after_reset(
+async def test_one_tools_timeouts_open_that_tools_breaker_only_and_it_recovers_after_reset(
     tmp_path: Path, manifests_dir: Path, write_manifest: WriteManifest
 ) -> None:
     write_manifest("toolbox", tool_timeouts={"hang": 0.1})
@@ -79,71 +80,73 @@ async def test_failing_upstream_opens_its_breaker_fails_fast_and_recovers_after_
                 timed_out = await client.call_tool("toolbox_hang", {}, raise_on_error=False)
                 assert text_of(timed_out) == "toolbox_hang timed out after 0.1 s"
 
-            # Open: every tool of that upstream fails fast, native tools are unaffected.
+            # Open for that tool only: it fails fast; the upstream's other tools still work.
             clock.now += 10.5
-            for tool, args in (("toolbox_echo", {"text": "b"}), ("toolbox_hang", {})):
-                fast = await client.call_tool(tool, args, raise_on_error=False)
-                assert fast.is_error
-                assert text_of(fast) == (
-                    "upstream toolbox unavailable (circuit open, retry in 20 s)"
-                )
+            fast = await client.call_tool("toolbox_hang", {}, raise_on_error=False)
+            assert fast.is_error
+            assert text_of(fast) == "tool toolbox_hang unavailable (circuit open, retry in 20 s)"
+            assert (await client.call_tool("toolbox_echo", {"text": "b"})).data == "b"
             assert (await client.call_tool("native_ok", {})).data == "fine"
             assert (await client.call_tool("native_broken", {}, raise_on_error=False)).is_error
 
             ready = await web.get("/health/ready")
-            assert ready.status_code == 200  # one upstream's breaker: degraded, still ready
+            assert ready.status_code == 200  # one tool's breaker: degraded, still ready
             body = ready.json()
             assert body["ready"] is True
             assert body["status"] == "degraded"
-            assert body["breakers"]["upstream toolbox"] == {
+            assert body["breakers"]["tool toolbox_hang"] == {
                 "state": "open",
                 "fail_counter": 2,
                 "retry_in_s": 20,
             }
+            assert body["breakers"]["upstream toolbox"]["state"] == "closed"
             assert body["components"]["breakers"]["status"] == "degraded"
             scraped = (await web.get("/metrics")).text
-            assert gauge(scraped, "archon_breaker_state")[("upstream toolbox", "open")] == 1
+            assert gauge(scraped, "archon_breaker_state")[("tool toolbox_hang", "open")] == 1
 
-            # Half-open after the reset timeout: one trial call; success closes it.
+            # Half-open after the reset timeout: one trial call; a failed trial re-opens it
+            # at once (fail_max does not apply to trials).
             clock.now += 20
-            assert (await client.call_tool("toolbox_echo", {"text": "c"})).data == "c"
-            assert (await web.get("/health/ready")).json()["breakers"]["upstream toolbox"][
-                "state"
-            ] == "closed"
-
-            # A failed trial re-opens it at once (fail_max does not apply to trials).
-            for _ in range(2):
-                await client.call_tool("toolbox_hang", {}, raise_on_error=False)
-            clock.now += 30
             await client.call_tool("toolbox_hang", {}, raise_on_error=False)
-            again = await client.call_tool("toolbox_echo", {"text": "d"}, raise_on_error=False)
-            assert text_of(again) == "upstream toolbox unavailable (circuit open, retry in 30 s)"
+            again = await client.call_tool("toolbox_hang", {}, raise_on_error=False)
+            assert text_of(again) == "tool toolbox_hang unavailable (circuit open, retry in 30 s)"
 
             scraped = (await web.get("/metrics")).text
 
     assert tool_call_samples(scraped) == {
         ("toolbox_echo", "ok"): 2,
         ("toolbox_add", "error"): 1,
-        ("toolbox_hang", "timeout"): 5,
-        ("toolbox_echo", "circuit_open"): 2,
-        ("toolbox_hang", "circuit_open"): 1,
+        ("toolbox_hang", "timeout"): 3,
+        ("toolbox_hang", "circuit_open"): 2,
         ("native_ok", "ok"): 1,
         ("native_broken", "error"): 1,
     }
     states = gauge(scraped, "archon_breaker_state")
-    assert states == {
-        ("upstream toolbox", "closed"): 0,
-        ("upstream toolbox", "open"): 1,
-        ("upstream toolbox", "half_open"): 0,
-    }
-    latency_counts = {
-        sample.labels["tool"]: sample.value
-        for family in text_string_to_metric_families(scraped)
-        for sample in family.samples
-        if sample.name == "archon_tool_call_duration_seconds_count"
-    }
-    assert latency_counts["toolbox_hang"] == 6
-    assert latency_counts["toolbox_echo"] == 4
+    assert states[("upstream toolbox", "closed")] == 1
+    assert states[("tool toolbox_hang", "open")] == 1
+    assert states[("tool toolbox_echo", "closed")] == 1
+
+
+async def test_an_upstream_wide_fault_opens_the_upstreams_breaker_for_all_its_tools(
+    tmp_path: Path, manifests_dir: Path, write_manifest: WriteManifest
+) -> None:
+    write_manifest("faulty", faulty="crash-on-call")
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        manifests_dir=manifests_dir,
+        breaker_fail_max=1,
+        breaker_reset_timeout=30,
+        upstream_restart_backoff=0.05,
+    )
+    clock = Clock()
+    server = build_gateway(settings, environ=dict(os.environ), clock=clock)
+    async with Client(server) as client:
+        with anyio.fail_after(60):
+            assert text_of(await client.call_tool("faulty_echo", {"text": "a"})) == "a"
+            crashed = await client.call_tool("faulty_crash", {}, raise_on_error=False)
+            assert "exited with code 3" in text_of(crashed)
+            fast = await client.call_tool("faulty_echo", {"text": "b"}, raise_on_error=False)
+            assert text_of(fast) == "upstream faulty unavailable (circuit open, retry in 30 s)"
 
 
 async def test_breakers_can_be_switched_off(

@@ -27,6 +27,8 @@ def test_shipped_manifests_cover_the_known_upstreams_and_validate() -> None:
     assert by_name["context7"].command == "context7-mcp"
     assert by_name["sequential-thinking"].command == "mcp-server-sequential-thinking"
     assert by_name["serena"].args[0] == "start-mcp-server"
+    # serena 2.1 renamed the deprecated `ide-assistant` context.
+    assert by_name["serena"].args[1:3] == ["--context", "claude-code"]
     assert all(manifest.install_hint for manifest in found.manifests)
     # zen's API keys are named, never inherited wholesale.
     assert "OPENAI_API_KEY" in by_name["zen"].pass_env
@@ -118,6 +120,18 @@ def test_import_config_writes_stdio_manifests_and_reports_the_rest(tmp_path: Pat
                     },
                     "my tools!": {"command": "python", "args": ["-m", "my_tools"]},
                     "remote": {"url": "http://127.0.0.1:9/mcp"},
+                    "linear": {
+                        "type": "http",
+                        "url": "http://127.0.0.1:9/linear/mcp",
+                        "headers": {"Authorization": "Bearer ${env:LINEAR_TOKEN}"},
+                    },
+                    "old-sse": {"url": "http://127.0.0.1:9/sse"},
+                    "vscode-sse": {"type": "sse", "url": "http://127.0.0.1:9/events"},
+                    "asks": {
+                        "type": "http",
+                        "url": "http://127.0.0.1:9/mcp",
+                        "headers": {"X-Key": "${input:key}"},
+                    },
                     "broken": {"args": ["x"]},
                 }
             }
@@ -129,8 +143,13 @@ def test_import_config_writes_stdio_manifests_and_reports_the_rest(tmp_path: Pat
     lines = done.stdout.splitlines()
     assert f"context7: wrote {into / 'context7.toml'}" in lines
     assert f"my tools!: wrote {into / 'my-tools.toml'}" in lines
-    assert "remote: skipped: URL (HTTP/SSE) servers are not supported yet; only stdio" in lines
-    assert "broken: skipped: field 'command' is required" in lines
+    assert f"remote: wrote {into / 'remote.toml'}" in lines
+    assert f"linear: wrote {into / 'linear.toml'}" in lines
+    assert lines[-2].startswith("asks: skipped: header X-Key asks the user for input")
+    assert (
+        "broken: skipped: set exactly one of command (a stdio server) or url (a remote server)"
+        in lines
+    )
     assert "ctx-key" not in done.stdout + done.stderr
 
     found = load_manifests([into])
@@ -138,6 +157,14 @@ def test_import_config_writes_stdio_manifests_and_reports_the_rest(tmp_path: Pat
     context7 = {manifest.name: manifest for manifest in found.manifests}["context7"]
     assert context7.args == ["--transport", "stdio"]
     assert context7.env == {"CONTEXT7_API_KEY": "ctx-key"}
+    remote = {manifest.name: manifest for manifest in found.manifests if manifest.is_remote}
+    assert {name: (m.url, m.remote_transport) for name, m in remote.items()} == {
+        "remote": ("http://127.0.0.1:9/mcp", "streamable-http"),
+        "linear": ("http://127.0.0.1:9/linear/mcp", "streamable-http"),
+        "old-sse": ("http://127.0.0.1:9/sse", "sse"),
+        "vscode-sse": ("http://127.0.0.1:9/events", "sse"),
+    }
+    assert remote["linear"].headers == {"Authorization": "Bearer ${LINEAR_TOKEN}"}
 
     again = import_config(config, into)
     assert "context7: skipped:" in again.stdout

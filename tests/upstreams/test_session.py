@@ -13,7 +13,11 @@ from typing import Any
 import anyio
 import pytest
 
-from archon_gateway.gateway.core.errors import UpstreamStartTimeout, UpstreamUnavailable
+from archon_gateway.gateway.core.errors import (
+    Unavailable,
+    UpstreamStartTimeout,
+    UpstreamUnavailable,
+)
 from archon_gateway.upstreams.manifest import Manifest
 from archon_gateway.upstreams.process import upstream_process
 from archon_gateway.upstreams.session import UpstreamSession, open_session
@@ -47,7 +51,7 @@ def file_sizes(directory: Path) -> dict[str, int]:
 
 
 async def failure_of(session: UpstreamSession, tool: str, **arguments: Any) -> str:
-    with pytest.raises(UpstreamUnavailable) as caught:
+    with pytest.raises(Unavailable) as caught:
         await session.call_tool(tool, arguments)
     return str(caught.value)
 

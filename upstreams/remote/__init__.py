@@ -1,0 +1,1 @@
+"""Remote upstreams: MCP servers reached over HTTP (streamable HTTP or the older SSE)."""
