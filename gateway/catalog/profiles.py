@@ -76,6 +76,14 @@ class Profile:
             fnmatchcase(name, glob) for glob in self.exclude
         )
 
+    def allows_any(self, names: Iterable[str]) -> bool:
+        """Whether a component known by several `names` (a resource's URI and name) exists
+        for this profile: one of them is included and none excluded."""
+        names = tuple(names)
+        return any(fnmatchcase(name, glob) for name in names for glob in self.include) and not any(
+            fnmatchcase(name, glob) for name in names for glob in self.exclude
+        )
+
     def present(self, tool: Tool) -> Tool:
         """`tool` as this profile's clients see it (its overrides applied)."""
         override = self.overrides.get(tool.name)
@@ -89,10 +97,11 @@ class Profile:
         known = set(names)
         problems: list[str] = []
         for kind, globs in (("include", self.include), ("exclude", self.exclude)):
+            # Patterns naming URIs are about resources, which this check does not list.
             problems += [
                 f"profile '{self.name}': {kind} pattern '{glob}' matches no tool"
                 for glob in globs
-                if not any(fnmatchcase(name, glob) for name in known)
+                if "://" not in glob and not any(fnmatchcase(name, glob) for name in known)
             ]
         for name in self.pinned:
             if name not in known:

@@ -164,6 +164,10 @@ class CatalogEntry:
         ]
 
 
+def _wanted(entry: CatalogEntry, namespace: str | None, kind: str | None) -> bool:
+    return namespace in (None, entry.namespace) and kind in (None, entry.kind)
+
+
 def _best_first(hit: tuple[CatalogEntry, float]) -> tuple[float, str]:
     return -hit[1], hit[0].name
 
@@ -221,9 +225,10 @@ class SearchIndex:
             self._remove(name)
 
     def search(
-        self, query: str, top_k: int, namespace: str | None = None
+        self, query: str, top_k: int, namespace: str | None = None, kind: str | None = None
     ) -> list[tuple[CatalogEntry, float]]:
-        """The `top_k` best entries for `query`, best first; ties by name. BM25 Okapi alone
+        """The `top_k` best entries for `query` (of `namespace` and `kind` when given),
+        best first; ties by name. BM25 Okapi alone
         ranks only entries sharing a term with the query; with vectors every entry is
         ranked (a query without known word pieces falls back to BM25 alone)."""
         count = len(self._entries)
@@ -242,9 +247,9 @@ class SearchIndex:
         if self._vectors is not None:
             wanted = self._embed(self._vectors.pieces(query, STOP_WORDS))
             if wanted is not None:
-                return self._blended(scores, wanted, top_k, namespace)
+                return self._blended(scores, wanted, top_k, namespace, kind)
         found = ((self._entries[name].entry, score) for name, score in scores.items())
-        hits = [hit for hit in found if namespace is None or hit[0].namespace == namespace]
+        hits = [hit for hit in found if _wanted(hit[0], namespace, kind)]
         return heapq.nsmallest(top_k, hits, key=_best_first)
 
     def _blended(
@@ -253,6 +258,7 @@ class SearchIndex:
         wanted: npt.NDArray[np.float32],
         top_k: int,
         namespace: str | None,
+        kind: str | None,
     ) -> list[tuple[CatalogEntry, float]]:
         """Every entry by BM25 (divided by the query's best) + VECTOR_WEIGHT x cosine."""
         names, matrix, position = self._doc_matrix()
@@ -261,15 +267,10 @@ class SearchIndex:
         for name, score in bm25.items():
             scores[position[name]] += score / best
         candidates = np.arange(len(names))
-        if namespace is not None:
-            candidates = np.array(
-                [
-                    i
-                    for i, name in enumerate(names)
-                    if self._entries[name].entry.namespace == namespace
-                ],
-                dtype=np.intp,
-            )
+        if namespace is not None or kind is not None:
+            entries = (self._entries[name].entry for name in names)
+            keep = [i for i, entry in enumerate(entries) if _wanted(entry, namespace, kind)]
+            candidates = np.array(keep, dtype=np.intp)
         if not len(candidates):
             return []
         # Only entries scoring at least the k-th best can rank (then ties by name).

@@ -14,8 +14,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import anyio
 from fastmcp import Context
+from fastmcp.prompts import Prompt
+from fastmcp.resources import Resource, ResourceTemplate
 from fastmcp.server.dependencies import get_http_request
-from fastmcp.server.transforms import GetToolNext
+from fastmcp.server.transforms import (
+    GetPromptNext,
+    GetResourceNext,
+    GetResourceTemplateNext,
+    GetToolNext,
+)
 from fastmcp.server.transforms.catalog import CatalogTransform
 from fastmcp.tools import Tool
 
@@ -60,6 +67,65 @@ def catalog_entry(tool: Tool, namespace: str) -> CatalogEntry:
             else {}
         ),
     )
+
+
+# What search and describe reach besides tools.
+Other = Prompt | Resource | ResourceTemplate
+Component = Tool | Other
+KINDS = ("tool", "prompt", "resource", "resource_template")
+
+
+def kind_of(component: Component) -> str:
+    if isinstance(component, Prompt):
+        return "prompt"
+    if isinstance(component, Resource):
+        return "resource"
+    if isinstance(component, ResourceTemplate):
+        return "resource_template"
+    return "tool"
+
+
+def keys_of(component: Other) -> tuple[str, ...]:
+    """What a profile's globs are matched against, the address first: a prompt's
+    (namespaced) name; a resource's URI and name; a template's URI template and name."""
+    if isinstance(component, Resource):
+        return str(component.uri), component.name
+    if isinstance(component, ResourceTemplate):
+        return component.uri_template, component.name
+    return (component.name,)
+
+
+def component_entry(component: Other, namespace: str) -> CatalogEntry:
+    """A prompt, resource or template as a search entry, named by its address (name, URI,
+    URI template); prompt arguments and template parameters are its parameters."""
+    kind = kind_of(component)
+    if isinstance(component, Prompt):
+        parameters = {arg.name: arg.description or "" for arg in component.arguments or []}
+    else:
+        schema = component.parameters if isinstance(component, ResourceTemplate) else {}
+        parameters = {
+            str(key): str(info.get("description", "")) if isinstance(info, dict) else ""
+            for key, info in ((schema or {}).get("properties") or {}).items()
+        }
+    # A resource's name is words to find it by; its URI is what reads it.
+    words = [component.title or "", "" if kind == "prompt" else component.name]
+    annotations = getattr(component, "annotations", None)
+    return CatalogEntry(
+        name=keys_of(component)[0],
+        namespace=namespace,
+        kind=kind,
+        title=" ".join(word for word in words if word),
+        description=component.description or "",
+        parameters=parameters,
+        annotations=annotations.model_dump(by_alias=True, exclude_none=True) if annotations else {},
+    )
+
+
+def search_key(component: Component) -> str:
+    """Unique across kinds (a prompt may share a tool's name)."""
+    if isinstance(component, Tool):
+        return component.name
+    return f"{kind_of(component)}\x00{keys_of(component)[0]}"
 
 
 class CatalogView(CatalogTransform):
@@ -120,6 +186,44 @@ class CatalogView(CatalogTransform):
     def _exists(profile: Profile, name: str) -> bool:
         return name not in META_TOOLS and profile.allows(name)
 
+    # Prompts, resources and templates outside the profile do not exist for it either.
+
+    async def transform_prompts(self, prompts: Sequence[Prompt]) -> Sequence[Prompt]:
+        profile = self.current()
+        return [prompt for prompt in prompts if profile.allows_any(keys_of(prompt))]
+
+    async def transform_resources(self, resources: Sequence[Resource]) -> Sequence[Resource]:
+        profile = self.current()
+        return [resource for resource in resources if profile.allows_any(keys_of(resource))]
+
+    async def transform_resource_templates(
+        self, templates: Sequence[ResourceTemplate]
+    ) -> Sequence[ResourceTemplate]:
+        profile = self.current()
+        return [template for template in templates if profile.allows_any(keys_of(template))]
+
+    async def get_prompt(
+        self, name: str, call_next: GetPromptNext, *, version: VersionSpec | None = None
+    ) -> Prompt | None:
+        prompt = await call_next(name, version=version)
+        return prompt if prompt and self.current().allows_any(keys_of(prompt)) else None
+
+    async def get_resource(
+        self, uri: str, call_next: GetResourceNext, *, version: VersionSpec | None = None
+    ) -> Resource | None:
+        resource = await call_next(uri, version=version)
+        return resource if resource and self.current().allows_any(keys_of(resource)) else None
+
+    async def get_resource_template(
+        self, uri: str, call_next: GetResourceTemplateNext, *, version: VersionSpec | None = None
+    ) -> ResourceTemplate | None:
+        template = await call_next(uri, version=version)
+        if template is None:
+            return None
+        # The URI read is matched too: an exclude pattern may name it rather than the template.
+        allowed = self.current().allows_any((*keys_of(template), uri))
+        return template if allowed else None
+
     # --- for the meta-tools ----------------------------------------------------------------
 
     async def tools_in_profile(self, ctx: Context) -> tuple[Profile, list[Tool]]:
@@ -130,18 +234,38 @@ class CatalogView(CatalogTransform):
         tools = await self.get_tool_catalog(ctx, run_middleware=False)
         return profile, [profile.present(t) for t in tools if self._exists(profile, t.name)]
 
-    async def index_for(self, profile: Profile, tools: Sequence[Tool]) -> SearchIndex:
-        """The profile's search index, brought up to date with `tools` (incrementally)."""
+    async def others_in_profile(self, ctx: Context) -> list[Other]:
+        """The prompts, resources and resource templates of the caller's profile."""
+        profile = self.current()
+        found: list[Other] = [
+            *await self.get_prompt_catalog(ctx, run_middleware=False),
+            *await self.get_resource_catalog(ctx, run_middleware=False),
+            *await self.get_resource_template_catalog(ctx, run_middleware=False),
+        ]
+        return [component for component in found if profile.allows_any(keys_of(component))]
+
+    def namespace_of_other(self, component: Other) -> str:
+        """The upstream a proxied prompt or resource comes from (its one tag), else what
+        the gateway's namespace rule says of its name."""
+        if len(component.tags) == 1:
+            return next(iter(component.tags))
+        return self.namespace_of(component.name)
+
+    async def index_for(self, profile: Profile, components: Sequence[Component]) -> SearchIndex:
+        """The profile's search index, brought up to date with `components` (tools,
+        prompts, resources, templates), incrementally."""
         index = self._indexes.get(profile.name)
         if index is None:
             # The word vectors load once per process, in a worker thread (not on the loop).
             vectors = await anyio.to_thread.run_sync(shared_vectors)
             index = self._indexes.setdefault(profile.name, SearchIndex(vectors))
-        index.sync(tools, lambda tool: tool.name, self._entry)
+        index.sync(components, search_key, self._entry)
         return index
 
-    def _entry(self, tool: Tool) -> CatalogEntry:
-        return catalog_entry(tool, self.namespace_of(tool.name))
+    def _entry(self, component: Component) -> CatalogEntry:
+        if isinstance(component, Tool):
+            return catalog_entry(component, self.namespace_of(component.name))
+        return component_entry(component, self.namespace_of_other(component))
 
     def tool_counts(self, names: Iterable[str]) -> dict[str, dict[str, int | str]]:
         """Per profile: its mode, the tools that exist for it, and what tools/list shows."""

@@ -193,6 +193,7 @@ async def test_unknown_names_in_a_profile_are_reported_one_line_each(
     profiles = {
         "typo": ProfileSettings(
             include=["cod_*", "gateway_info"],
+            exclude=["*://secret/*"],  # a resource pattern: not a tool name to check
             pinned=["gateway_inf"],
             tools={"code_valdate": ToolOverride(title="x")},
         )
