@@ -73,10 +73,9 @@ def meta_tools(view: CatalogView) -> Mapping[str, Tool]:
         kind: Kind | None = None,
         ctx: Context = None,  # type: ignore[assignment]  # injected by FastMCP
     ) -> SearchResults:
-        """Find tools (and prompts, resources) for a task, best match first. Then
-        archon_describe_tool for a schema, archon_call_tool to run a tool (prompts and
-        resources: prompts/get, resources/read). `namespace` limits the search to one
-        upstream, `kind` to one kind."""
+        """Find tools (or prompts, resources) for a task, best first. Then
+        archon_describe_tool for a schema, archon_call_tool to run a tool. `namespace`
+        limits the search to one upstream, `kind` to one kind."""
         profile, tools = await view.tools_in_profile(ctx)
         index = await view.index_for(profile, [*tools, *await view.others_in_profile(ctx)])
         hits = [
@@ -96,8 +95,8 @@ def meta_tools(view: CatalogView) -> Mapping[str, Tool]:
         name: Annotated[str, Field(min_length=1, max_length=200)],
         ctx: Context = None,  # type: ignore[assignment]
     ) -> ToolDescription:
-        """A tool's full input and output schema and annotations (or a prompt's arguments,
-        a resource's MIME type, by prompt name or resource URI)."""
+        """A tool's full input and output schema and annotations (or a prompt's, a
+        resource's, by name or URI)."""
         with tool_errors():
             try:
                 tool = await _find(view, ctx, name)
