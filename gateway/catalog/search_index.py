@@ -19,15 +19,18 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
 import snowballstemmer  # type: ignore[import-untyped]  # no stubs or py.typed
 
-from archon_gateway.gateway.catalog.token_vectors import TokenVectors
 from archon_gateway.gateway.catalog.vocabulary import SYNONYM_GROUPS
 from archon_gateway.gateway.core.sdk_compat import search_tokens
+
+if TYPE_CHECKING:  # numpy loads with the word vectors, not with the gateway
+    import numpy as np
+    import numpy.typing as npt
+
+    from archon_gateway.gateway.catalog.token_vectors import TokenVectors
 
 # BM25's usual values; a sweep on the tuning half of the labelled queries found none
 # better (docs/catalog.md, "Search quality").
@@ -261,6 +264,8 @@ class SearchIndex:
         kind: str | None,
     ) -> list[tuple[CatalogEntry, float]]:
         """Every entry by BM25 (divided by the query's best) + VECTOR_WEIGHT x cosine."""
+        import numpy as np
+
         names, matrix, position = self._doc_matrix()
         scores = VECTOR_WEIGHT * (matrix @ wanted).astype(np.float64)
         best = max(bm25.values(), default=0.0) or 1.0
@@ -284,6 +289,8 @@ class SearchIndex:
         return sorted(hits, key=_best_first)[:top_k]
 
     def _doc_matrix(self) -> tuple[list[str], npt.NDArray[np.float32], dict[str, int]]:
+        import numpy as np
+
         if self._matrix is None:
             assert self._vectors is not None
             names = list(self._entries)
@@ -296,6 +303,8 @@ class SearchIndex:
     def _embed(self, pieces: list[int]) -> npt.NDArray[np.float32] | None:
         """The unit vector of a text's word pieces, each weighted by its rarity in the
         catalog (an IDF), or None for a text without known pieces."""
+        import numpy as np
+
         if not pieces or self._vectors is None:
             return None
         count = len(self._entries)

@@ -15,12 +15,13 @@ import logging
 import threading
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from archon_gateway.tools.patterns.embeddings import minilm_files
+
+if TYPE_CHECKING:  # numpy, like tokenizers, loads with the vectors (not with the gateway)
+    import numpy as np
+    import numpy.typing as npt
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class TokenVectors:
 
     @classmethod
     def load(cls, path: Path = DATA, tokenizer_path: Path | None = None) -> TokenVectors:
+        import numpy as np
         from tokenizers import Tokenizer
 
         tokenizer = Tokenizer.from_file(str(tokenizer_path or minilm_files()[1]))
