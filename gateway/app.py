@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 from fastmcp.server.middleware import Middleware
 
 from archon_gateway.gateway.auth.audit import AuditSink, FanOutAuditSink, LogAuditSink
+from archon_gateway.gateway.catalog.view import CatalogView
+from archon_gateway.gateway.catalog.wiring import CALL_TOOL_LIMIT, add_catalog, report_at_start
 from archon_gateway.gateway.client_sessions import ClientSessions
 from archon_gateway.gateway.core import sdk_compat
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
@@ -116,7 +118,15 @@ def build_gateway(
         audit=FanOutAuditSink(LogAuditSink(), StoreAuditSink(store)) if store else None,
         clock=clock,
     )
-    native_limits: dict[str, float] = {}  # the tool families' own limits, added below
+    native_limits: dict[str, float] = dict(CALL_TOOL_LIMIT)  # + the families' own, below
+    native_namespaces: dict[str, str] = {}  # native tool -> its family, added below
+    catalog = add_catalog(
+        server,
+        settings,
+        lambda tool: (
+            (pool.upstream_of(tool) if pool else None) or native_namespaces.get(tool, SERVER_NAME)
+        ),
+    )
     upstream_limit = pool.timeout_for if pool else _not_upstream
     timeouts = TimeoutMiddleware(
         settings.tool_timeout, lambda tool: native_limits.get(tool) or upstream_limit(tool)
@@ -149,7 +159,13 @@ def build_gateway(
             events=event_rows,
         ).install(server)
     add_admin_tools(
-        server, settings.transports, metrics, components, upstreams.infos, upstreams.tool_names
+        server,
+        settings.transports,
+        metrics,
+        components,
+        upstreams.infos,
+        upstreams.tool_names,
+        profile_counts=catalog.tool_counts,
     )
     add_http_routes(
         server,
@@ -158,6 +174,7 @@ def build_gateway(
         breakers=guards.breakers,
         protect_details=settings.auth_protect_health_details,
         details=upstreams.details,
+        profiles=functools.partial(_profile_counts, server, catalog, upstreams.tool_names),
     )
     if families is None:
         families = tool_families(settings, guards.breakers, store, connections)
@@ -170,6 +187,9 @@ def build_gateway(
         node_registry=store is not None,  # the node_* tools exist only with the store
         rows=event_rows,
     )
+    native_namespaces.update(family_namespaces(families))
+    if pool is None or not settings.lazy_upstreams:  # lazy: checked at the first listing
+        report_at_start(server, catalog, upstreams.tool_names, pool.settled if pool else None)
     return server
 
 
@@ -192,6 +212,24 @@ def _store_logs(
 def _running(server: GatewayServer, intervals: IntervalsT) -> IntervalsT:
     server.add_lifetime(intervals.running)
     return intervals
+
+
+async def _profile_counts(
+    server: GatewayServer, catalog: CatalogView, upstream_names: Callable[[], list[str]]
+) -> dict[str, dict[str, int | str]]:
+    """Each profile's mode and tool counts (upstream tools as last listed)."""
+    native = [tool.name for tool in await server.local_provider.list_tools()]
+    return catalog.tool_counts([*native, *upstream_names()])
+
+
+def family_namespaces(families: Iterable[ToolFamily]) -> dict[str, str]:
+    """Each native tool's namespace for search: its family's package (`codegen`, ...)."""
+    namespaces: dict[str, str] = {}
+    for family in families:
+        parts = type(family).__module__.split(".")
+        namespace = parts[-2] if len(parts) > 1 else SERVER_NAME
+        namespaces.update({tool.name: namespace for tool in family.tools()})
+    return namespaces
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,10 @@ def serve(
         Path | None,
         Parameter(help="use only the upstream manifests in this folder"),
     ] = None,
+    profile: Annotated[
+        str | None,
+        Parameter(help="the catalog profile served on stdio and the bare HTTP path"),
+    ] = None,
 ) -> None:
     """Serve MCP. stdio by default (what Claude Desktop and Cursor launch)."""
     closed_fds = _reserve_standard_fds()
@@ -57,6 +61,7 @@ def serve(
                 "port": port,
                 "log_level": log_level,
                 "manifests_dir": manifests,
+                "profile": profile,
             },
         )
     except SettingsInvalid as exc:

@@ -34,6 +34,8 @@ class GatewayInfo(BaseModel):
     components: dict[str, ComponentInfo]
     counts: Counts
     upstreams: dict[str, UpstreamInfo] = {}
+    # Per catalog profile: its mode, the tools that exist for it, what tools/list shows.
+    profiles: dict[str, dict[str, int | str]] = {}
 
 
 def add_admin_tools(
@@ -43,6 +45,8 @@ def add_admin_tools(
     components: ComponentRegistry,
     upstream_details: Callable[[], dict[str, UpstreamInfo]] = dict,
     upstream_tool_names: Callable[[], Iterable[str]] = tuple,
+    *,
+    profile_counts: Callable[[Iterable[str]], dict[str, dict[str, int | str]]] | None = None,
 ) -> None:
     """`upstream_tool_names` gives the upstream tools as last listed: counting them must
     not start lazily started upstreams or wait for slow ones."""
@@ -81,4 +85,5 @@ def add_admin_tools(
                 sessions=metrics.session_totals(),
             ),
             upstreams=upstream_details(),
+            profiles=profile_counts(tools) if profile_counts is not None else {},
         )

@@ -96,6 +96,8 @@ def _http_auth(
             algorithm=settings.auth_jwt_algorithm,
         ),
         also_accepted=settings.service_auth_extra_tokens,
+        profile_tokens=settings.service_tokens,
+        profile_claim=settings.auth_jwt_profile_claim,
     )
     return StarletteMiddleware(
         HttpAuthMiddleware,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastmcp import FastMCP
@@ -30,13 +30,15 @@ def add_http_routes(
     breakers: BreakerRegistry | None = None,
     protect_details: bool = False,
     details: Mapping[str, Callable[[], Any]] | None = None,
+    profiles: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> None:
     """/health is liveness (200 while the process serves); /health/ready (or /health?ready=1)
     is readiness: 503 when a critical component is down. Component and breaker details are
     left out for unauthenticated callers when `protect_details` is on; so are the `details`
-    sections (per-upstream supervision state)."""
+    sections (per-upstream supervision state) and `profiles` (each catalog profile's mode and
+    tool counts)."""
 
-    def report(request: Request, ready_check: bool) -> Response:
+    async def report(request: Request, ready_check: bool) -> Response:
         snapshot = components.snapshot()
         status = components.overall(snapshot)
         body: dict[str, Any] = {"status": status}
@@ -49,17 +51,19 @@ def add_http_routes(
                 body["breakers"] = {n: b.as_dict() for n, b in breakers.snapshot().items()}
             for section, read in (details or {}).items():
                 body[section] = read()
+            if profiles is not None:
+                body["profiles"] = await profiles()
         code = 503 if ready_check and not body["ready"] else 200
         return JSONResponse(body, status_code=code)
 
     @server.custom_route("/health", methods=["GET"], include_in_schema=False)
     async def health(request: Request) -> Response:
         ready = request.query_params.get("ready", "").lower() in ("1", "true", "yes")
-        return report(request, ready)
+        return await report(request, ready)
 
     @server.custom_route("/health/ready", methods=["GET"], include_in_schema=False)
     async def readiness(request: Request) -> Response:
-        return report(request, True)
+        return await report(request, True)
 
     @server.custom_route("/metrics", methods=["GET"], include_in_schema=False)
     async def metrics_text(request: Request) -> Response:
@@ -81,6 +85,7 @@ def build_http_app(
         server.open_http_sessions = sdk_compat.http_session_counter(app)
     endpoints = {
         "mcp": mcp_path,
+        "mcp_profile": f"{mcp_path.rstrip('/')}/{{profile}}",
         "health": "/health",
         "ready": "/health/ready",
         "metrics": "/metrics",

@@ -7,6 +7,7 @@ config file (`--config PATH`, else `archon.toml` in the working directory), defa
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,6 +29,12 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from archon_gateway.gateway.catalog.profiles import (
+    DEFAULT_PROFILE,
+    PROFILE_NAME,
+    CatalogMode,
+    ProfileSettings,
+)
 from archon_gateway.gateway.core.config_files import UnusableFile, read_toml
 from archon_gateway.gateway.core.errors import SettingsInvalid
 
@@ -252,6 +259,29 @@ class Settings(BaseSettings):
     auth_stdio_token: SecretStr | None = Field(
         None, description="the token a stdio client passes in the gateway's environment"
     )
+    # Catalog mode and client profiles (docs/catalog.md).
+    catalog_mode: CatalogMode = Field(
+        "full",
+        description="full (every tool listed), menu (three meta-tools: search, describe, "
+        "call) or hybrid (the meta-tools plus each profile's pinned tools)",
+    )
+    profile: str | None = Field(
+        None,
+        pattern=PROFILE_NAME,
+        description="the profile served on stdio and on the bare HTTP path (default: "
+        "'default', every tool in catalog_mode)",
+    )
+    profiles: dict[str, ProfileSettings] = Field(
+        default_factory=dict, description="[profiles.NAME] tables: per-client views"
+    )
+    service_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="service tokens bound to a profile (profile -> token), sent as "
+        "X-Service-Auth; such a caller sees only that profile",
+    )
+    auth_jwt_profile_claim: str | None = Field(
+        None, description="JWT claim naming the profile a user is bound to"
+    )
     breakers_enabled: bool = Field(True, description="circuit breakers on upstreams/backends")
     breaker_fail_max: int = Field(5, ge=1, description="consecutive failures that open one")
     breaker_reset_timeout: float = Field(30.0, gt=0, description="seconds open before a trial")
@@ -385,6 +415,30 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 characters (the value is not shown)")
         return value
 
+    @field_validator("service_tokens")
+    @classmethod
+    def _bound_tokens_long_enough(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for profile, token in value.items():
+            if len(token.get_secret_value()) < 16:
+                raise ValueError(
+                    f"the token of profile '{profile}' must be at least 16 characters "
+                    "(the value is not shown)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _profiles_are_known(self) -> Settings:
+        known = {*self.profiles, DEFAULT_PROFILE}
+        for profile in self.profiles:
+            if not re.match(PROFILE_NAME, profile):
+                raise ValueError(f"profile name '{profile}' may use only letters, digits, _, -")
+        for name in (self.profile, *self.service_tokens):
+            if name is not None and name not in known:
+                raise ValueError(
+                    f"no profile named '{name}' (profiles: {', '.join(sorted(known))})"
+                )
+        return self
+
     @field_validator("service_auth_extra_tokens")
     @classmethod
     def _all_long_enough(cls, values: list[SecretStr]) -> list[SecretStr]:
@@ -395,7 +449,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _auth_is_complete(self) -> Settings:
         has_jwt_key = bool(self.auth_jwt_jwks_uri or self.auth_jwt_public_key)
-        if self.auth_mode == "service" and self.service_auth_token is None:
+        has_service_token = self.service_auth_token is not None or bool(self.service_tokens)
+        if self.auth_mode == "service" and not has_service_token:
             raise ValueError("auth_mode 'service' needs SERVICE_AUTH_TOKEN")
         if self.auth_mode == "service_or_user" and not has_jwt_key:
             raise ValueError("auth_mode 'service_or_user' needs auth_jwt_jwks_uri or _public_key")
@@ -409,12 +464,17 @@ class Settings(BaseSettings):
             return self.auth_mode
         if self.auth_jwt_jwks_uri or self.auth_jwt_public_key:
             return "service_or_user"
-        return "service" if self.service_auth_token is not None else "none"
+        has_service_token = self.service_auth_token is not None or bool(self.service_tokens)
+        return "service" if has_service_token else "none"
 
     @field_validator("transport", "log_level", mode="before")
     @classmethod
     def _lowercase(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def default_profile(self) -> str:
+        return self.profile or DEFAULT_PROFILE
 
     @property
     def serves_stdio(self) -> bool:

@@ -22,6 +22,7 @@ class AuditEvent:
     principal: str = "anonymous"  # "service", "user:<sub>", "anonymous"
     path: str = ""
     client: str = ""
+    profile: str = ""  # the catalog profile the principal is bound to, if any
     at: float = field(default_factory=time.time)
     kind: str = "auth"
     tool: str = ""

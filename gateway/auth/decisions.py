@@ -4,7 +4,7 @@ or the stdio launcher; each answer is a Decision with a reason for the audit tra
 from __future__ import annotations
 
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -18,6 +18,8 @@ class Decision:
     accepted: bool
     reason: str
     principal: str = "anonymous"
+    # The catalog profile this principal is bound to (a profile's token, a JWT claim).
+    profile: str | None = None
 
 
 class TokenVerifier(Protocol):
@@ -68,10 +70,17 @@ class Authenticator:
         service_token: SecretStr | None = None,
         verifier: TokenVerifier | None = None,
         also_accepted: Sequence[SecretStr] = (),
+        *,
+        profile_tokens: Mapping[str, SecretStr] | None = None,
+        profile_claim: str | None = None,
     ) -> None:
         """`also_accepted`: further service tokens accepted too (a rotation's old or new
-        token, so rotating needs no downtime)."""
-        if mode == "service" and service_token is None:
+        token, so rotating needs no downtime). `profile_tokens` are service tokens bound to
+        a profile (profile -> token); `profile_claim` names the JWT claim that binds a user
+        to a profile."""
+        self._profile_tokens = dict(profile_tokens or {})
+        self._profile_claim = profile_claim
+        if mode == "service" and service_token is None and not self._profile_tokens:
             raise ValueError("auth mode 'service' needs a service token")
         if mode == "service_or_user" and verifier is None:
             raise ValueError("auth mode 'service_or_user' needs a JWT verifier")
@@ -97,6 +106,14 @@ class Authenticator:
         if service:
             if any_token_matches(service[0], self._service_tokens):
                 return Decision(True, "service_token", "service")
+            # Every bound token is compared, so timing does not tell which one matched.
+            matched = [
+                profile
+                for profile, token in self._profile_tokens.items()
+                if tokens_match(service[0], token)
+            ]
+            if matched:
+                return Decision(True, "profile_token", f"service:{matched[0]}", matched[0])
             if self._verifier is None or not authorization:
                 return Decision(False, "invalid_service_token")
         if authorization and self._verifier is not None:
@@ -106,7 +123,9 @@ class Authenticator:
             access = await self._verifier.verify_token(token.strip())
             if access is None:
                 return Decision(False, "invalid_bearer_token")
-            return Decision(True, "user_jwt", f"user:{access.claims.get('sub', '?')}")
+            user = f"user:{access.claims.get('sub', '?')}"
+            bound = access.claims.get(self._profile_claim) if self._profile_claim else None
+            return Decision(True, "user_jwt", user, str(bound) if bound is not None else None)
         if authorization:
             return Decision(False, "unsupported_authorization")
         return Decision(False, "missing_credentials")

@@ -16,6 +16,7 @@ HEALTH_PATHS = frozenset({"/health", "/health/ready"})
 METRICS_PATH = "/metrics"
 # Webhooks carry their own HMAC signature (gateway/hooks.py), not the service token.
 HOOKS_PREFIX = "/hooks/"
+BOUND_PROFILE = "archon_bound_profile"  # request state: the profile a principal is bound to
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -86,10 +87,13 @@ class HttpAuthMiddleware:
                 principal=decision.principal,
                 path=path,
                 client=_client(scope),
+                profile=decision.profile or "",
             )
         )
         state["authenticated"] = decision.accepted
         state["principal"] = decision.principal if decision.accepted else "anonymous"
+        if decision.accepted and decision.profile is not None:
+            state[BOUND_PROFILE] = decision.profile
         if decision.accepted or open_route:
             await self.app(scope, receive, send)
             return

@@ -56,6 +56,7 @@ __all__ = [
     "publish_tools_changed",
     "refuse_before_initialize",
     "run_session",
+    "search_tokens",
     "serve_resource_subscriptions",
     "serve_subscriptions_listen",
     "serve_uvicorn",
@@ -261,6 +262,17 @@ def tool_error_cause(exc: BaseException) -> BaseException | None:
     # Why: FastMCP wraps a tool's exception in ToolError before middleware sees it, keeping
     # the original only as `__cause__` (undocumented); breakers and metrics judge by it.
     return exc.__cause__ if isinstance(exc, ToolError) else None
+
+
+def search_tokens(text: str) -> list[str]:
+    """The words fastmcp's BM25 search transform indexes: NFKC-normalised, case-folded
+    Unicode alphanumeric runs of two or more characters (`_` splits words)."""
+    # Why: the catalog's search keeps its own incremental BM25 index (fastmcp's rebuilds
+    # the whole index whenever the catalog's hash changes) but tokenises exactly as fastmcp
+    # does, with its private `_tokenize`.
+    from fastmcp.server.transforms.search.bm25 import _tokenize
+
+    return _tokenize(text)
 
 
 def http_session_counter(app: Starlette) -> Callable[[], int]:

@@ -62,6 +62,7 @@ COVERED: dict[str, str] = {
         "test_listen_streams_hear_resource_and_prompt_changes_they_asked_for"
     ),
     "serve_resource_subscriptions": "test_handshake_era_resource_subscriptions_reach_the_handlers",
+    "search_tokens": "test_search_tokens_are_fastmcp_bm25_words",
     "tool_error_cause": "test_middleware_sees_a_tool_exception_as_the_cause_of_a_tool_error",
     "http_session_counter": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
     "refuse_before_initialize": "test_a_request_before_initialize_is_told_to_initialize",
@@ -358,6 +359,16 @@ async def test_handshake_era_resource_subscriptions_reach_the_handlers() -> None
                 await client.session.subscribe_resource("demo://x")
                 await client.session.unsubscribe_resource("demo://x")
     assert calls == [("subscribe", "demo://x", True), ("unsubscribe", "demo://x", True)]
+
+
+def test_search_tokens_are_fastmcp_bm25_words() -> None:
+    assert sdk_compat.search_tokens("Zen_CodeReview: a b ﬁle-Names 42") == [
+        "zen",
+        "codereview",
+        "file",
+        "names",
+        "42",
+    ]
 
 
 async def test_middleware_sees_a_tool_exception_as_the_cause_of_a_tool_error() -> None:
