@@ -178,7 +178,8 @@ class Server:
                 self.list_changed()
             self.text(request_id, f"sent {count} notifications")
         elif name == "chaos":
-            draw = random.random() / float(os.environ.get("FAULTY_CHAOS_RATE", "0.01"))
+            rate = float(os.environ.get("FAULTY_CHAOS_RATE", "0.01"))
+            draw = random.random() / rate if rate > 0 else 1.0  # rate 0: always behave
             if draw < 1 / 3:
                 self.error(request_id, -32000, "chaos: this call failed on purpose")
             elif draw < 2 / 3:
