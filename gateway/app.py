@@ -186,6 +186,7 @@ def build_gateway(
         upstreams=pool is not None,
         node_registry=store is not None,  # the node_* tools exist only with the store
         rows=event_rows,
+        audit=guards.audit,  # breaker resets/opens by event are admin actions
     )
     native_namespaces.update(family_namespaces(families))
     if pool is None or not settings.lazy_upstreams:  # lazy: checked at the first listing

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
+from archon_gateway.gateway.auth.audit import AuditEvent, AuditSink
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.errors import InvalidArgument, NotFound
 from archon_gateway.gateway.events.envelope import Envelope
@@ -163,27 +164,52 @@ def node_registry(call: ToolCaller) -> Handler:
     )
 
 
-def gateway_admin(call: ToolCaller, breakers: BreakerRegistry, *, upstreams: bool) -> Handler:
-    """Breaker management always; upstream restarts when the gateway runs upstreams."""
+def gateway_admin(
+    call: ToolCaller,
+    breakers: BreakerRegistry,
+    *,
+    upstreams: bool,
+    audit: AuditSink | None = None,
+) -> Handler:
+    """Breaker management always; upstream restarts when the gateway runs upstreams. Each
+    breaker action is an admin action: one audit event (`breaker_reset` / `breaker_open`)
+    whatever its outcome; restarts are audited by the restart tool they call."""
 
-    def breaker_named(event: Envelope) -> Any:
+    def record(event: Envelope, kind: str, outcome: Literal["accept", "reject"], why: str) -> None:
+        if audit is not None:
+            audit.record(
+                AuditEvent(
+                    outcome,
+                    "kafka",
+                    why[:200],
+                    principal=f"event:{event.source}"[:200],
+                    kind=kind,
+                    request_id=event.event_id,
+                )
+            )
+
+    def breaker_named(event: Envelope, kind: str) -> Any:
         name = event.payload.get("breaker")
         if not isinstance(name, str) or not name:
+            record(event, kind, "reject", "no breaker named")
             raise InvalidArgument("payload.breaker must name a circuit breaker")
         breaker = breakers.get(name)
         if breaker is None:
+            record(event, kind, "reject", f"unknown breaker '{name}'")
             known = ", ".join(sorted(breakers.snapshot())) or "none yet"
             raise NotFound(f"no circuit breaker named '{name}' (breakers: {known})")
         return breaker
 
     async def reset(event: Envelope) -> Any:
-        breaker = breaker_named(event)
+        breaker = breaker_named(event, "breaker_reset")
         breaker.reset()
+        record(event, "breaker_reset", "accept", breaker.name)
         return breakers.snapshot()[breaker.name].as_dict()
 
     async def trip(event: Envelope) -> Any:
-        breaker = breaker_named(event)
+        breaker = breaker_named(event, "breaker_open")
         breaker.trip()
+        record(event, "breaker_open", "accept", breaker.name)
         return breakers.snapshot()[breaker.name].as_dict()
 
     async def restart(event: Envelope) -> Any:
@@ -208,10 +234,11 @@ def default_handlers(
     upstreams: bool,
     admin: bool,
     nodes: bool = False,
+    audit: AuditSink | None = None,
 ) -> HandlerRegistry:
     handlers = [codegen_validation(call), analysis(call), pattern(call), mixin(call)]
     if nodes:
         handlers.append(node_registry(call))
     if admin:
-        handlers.append(gateway_admin(call, breakers, upstreams=upstreams))
+        handlers.append(gateway_admin(call, breakers, upstreams=upstreams, audit=audit))
     return HandlerRegistry(handlers)

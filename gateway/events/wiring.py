@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from archon_gateway.gateway.auth.audit import AuditSink
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.health import ComponentRegistry
 from archon_gateway.gateway.events.bus import InProcessBus
@@ -81,6 +82,7 @@ class GatewayEvents:
         upstreams: bool,
         node_registry: bool = False,
         rows: EventRows | None = None,
+        audit: AuditSink | None = None,
     ) -> None:
         """`node_registry`: the node_* tools are served (the store is on), so node events
         are handled; `rows`: the store's per-interval event_metrics rows."""
@@ -91,6 +93,7 @@ class GatewayEvents:
             upstreams=upstreams,
             admin=settings.kafka_admin_events,
             nodes=node_registry,
+            audit=audit,
         )
         dispatcher = Dispatcher(
             registry,

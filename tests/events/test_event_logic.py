@@ -11,6 +11,7 @@ import anyio
 import pytest
 from prometheus_client import CollectorRegistry
 
+from archon_gateway.gateway.auth.audit import AuditEvent
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.errors import (
     InvalidArgument,
@@ -97,7 +98,14 @@ async def test_admin_events_open_and_reset_a_breaker_and_say_so_on_the_lifecycle
     async def no_tools(tool: str, arguments: dict[str, Any]) -> Any:
         raise AssertionError("breaker events call no tool")
 
-    registry = HandlerRegistry([gateway_admin(no_tools, breakers, upstreams=False)])
+    audited: list[AuditEvent] = []
+
+    class Recorder:
+        def record(self, event: AuditEvent) -> None:
+            audited.append(event)
+
+    admin = gateway_admin(no_tools, breakers, upstreams=False, audit=Recorder())
+    registry = HandlerRegistry([admin])
     dispatcher = Dispatcher(
         registry, topics, metrics, source="test", max_event_bytes=10_000, retry=RetryPolicy()
     )
@@ -123,6 +131,13 @@ async def test_admin_events_open_and_reset_a_breaker_and_say_so_on_the_lifecycle
     announced = [event["event_type"] for topic, event in seen if topic == topics.lifecycle]
     assert announced == ["gateway.breaker.opened", "gateway.breaker.closed"]
     assert breakers.snapshot()["upstream zen"].state == "closed"
+    # Admin actions: audited whatever the outcome, with the event's id and source.
+    assert [(e.kind, e.action, e.reason, e.transport) for e in audited] == [
+        ("breaker_open", "accept", "upstream zen", "kafka"),
+        ("breaker_reset", "accept", "upstream zen", "kafka"),
+        ("breaker_reset", "reject", "unknown breaker 'nope'", "kafka"),
+    ]
+    assert all(e.principal.startswith("event:") and e.request_id for e in audited)
 
 
 def test_upstream_state_changes_become_lifecycle_events_and_a_full_queue_drops() -> None:
