@@ -245,9 +245,8 @@ async def main() -> int:
                 rates["gateway"].append(show("gateway", outcome))
                 hung += outcome.hung
                 if bare is not None:
-                    base = await drive(
-                        bare_url, args.clients, args.calls, [("echo", {"text": "hi"})]
-                    )
+                    echo = [("echo", {"text": "hi"}, CALL_LIMIT)]
+                    base = await drive(bare_url, args.clients, args.calls, echo, args.slack)
                     rates["bare"].append(show("bare", base))
             await anyio.sleep(2)  # sessions and connections close
             after = proc_counts(gateway.pid)
