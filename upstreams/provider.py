@@ -31,7 +31,7 @@ from archon_gateway.upstreams.callers import FORWARDED, INVALID_REQUEST
 from archon_gateway.upstreams.catalog import UpstreamTool
 from archon_gateway.upstreams.connection import ProgressCallback
 from archon_gateway.upstreams.exchanges import Exchange, Exchanges
-from archon_gateway.upstreams.naming import namespaced_uri
+from archon_gateway.upstreams.naming import namespaced_uri, split_uri
 from archon_gateway.upstreams.pool import UpstreamPool
 from archon_gateway.upstreams.supervisor import Upstream
 
@@ -356,9 +356,8 @@ class ProxiedTemplate(ResourceTemplate):
         return template
 
     async def _read(self, uri: str, params: dict[str, Any]) -> ResourceResult:
-        split = uri.partition("://")
-        own = f"{split[0]}://{split[2].partition('/')[2]}" if split[1] else uri.partition("+")[2]
-        return await _read(self._upstream, own, uri)
+        split = split_uri(uri)  # it matched our namespaced template, so it is one
+        return await _read(self._upstream, split[1] if split else uri, uri)
 
 
 class ProxiedPrompt(Prompt):
