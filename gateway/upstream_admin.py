@@ -12,7 +12,7 @@ from fastmcp.server.dependencies import get_http_request
 from mcp_types import ToolAnnotations
 from prometheus_client.core import CounterMetricFamily, Metric
 
-from archon_gateway.gateway.auth.audit import AuditEvent, AuditSink
+from archon_gateway.gateway.auth.audit import AuditSink, record_admin_action
 from archon_gateway.gateway.core.errors import tool_errors
 from archon_gateway.gateway.core.health import ComponentRegistry
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics, state_gauge
@@ -94,17 +94,16 @@ async def restart_audited(
     `upstream_restart` audit row whatever the outcome (an unknown name is a reject)."""
 
     def record(outcome: Literal["accept", "reject"], reason: str) -> None:
-        if audit is not None:
-            event = AuditEvent(
-                outcome,
-                transport,
-                reason[:200],
-                principal=principal[:200],
-                kind="upstream_restart",
-                tool=tool,
-                request_id=request_id[:100],
-            )
-            audit.record(event)
+        record_admin_action(
+            audit,
+            "upstream_restart",
+            outcome,
+            reason,
+            principal=principal,
+            transport=transport,
+            tool=tool,
+            request_id=request_id,
+        )
 
     try:
         upstream = pool.get(name)

@@ -33,6 +33,33 @@ class AuditSink(Protocol):
     def record(self, event: AuditEvent) -> None: ...
 
 
+def record_admin_action(
+    audit: AuditSink | None,
+    kind: str,
+    outcome: Literal["accept", "reject"],
+    reason: str,
+    *,
+    principal: str,
+    transport: str,
+    tool: str = "",
+    request_id: str = "",
+) -> None:
+    """One admin action (upstream restart, breaker reset, ...) in the audit trail, whatever
+    its outcome; free text cut to the trail's column sizes."""
+    if audit is not None:
+        audit.record(
+            AuditEvent(
+                outcome,
+                transport,
+                reason[:200],
+                principal=principal[:200],
+                kind=kind,
+                tool=tool,
+                request_id=request_id[:100],
+            )
+        )
+
+
 class FanOutAuditSink:
     """Every event to each sink in turn (the log, then the store)."""
 

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from archon_gateway.gateway.auth.audit import AuditEvent, AuditSink
+from archon_gateway.gateway.auth.audit import AuditSink, record_admin_action
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.errors import InvalidArgument, NotFound
 from archon_gateway.gateway.events.envelope import Envelope
@@ -176,17 +176,15 @@ def gateway_admin(
     whatever its outcome; restarts are audited by the restart tool they call."""
 
     def record(event: Envelope, kind: str, outcome: Literal["accept", "reject"], why: str) -> None:
-        if audit is not None:
-            audit.record(
-                AuditEvent(
-                    outcome,
-                    "kafka",
-                    why[:200],
-                    principal=f"event:{event.source}"[:200],
-                    kind=kind,
-                    request_id=event.event_id,
-                )
-            )
+        record_admin_action(
+            audit,
+            kind,
+            outcome,
+            why,
+            principal=f"event:{event.source}",
+            transport="kafka",
+            request_id=event.event_id,
+        )
 
     def breaker_named(event: Envelope, kind: str) -> Any:
         name = event.payload.get("breaker")
