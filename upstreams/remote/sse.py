@@ -7,7 +7,6 @@ ending is the connection ending (the supervisor reconnects with backoff).
 from __future__ import annotations
 
 import logging
-from types import TracebackType
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -16,10 +15,8 @@ import httpx
 from anyio.abc import TaskGroup
 
 from archon_gateway.gateway.core.errors import UpstreamCallFailed, UpstreamConnectionLost
-from archon_gateway.gateway.core.http_client import create_http_client
-from archon_gateway.upstreams.remote.inbox import Inbox
+from archon_gateway.upstreams.remote.http_transport import HttpTransport
 from archon_gateway.upstreams.remote.sse_events import OversizedEvent, sse_events
-from archon_gateway.upstreams.transport import FrameSink
 
 log = logging.getLogger(__name__)
 
@@ -27,44 +24,16 @@ _TIMEOUT = httpx.Timeout(10.0, read=None)
 _POST_TIMEOUT = httpx.Timeout(30.0)
 
 
-class SseTransport:
+class SseTransport(HttpTransport):
     def __init__(
         self, name: str, url: str, headers: dict[str, str], max_message_bytes: int
     ) -> None:
-        self.name = name
-        self.url = url
-        self.max_message_bytes = max_message_bytes
-        self._client = create_http_client(headers=headers)
-        self._inbox = Inbox()
+        super().__init__(name, url, headers, max_message_bytes)
         self._endpoint: str | None = None
         self._endpoint_known = anyio.Event()
-        self._tg: TaskGroup | None = None
 
-    async def __aenter__(self) -> SseTransport:
-        await self._client.__aenter__()
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        self._tg.start_soon(self._stream)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._tg is not None
-        self._tg.cancel_scope.cancel()
-        try:
-            # The block's own error is not the task group's: it passes on as itself (the
-            # tasks catch theirs), not wrapped in an exception group.
-            await self._tg.__aexit__(None, None, None)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._client.aclose()
-
-    async def receive(self, sink: FrameSink) -> None:
-        await self._inbox.receive(sink)
+    def _started(self, tg: TaskGroup) -> None:
+        tg.start_soon(self._stream)
 
     async def send(self, message: dict[str, Any], data: bytes) -> None:
         if self._inbox.lost is not None:

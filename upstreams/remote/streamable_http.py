@@ -17,12 +17,10 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from types import TracebackType
 from typing import Any
 
 import anyio
 import httpx
-from anyio.abc import TaskGroup
 
 from archon_gateway.gateway.core.errors import (
     GatewayError,
@@ -30,10 +28,9 @@ from archon_gateway.gateway.core.errors import (
     UpstreamConnectionLost,
     UpstreamUnavailable,
 )
-from archon_gateway.gateway.core.http_client import create_http_client
-from archon_gateway.upstreams.remote.inbox import Inbox
+from archon_gateway.upstreams.remote.http_transport import HttpTransport
 from archon_gateway.upstreams.remote.sse_events import OversizedEvent, sse_events
-from archon_gateway.upstreams.transport import FrameSink, oversized_reply
+from archon_gateway.upstreams.transport import oversized_reply
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +44,14 @@ _ERROR_BODY_LIMIT = 4096
 _LISTEN_BACKOFF_MAX = 30.0
 
 
-class StreamableHttpTransport:
+class StreamableHttpTransport(HttpTransport):
     """Use as an async context manager (it owns the HTTP client and the POST tasks); the
     connection's `serve()` runs `receive()`."""
 
     def __init__(
         self, name: str, url: str, headers: dict[str, str], max_message_bytes: int
     ) -> None:
-        self.name = name
-        self.url = url
-        self.max_message_bytes = max_message_bytes
-        self._client = create_http_client(headers=headers)
+        super().__init__(name, url, headers, max_message_bytes)
         self._session_id: str | None = None
         self._protocol_version: str | None = None
         self._initialize: dict[str, Any] | None = None
@@ -65,40 +59,13 @@ class StreamableHttpTransport:
         self._renewals = 0
         self._posts: dict[Any, anyio.CancelScope] = {}
         self._listening = False
-        self._inbox = Inbox()
-        self._tg: TaskGroup | None = None
 
     @property
     def session_id(self) -> str | None:
         return self._session_id
 
-    async def __aenter__(self) -> StreamableHttpTransport:
-        await self._client.__aenter__()
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._tg is not None
-        self._tg.cancel_scope.cancel()
-        try:
-            # The block's own error is not the task group's: it passes on as itself (the
-            # tasks catch theirs), not wrapped in an exception group.
-            await self._tg.__aexit__(None, None, None)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._end_session()
-                await self._client.aclose()
-
-    # -- the transport seam ----------------------------------------------------------------
-
-    async def receive(self, sink: FrameSink) -> None:
-        await self._inbox.receive(sink)
+    async def _closing(self) -> None:
+        await self._end_session()
 
     async def send(self, message: dict[str, Any], data: bytes) -> None:
         if self._inbox.lost is not None:
