@@ -32,6 +32,7 @@ from archon_gateway.gateway.gateway_metrics import GatewayMetrics
 from archon_gateway.gateway.guards import build_guards
 from archon_gateway.gateway.hooks import Webhooks
 from archon_gateway.gateway.http import add_http_routes
+from archon_gateway.gateway.lane.wiring import add_lane
 from archon_gateway.gateway.mcp_server import GatewayServer
 from archon_gateway.gateway.middleware.admission import AdmissionMiddleware
 from archon_gateway.gateway.middleware.call_metrics import MetricsMiddleware
@@ -145,6 +146,8 @@ def build_gateway(
     if connections is not None:
         guards.breakers.add_listener(BreakerConnections(connections))
     upstreams = _serve_upstreams(server, pool, metrics, components, guards.audit)
+    if pool is not None and settings.fast_lane:
+        add_lane(server, pool, catalog.shows, metrics)
     # Webhook actions and Kafka handlers count into one event_metrics interval writer.
     event_rows = _running(server, EventMetrics(store, interval=interval)) if store else None
     if store is not None and settings.hook_secrets:
