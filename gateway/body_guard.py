@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from archon_gateway.gateway.core.bounded_json import JsonRejected, parse_json
 
 PARSE_ERROR = -32700
+PARSED_BODY = "archon.parsed_body"  # scope key under which the parsed body travels on
 INVALID_REQUEST = -32600
 
 
@@ -50,24 +51,26 @@ class JsonBodyGuard:
                 text = f"Invalid Request: body is over the {self.max_bytes}-byte limit"
                 await _answer(send, 413, INVALID_REQUEST, text)
                 return
-        problem = _problem(bytes(body), self.max_bytes)
-        if problem is not None:
-            await _answer(send, 400, *problem)
+        try:
+            document = parse_json(bytes(body), max_bytes=self.max_bytes, what="body")
+        except JsonRejected as exc:
+            await _answer(send, 400, PARSE_ERROR, f"Parse error: {exc}")
             return
+        if not _usable_ids(document):
+            text = "Invalid Request: id must be a string or an integer"
+            await _answer(send, 400, INVALID_REQUEST, text)
+            return
+        # Layers inside (the lane) read the parsed document instead of parsing it again.
+        scope = {**scope, PARSED_BODY: document}
         await self.app(scope, _replay(bytes(body), receive), send)
 
 
-def _problem(body: bytes, max_bytes: int) -> tuple[int, str] | None:
-    try:
-        document = parse_json(body, max_bytes=max_bytes, what="body")
-    except JsonRejected as exc:
-        return PARSE_ERROR, f"Parse error: {exc}"
+def _usable_ids(document: Any) -> bool:
     for item in document if isinstance(document, list) else [document]:
-        if isinstance(item, dict) and "method" in item and "id" in item:
-            if _usable_id(item["id"]):
-                continue
-            return INVALID_REQUEST, "Invalid Request: id must be a string or an integer"
-    return None
+        request = isinstance(item, dict) and "method" in item and "id" in item
+        if request and not _usable_id(item["id"]):
+            return False
+    return True
 
 
 def _usable_id(value: Any) -> bool:

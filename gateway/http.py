@@ -71,16 +71,25 @@ def add_http_routes(
 
 
 def build_http_app(
-    server: FastMCP, mcp_path: str, max_body_bytes: int = 32 * 1024 * 1024
+    server: FastMCP,
+    mcp_path: str,
+    max_body_bytes: int = 32 * 1024 * 1024,
+    *,
+    stateless: bool = False,
 ) -> Starlette:
     """Streamable HTTP MCP at `mcp_path` plus the server's custom routes; JSON-RPC bodies
-    over `max_body_bytes` (or nested too deeply) are refused before the SDK reads them."""
+    over `max_body_bytes` (or nested too deeply) are refused before the SDK reads them.
+    `stateless`: no handshake-era sessions are kept between requests (for replicas behind a
+    load balancer; 2026-07-28 requests never need one)."""
     # A GatewayServer brings its auth middleware (outermost: before any route runs).
     middleware = [
         *getattr(server, "http_middleware", []),
         Middleware(JsonBodyGuard, max_bytes=max_body_bytes, paths=(mcp_path,)),
+        *getattr(server, "http_inner_middleware", []),  # the lane: it reads the parsed body
     ]
-    app = server.http_app(path=mcp_path, transport="http", middleware=middleware)
+    app = server.http_app(
+        path=mcp_path, transport="http", middleware=middleware, stateless_http=stateless
+    )
     if isinstance(server, GatewayServer):
         server.open_http_sessions = sdk_compat.http_session_counter(app)
     endpoints = {

@@ -33,8 +33,10 @@ class GatewayServer(LifespanHookServer):
         # (service auth), and the count of open HTTP sessions it reports back.
         self.http_middleware: list[StarletteMiddleware] = []
         self.open_http_sessions: Callable[[], int] = lambda: 0
-        # The lane for proxied tool calls on stdio (gateway.lane), when there are upstreams.
+        # The lane for proxied tool calls (gateway.lane), when there are upstreams: taken off
+        # the stdio line, and an ASGI layer inside the HTTP body guard.
         self.stdio_tap: LineTap | None = None
+        self.http_inner_middleware: list[StarletteMiddleware] = []
 
     def add_lifetime(self, factory: ResourceFactory) -> None:
         """Enter `factory()` when the server starts and exit it when the server stops."""

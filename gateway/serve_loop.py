@@ -147,6 +147,8 @@ class HttpLimits:
     body_timeout: float = 30.0
     keepalive_timeout: float = 5.0
     max_connections: int = 512
+    # No handshake-era sessions kept between requests (replicas behind a load balancer).
+    stateless: bool = False
 
 
 def _uvicorn_config(
@@ -157,7 +159,7 @@ def _uvicorn_config(
     limits: HttpLimits,
 ) -> uvicorn.Config:
     return uvicorn.Config(
-        build_http_app(server, mcp_path, max_message_bytes),
+        build_http_app(server, mcp_path, max_message_bytes, stateless=limits.stateless),
         http=sdk_compat.slow_client_protocol(limits.header_timeout, limits.body_timeout),
         timeout_keep_alive=limits.keepalive_timeout,  # type: ignore[arg-type]
         limit_concurrency=limits.max_connections,

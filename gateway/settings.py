@@ -221,6 +221,16 @@ class Settings(BaseSettings):
     http_max_connections: int = Field(
         512, ge=1, description="open HTTP connections at most; more are answered 503 and closed"
     )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop",
+        description="the event loop serving runs on: uvloop (libuv; used when installed) or "
+        "Python's own asyncio loop",
+    )
+    http_stateless: bool = Field(
+        False,
+        description="keep no handshake-era sessions between HTTP requests (each request "
+        "stands alone), for replicas behind a load balancer; 2026-07-28 clients never need one",
+    )
     workflow_coordinator_url: str | None = Field(
         None,
         pattern=r"^https?://[^\s]+$",

@@ -4,8 +4,10 @@ progress and log lines go, and whether (and how) an upstream's question reaches 
 - A handshake-era client is asked over its SDK connection (the SDK matches the answer),
   and hears progress and log lines there.
 - A 2026-07-28 client the lane serves declared nothing an upstream could ask, so questions
-  are refused as on the normal path; progress, and log lines at or above the level its
-  request opted into, go out on the request's own reply stream.
+  are refused as on the normal path (roots come from the manifest); progress, and log lines
+  at or above the level its request opted into, go out on the request's own reply stream.
+  An HTTP call of the handshake era that declared nothing to be asked is served the same
+  way (every log level: that era's rule).
 """
 
 from __future__ import annotations
@@ -25,8 +27,6 @@ if TYPE_CHECKING:
 
 # Sends one JSON-RPC notification (method, params) to the caller.
 Notify = Callable[[str, dict[str, Any]], Awaitable[None]]
-
-MODERN_REFUSAL = "the calling client speaks MCP 2026-07-28 and declared nothing an upstream may ask"
 
 
 def progress_params(
@@ -75,9 +75,9 @@ class SessionCaller:
             await self._peer.outbound.notify("notifications/progress", params)
 
 
-class EnvelopeCaller:
-    """A 2026-07-28 client that declared nothing to be asked: notifications ride its
-    request's reply stream (`notify`)."""
+class StreamCaller:
+    """A client that declared nothing to be asked: notifications ride its request's reply
+    stream (`notify`), log lines at the levels its request opted into."""
 
     def __init__(
         self, notify: Notify, version: str, meta: dict[str, Any], progress_token: str | int | None
@@ -88,10 +88,11 @@ class EnvelopeCaller:
         self._levels = sdk_compat.allowed_log_levels(version, meta)
 
     def can(self, method: str, params: dict[str, Any]) -> str | None:
-        return MODERN_REFUSAL
+        # It declared none of what may be asked: the normal path's one-line reason.
+        return why_not(None, method, params)
 
     async def ask(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        raise PeerRequestRefused(-32600, f"{method} refused: {MODERN_REFUSAL}")
+        raise PeerRequestRefused(-32600, f"{method} refused: {why_not(None, method, params)}")
 
     async def log(self, upstream: str, params: dict[str, Any]) -> None:
         level, fields = log_params(upstream, params)

@@ -3,22 +3,18 @@ it takes it serves in a task of its own and answers with one JSON line on stdout
 client cancels gets no answer, as the protocol says).
 
 A handshake-era call is taken once the client's session is initialized (the session is
-learnt at `initialize`, through `SessionCapture`); before that the SDK answers "not
+learnt at `initialize`, see wiring.SessionCapture); before that the SDK answers "not
 initialized"."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import mcp_types as mt
-from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 
-from archon_gateway.gateway.core import sdk_compat
 from archon_gateway.gateway.core.bounded_json import dump_json
-from archon_gateway.gateway.lane.callers import EnvelopeCaller, SessionCaller
+from archon_gateway.gateway.lane.callers import SessionCaller, StreamCaller
 from archon_gateway.gateway.lane.proxied_calls import ProxiedCallLane, Route
 from archon_gateway.gateway.lane.requests import LaneRequest, lane_request
 
@@ -88,7 +84,7 @@ class StdioLane:
 
     def _caller(
         self, request: LaneRequest, send: SendLine
-    ) -> tuple[SessionCaller | EnvelopeCaller, str | None]:
+    ) -> tuple[SessionCaller | StreamCaller, str | None]:
         if request.modern_version is None:
             assert self._peer is not None
             return SessionCaller(self._peer, request.progress_token), self._session_id
@@ -97,27 +93,4 @@ class StdioLane:
             await send(dump_json({"jsonrpc": "2.0", "method": method, "params": params}), None)
 
         version, token = request.modern_version, request.progress_token
-        return EnvelopeCaller(notify, version, request.meta, token), None
-
-
-class SessionCapture(Middleware):
-    """Hands the stdio client's session to the lane when it initializes."""
-
-    def __init__(self, lane: StdioLane) -> None:
-        self._lane = lane
-
-    async def on_initialize(
-        self,
-        context: MiddlewareContext[mt.InitializeRequest],
-        call_next: CallNext[mt.InitializeRequest, mt.InitializeResult | None],
-    ) -> mt.InitializeResult | None:
-        result = await call_next(context)
-        ctx = context.fastmcp_context
-        if ctx is not None and ctx.transport == "stdio":
-            connection = sdk_compat.session_connection(ctx.session)
-            if connection is not None:
-                session_id = None
-                with suppress(RuntimeError):
-                    session_id = ctx.session_id
-                self._lane.attach(connection, session_id)
-        return result
+        return StreamCaller(notify, version, request.meta, token), None

@@ -10,11 +10,13 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from fastmcp import Client
 
 from tests.support import (
     URL_PATTERN,
     RawStdioPeer,
     running_gateway,
+    running_http_gateway,
     tool_call_samples,
     wait_for_text,
     wait_until,
@@ -91,10 +93,10 @@ async def run_script(
     return replies, metrics
 
 
-def lane_calls(metrics: str) -> float:
+def lane_calls(metrics: str, transport: str = "stdio") -> float:
     total = 0.0
     for line in metrics.splitlines():
-        if line.startswith('archon_lane_calls_total{transport="stdio"}'):
+        if line.startswith(f'archon_lane_calls_total{{transport="{transport}"}}'):
             total += float(line.split()[-1])
     return total
 
@@ -178,3 +180,94 @@ async def test_a_lane_call_the_client_cancels_is_cancelled_upstream_and_never_an
         assert result["resultType"] == "complete"
         assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "archon"
         assert result["_meta"]["fastmcp"] == {"wrap_result": True}  # the upstream's own
+
+
+HTTP_PROFILES = """
+[profiles.limited]
+include = ["toolbox_*"]
+exclude = ["toolbox_add"]
+"""
+
+
+def modern_post(name: str, arguments: dict[str, Any], **headers: str) -> dict[str, Any]:
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments, "_meta": MODERN_META},
+    }
+    return {
+        "json": body,
+        "headers": {
+            "Accept": "application/json, text/event-stream",
+            "Mcp-Protocol-Version": "2026-07-28",
+            "Mcp-Method": "tools/call",
+            "Mcp-Name": name,
+            **headers,
+        },
+    }
+
+
+async def test_over_http_the_lane_answers_json_streams_progress_and_keeps_profiles(
+    gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    write_manifest("toolbox")
+    (tmp_path / "archon.toml").write_text(HTTP_PROFILES)
+    async with running_http_gateway(gateway_env, tmp_path) as (_, url, _stderr):
+        metrics_url = url.replace("/mcp", "/metrics")
+        with anyio.fail_after(60):
+            async with httpx.AsyncClient(timeout=30) as http:
+
+                async def listed() -> bool:
+                    reply = await http.post(url, **modern_post("toolbox_echo", {"text": "?"}))
+                    result = reply.json().get("result") or {}
+                    return result.get("isError") is False
+
+                await wait_until(listed)
+                before = lane_calls((await http.get(metrics_url)).text, "streamable-http")
+
+                # 2026-07-28: a plain JSON reply, stamped for its era.
+                reply = await http.post(url, **modern_post("toolbox_echo", {"text": "json"}))
+                assert reply.headers["content-type"] == "application/json"
+                result = reply.json()["result"]
+                assert result["structuredContent"] == {"result": "json"}
+                assert result["resultType"] == "complete"
+
+                # A profile that hides the tool: the lane does not serve it either.
+                hidden = await http.post(url + "/limited", **modern_post("toolbox_add", {}))
+                assert "Unknown tool" in hidden.text
+
+                # Headers that disagree with the body are the SDK's to refuse.
+                wrong = await http.post(
+                    url, **modern_post("toolbox_echo", {"text": "x"}, **{"Mcp-Name": "other"})
+                )
+                assert wrong.status_code >= 400 or "error" in wrong.json()
+
+                # Handshake era, a client asking for progress: an SSE reply carrying it.
+                progress: list[tuple[float, float | None]] = []
+
+                async def on_progress(done: float, total: float | None, _: str | None) -> None:
+                    progress.append((done, total))
+
+                async with Client(url, mode="legacy", progress_handler=on_progress) as client:
+                    slow = await client.call_tool("toolbox_slow", {"steps": 2, "delay": 0.01})
+                    echoed = await client.call_tool("toolbox_echo", {"text": "legacy"})
+                assert slow.data == "done after 2 steps"
+                assert progress == [(1, 2), (2, 2)]
+                assert echoed.data == "legacy"
+
+                after = lane_calls((await http.get(metrics_url)).text, "streamable-http")
+    assert after - before == 3  # json, slow and legacy echo; not the hidden or the refused
+
+
+async def test_a_stateless_http_gateway_serves_both_eras_without_sessions(
+    gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    write_manifest("toolbox")
+    env = {**gateway_env, "ARCHON_HTTP_STATELESS": "true"}
+    async with running_http_gateway(env, tmp_path) as (_, url, _stderr):
+        with anyio.fail_after(60):
+            for mode in ("legacy", "auto"):
+                async with Client(url, mode=mode) as client:
+                    result = await client.call_tool("toolbox_echo", {"text": mode})
+                assert result.data == mode

@@ -1,0 +1,167 @@
+"""The lane on the HTTP front door: an ASGI layer, innermost (after auth, the profile path and
+the body guard), that serves a POSTed `tools/call` the lane takes and hands every other
+request to the SDK's streamable-HTTP app.
+
+The reply is plain JSON. It becomes an SSE stream only when the call has something to say
+before its result (progress, log lines): the response starts at the first such message.
+
+Taken: a 2026-07-28 request whose headers agree with its body (the SDK answers the rest);
+a handshake-era request on an initialized session of this gateway whose client declared
+nothing an upstream could ask (others are served by the SDK, which can put questions to
+them on the request's own stream).
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from archon_gateway.gateway.body_guard import PARSED_BODY
+from archon_gateway.gateway.catalog.view import PROFILE_STATE
+from archon_gateway.gateway.core.bounded_json import dump_json
+from archon_gateway.gateway.lane.callers import StreamCaller
+from archon_gateway.gateway.lane.proxied_calls import ProxiedCallLane, Route
+from archon_gateway.gateway.lane.requests import ASKABLE, LaneRequest, lane_request
+
+if TYPE_CHECKING:
+    from archon_gateway.gateway.core.sdk_compat import Connection
+
+TRANSPORT = "streamable-http"
+
+
+class HttpSessions:
+    """Handshake-era HTTP sessions by id, learnt at initialize, held weakly (the SDK owns
+    them and drops them when they end)."""
+
+    def __init__(self) -> None:
+        self._by_id: weakref.WeakValueDictionary[str, Connection] = weakref.WeakValueDictionary()
+
+    def add(self, session_id: str, connection: Connection) -> None:
+        self._by_id[session_id] = connection
+
+    def ready(self, session_id: str) -> Connection | None:
+        connection = self._by_id.get(session_id)
+        if connection is None or not connection.initialized.is_set():
+            return None
+        return connection
+
+
+class HttpLane:
+    def __init__(
+        self, app: ASGIApp, *, calls: ProxiedCallLane, sessions: HttpSessions, mcp_path: str
+    ) -> None:
+        self.app = app
+        self._calls = calls
+        self._sessions = sessions
+        self._path = mcp_path.rstrip("/") or "/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        taken = self._take(scope) if scope["type"] == "http" else None
+        if taken is None:
+            await self.app(scope, receive, send)
+            return
+        request, route, session_id, version = taken
+        await _Reply(send, session_id).serve(self._calls, request, route, version)
+
+    def _take(self, scope: Scope) -> tuple[LaneRequest, Route, str | None, str] | None:
+        if scope["method"] != "POST" or scope["path"].rstrip("/") != self._path:
+            return None
+        request = lane_request(scope.get(PARSED_BODY))
+        if request is None:
+            return None
+        headers = _headers(scope)
+        session_id = headers.get("mcp-session-id")
+        if request.modern_version is not None:
+            version = request.modern_version
+            if session_id is not None or not _headers_agree(headers, request):
+                return None
+        else:
+            connection = self._sessions.ready(session_id) if session_id else None
+            if connection is None or _may_be_asked(connection):
+                return None
+            version = connection.protocol_version
+        profile = (scope.get("state") or {}).get(PROFILE_STATE)
+        route = self._calls.route(request.name, profile if isinstance(profile, str) else None)
+        if route is None:
+            return None
+        return request, route, session_id, version
+
+
+class _Reply:
+    """One call's HTTP response: JSON, or SSE once a notification comes first."""
+
+    def __init__(self, send: Send, session_id: str | None) -> None:
+        self._send = send
+        self._session_id = session_id
+        self._headers = [(b"mcp-session-id", session_id.encode())] if session_id else []
+        self._streaming = False
+        self._lock = anyio.Lock()
+
+    async def serve(
+        self, calls: ProxiedCallLane, request: LaneRequest, route: Route, version: str
+    ) -> None:
+        caller = StreamCaller(self._notify, version, request.meta, request.progress_token)
+        result = await calls.call(
+            request,
+            route,
+            caller,
+            caller.progress if request.progress_token is not None else None,
+            transport=TRANSPORT,
+            session_id=self._session_id,
+        )
+        reply = dump_json({"jsonrpc": "2.0", "id": request.request_id, "result": result})
+        async with self._lock:
+            if self._streaming:
+                await self._event(reply)
+                await self._send({"type": "http.response.body", "body": b""})
+                return
+            await self._start(b"application/json", len(reply))
+            await self._send({"type": "http.response.body", "body": reply})
+
+    async def _notify(self, method: str, params: dict[str, Any]) -> None:
+        message = dump_json({"jsonrpc": "2.0", "method": method, "params": params})
+        async with self._lock:
+            if not self._streaming:
+                self._streaming = True
+                await self._start(b"text/event-stream", None)
+            await self._event(message)
+
+    async def _start(self, content_type: bytes, length: int | None) -> None:
+        headers = [(b"content-type", content_type), *self._headers]
+        if length is not None:
+            headers.append((b"content-length", str(length).encode()))
+        else:
+            headers.append((b"cache-control", b"no-cache"))
+        await self._send({"type": "http.response.start", "status": 200, "headers": headers})
+
+    async def _event(self, data: bytes) -> None:
+        body = b"event: message\r\ndata: " + data + b"\r\n\r\n"
+        await self._send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in scope["headers"]
+        if name.startswith(b"mcp-")
+    }
+
+
+def _headers_agree(headers: dict[str, str], request: LaneRequest) -> bool:
+    """A 2026-07-28 request's headers mirror its body; any disagreement is the SDK's to
+    refuse."""
+    return (
+        headers.get("mcp-protocol-version") == request.modern_version
+        and headers.get("mcp-method", "tools/call") == "tools/call"
+        and headers.get("mcp-name", request.name) == request.name
+    )
+
+
+def _may_be_asked(connection: Connection) -> bool:
+    declared = connection.client_capabilities
+    return declared is not None and any(
+        getattr(declared, name, None) is not None for name in ASKABLE
+    )
