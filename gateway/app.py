@@ -146,7 +146,7 @@ def build_gateway(
     if connections is not None:
         guards.breakers.add_listener(BreakerConnections(connections))
     upstreams = _serve_upstreams(server, pool, metrics, components, guards.audit)
-    if pool is not None and settings.fast_lane:
+    if settings.fast_lane:
         add_lane(server, pool, catalog.shows, metrics, mcp_path=settings.http_path)
     # Webhook actions and Kafka handlers count into one event_metrics interval writer.
     event_rows = _running(server, EventMetrics(store, interval=interval)) if store else None

@@ -38,7 +38,7 @@ class GatewayMetrics:
         )
         self.lane_calls = Counter(
             "archon_lane_calls",
-            "Proxied tool calls served on the lean path (gateway.lane), by transport",
+            "Tool calls served on the lean path (gateway.lane), by transport",
             ["transport"],
             registry=self.registry,
         )

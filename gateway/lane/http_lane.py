@@ -23,8 +23,8 @@ from archon_gateway.gateway.body_guard import PARSED_BODY
 from archon_gateway.gateway.catalog.view import PROFILE_STATE
 from archon_gateway.gateway.core.bounded_json import dump_json
 from archon_gateway.gateway.lane.callers import StreamCaller
-from archon_gateway.gateway.lane.proxied_calls import ProxiedCallLane, Route
 from archon_gateway.gateway.lane.requests import ASKABLE, LaneRequest, lane_request
+from archon_gateway.gateway.lane.tool_calls import CallLane, Route
 
 if TYPE_CHECKING:
     from archon_gateway.gateway.core.sdk_compat import Connection
@@ -51,20 +51,50 @@ class HttpSessions:
 
 class HttpLane:
     def __init__(
-        self, app: ASGIApp, *, calls: ProxiedCallLane, sessions: HttpSessions, mcp_path: str
+        self, app: ASGIApp, *, calls: CallLane, sessions: HttpSessions, mcp_path: str
     ) -> None:
         self.app = app
         self._calls = calls
         self._sessions = sessions
         self._path = mcp_path.rstrip("/") or "/"
+        self._running: dict[tuple[str, str | int], anyio.CancelScope] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         taken = self._take(scope) if scope["type"] == "http" else None
         if taken is None:
+            self._note_cancel(scope)
             await self.app(scope, receive, send)
             return
         request, route, session_id, version = taken
-        await _Reply(send, session_id).serve(self._calls, request, route, version)
+        reply = _Reply(send, session_id)
+        async with anyio.create_task_group() as tasks:
+            # The call ends when its client goes away, or cancels it on its session.
+            key = (session_id, request.request_id) if session_id is not None else None
+            if key is not None:
+                self._running[key] = tasks.cancel_scope
+            tasks.start_soon(_end_on_disconnect, receive, tasks.cancel_scope)
+            try:
+                await reply.serve(self._calls, request, route, version)
+            finally:
+                if key is not None and self._running.get(key) is tasks.cancel_scope:
+                    del self._running[key]
+                tasks.cancel_scope.cancel()
+        if not reply.started:
+            await reply.end_unanswered()  # cancelled: a cancelled request gets no answer
+
+    def _note_cancel(self, scope: Scope) -> None:
+        """A handshake-era client POSTs `notifications/cancelled` on its session: a call the
+        lane serves stops (the SDK hears it too, for the requests it serves)."""
+        message = scope.get(PARSED_BODY) if scope["type"] == "http" else None
+        if not isinstance(message, dict) or message.get("method") != "notifications/cancelled":
+            return
+        params = message.get("params")
+        request_id = params.get("requestId") if isinstance(params, dict) else None
+        session_id = _headers(scope).get("mcp-session-id")
+        if session_id is not None and isinstance(request_id, str | int):
+            running = self._running.get((session_id, request_id))
+            if running is not None:
+                running.cancel()
 
     def _take(self, scope: Scope) -> tuple[LaneRequest, Route, str | None, str] | None:
         if scope["method"] != "POST" or scope["path"].rstrip("/") != self._path:
@@ -98,10 +128,11 @@ class _Reply:
         self._session_id = session_id
         self._headers = [(b"mcp-session-id", session_id.encode())] if session_id else []
         self._streaming = False
+        self.started = False
         self._lock = anyio.Lock()
 
     async def serve(
-        self, calls: ProxiedCallLane, request: LaneRequest, route: Route, version: str
+        self, calls: CallLane, request: LaneRequest, route: Route, version: str
     ) -> None:
         caller = StreamCaller(self._notify, version, request.meta, request.progress_token)
         result = await calls.call(
@@ -129,7 +160,13 @@ class _Reply:
                 await self._start(b"text/event-stream", None)
             await self._event(message)
 
+    async def end_unanswered(self) -> None:
+        """An empty event stream: the call's stream ends without a JSON-RPC answer."""
+        await self._start(b"text/event-stream", None)
+        await self._send({"type": "http.response.body", "body": b""})
+
     async def _start(self, content_type: bytes, length: int | None) -> None:
+        self.started = True
         headers = [(b"content-type", content_type), *self._headers]
         if length is not None:
             headers.append((b"content-length", str(length).encode()))
@@ -140,6 +177,12 @@ class _Reply:
     async def _event(self, data: bytes) -> None:
         body = b"event: message\r\ndata: " + data + b"\r\n\r\n"
         await self._send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+async def _end_on_disconnect(receive: Receive, call: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    call.cancel()
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -15,8 +15,8 @@ import anyio
 
 from archon_gateway.gateway.core.bounded_json import dump_json
 from archon_gateway.gateway.lane.callers import SessionCaller, StreamCaller
-from archon_gateway.gateway.lane.proxied_calls import ProxiedCallLane, Route
 from archon_gateway.gateway.lane.requests import LaneRequest, lane_request
+from archon_gateway.gateway.lane.tool_calls import CallLane, Route
 
 if TYPE_CHECKING:
     from archon_gateway.gateway.core.sdk_compat import Connection
@@ -27,7 +27,7 @@ Spawn = Callable[..., object]
 
 
 class StdioLane:
-    def __init__(self, calls: ProxiedCallLane) -> None:
+    def __init__(self, calls: CallLane) -> None:
         self._calls = calls
         self._peer: Connection | None = None
         self._session_id: str | None = None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 
 import mcp_types as mt
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
@@ -11,27 +12,34 @@ from starlette.middleware import Middleware as StarletteMiddleware
 from archon_gateway.gateway.core import sdk_compat
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
 from archon_gateway.gateway.lane.http_lane import HttpLane, HttpSessions
-from archon_gateway.gateway.lane.proxied_calls import ProfileAllows, ProxiedCallLane
 from archon_gateway.gateway.lane.stdio_lane import StdioLane
+from archon_gateway.gateway.lane.tool_calls import CallLane, ProfileAllows
 from archon_gateway.gateway.mcp_server import GatewayServer
 from archon_gateway.upstreams.pool import UpstreamPool
 
 
 def add_lane(
     server: GatewayServer,
-    pool: UpstreamPool,
+    pool: UpstreamPool | None,
     shows: ProfileAllows,
     metrics: GatewayMetrics,
     *,
     mcp_path: str,
-) -> ProxiedCallLane:
-    """Serve listed upstream tools' calls on the lane: taken off the stdio line, and by an
-    ASGI layer on the HTTP front door."""
+) -> CallLane:
+    """Serve calls of listed upstream tools and of plain native tools on the lane: taken
+    off the stdio line, and by an ASGI layer on the HTTP front door."""
 
     def served(transport: str) -> None:
         metrics.lane_calls.labels(transport=transport).inc()
 
-    calls = ProxiedCallLane(server, pool, shows, served)
+    calls = CallLane(server, pool, shows, served)
+
+    @asynccontextmanager
+    async def learning() -> AsyncIterator[None]:
+        await calls.learn_native_tools()  # every family has registered its tools by now
+        yield
+
+    server.add_lifetime(learning)
     stdio, sessions = StdioLane(calls), HttpSessions()
     server.add_middleware(SessionCapture(stdio, sessions))
     server.stdio_tap = stdio

@@ -76,6 +76,10 @@ async def script(peer: Peer) -> list[dict[str, Any]]:
         # A 2026-07-28 envelope on a handshake-era session: refused, whichever path.
         await peer.call("toolbox_echo", {"text": "modern"}, **MODERN_META),
         await peer.call("toolbox_nope", {}),  # unknown: the normal path's answer
+        # Native tools that take only arguments run on the lane too.
+        await peer.call("code_analyze", {"code": "import os\n\n\ndef f(x):\n    return x\n"}),
+        await peer.call("code_analyze", {}),  # missing argument: FastMCP's validation error
+        await peer.call("code_analyze", {"code": "fn main() {}", "language": "rust"}),
     ]
 
 
@@ -111,14 +115,15 @@ async def test_the_lane_answers_every_call_exactly_as_the_normal_path_does(
     off, off_metrics = await run_script(gateway_env, tmp_path / "off", lane=False)
 
     assert on == off
-    # Every listed tool's call but the unknown one took the lane; none did with it off.
-    assert lane_calls(on_metrics) == 6
+    # Every call but the unknown tool's and the refused envelope took the lane; none did
+    # with it off.
+    assert lane_calls(on_metrics) == 9
     assert lane_calls(off_metrics) == 0
     # The middleware counted them alike (tool and outcome), timeouts included.
     assert tool_call_samples(on_metrics) == tool_call_samples(off_metrics)
     assert tool_call_samples(on_metrics)[("toolbox_hang", "timeout")] == 1
 
-    echo, add, refused, slow, asked, hung, modern, unknown = (r["reply"] for r in on)
+    echo, add, refused, slow, asked, hung, modern, unknown, *native = (r["reply"] for r in on)
     assert echo["result"]["structuredContent"] == {"result": "ping"}
     assert add["result"]["structuredContent"] == {"result": 5}
     assert refused["result"]["isError"] is True
@@ -133,6 +138,11 @@ async def test_the_lane_answers_every_call_exactly_as_the_normal_path_does(
     assert "timed out after 0.5 s" in hung["result"]["content"][0]["text"]
     assert modern["error"]["code"] == -32600
     assert unknown["result"]["isError"] is True
+    analyzed, missing, wrong_language = (reply["result"] for reply in native)
+    assert analyzed["isError"] is False
+    assert analyzed["structuredContent"]["functions"][0]["name"] == "f"
+    assert missing["isError"] is True
+    assert wrong_language["isError"] is True
 
 
 async def test_a_lane_call_the_client_cancels_is_cancelled_upstream_and_never_answered(
@@ -271,3 +281,89 @@ async def test_a_stateless_http_gateway_serves_both_eras_without_sessions(
                 async with Client(url, mode=mode) as client:
                     result = await client.call_tool("toolbox_echo", {"text": mode})
                 assert result.data == mode
+
+
+async def test_over_http_a_lane_call_ends_upstream_when_cancelled_or_abandoned(
+    gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    """Handshake era: `notifications/cancelled` POSTed on the session stops the call.
+    2026-07-28: the client closing its connection does."""
+    record = tmp_path / "record.txt"
+    write_manifest("toolbox", env={"RECORD_FILE": str(record)})
+    accept = {"Accept": "application/json, text/event-stream"}
+    async with running_http_gateway(gateway_env, tmp_path) as (_, url, _stderr):
+        metrics_url = url.replace("/mcp", "/metrics")
+        with anyio.fail_after(60):
+            async with httpx.AsyncClient(timeout=30) as http:
+                await wait_until(
+                    lambda: _echoes(http, url),  # the upstream is listed: the lane serves it
+                )
+                opened = await http.post(
+                    url,
+                    headers=accept,
+                    json={
+                        "jsonrpc": "2.0",
+                        "id": 1,
+                        "method": "initialize",
+                        "params": {
+                            "protocolVersion": "2025-11-25",
+                            "capabilities": {},
+                            "clientInfo": {"name": "t", "version": "0"},
+                        },
+                    },
+                )
+                session = {**accept, "Mcp-Session-Id": opened.headers["mcp-session-id"]}
+                await http.post(
+                    url,
+                    headers=session,
+                    json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+                )
+                hang = {
+                    "jsonrpc": "2.0",
+                    "id": 7,
+                    "method": "tools/call",
+                    "params": {"name": "toolbox_hang", "arguments": {"tag": "session"}},
+                }
+                async with anyio.create_task_group() as tasks:
+                    replies: list[httpx.Response] = []
+
+                    async def call() -> None:
+                        replies.append(await http.post(url, headers=session, json=hang))
+
+                    tasks.start_soon(call)
+                    await wait_until(
+                        lambda: record.exists() and "started session" in record.read_text()
+                    )
+                    await http.post(
+                        url,
+                        headers=session,
+                        json={
+                            "jsonrpc": "2.0",
+                            "method": "notifications/cancelled",
+                            "params": {"requestId": 7, "reason": "the user gave up"},
+                        },
+                    )
+                    await wait_until(lambda: "cancelled session" in record.read_text())
+                assert '"id":7' not in replies[0].text.replace(" ", "")  # never answered
+
+                # 2026-07-28: the client gives up on the request by closing its connection.
+                body = modern_post("toolbox_hang", {"tag": "gone"})
+                async with (
+                    httpx.AsyncClient(timeout=30) as leaving,
+                    anyio.create_task_group() as tasks,
+                ):
+                    tasks.start_soon(lambda: leaving.post(url, **body))
+                    await wait_until(lambda: "started gone" in record.read_text())
+                    tasks.cancel_scope.cancel()
+                await wait_until(lambda: "cancelled gone" in record.read_text())
+                assert lane_calls((await http.get(metrics_url)).text, "streamable-http") >= 2
+
+
+async def _echoes(http: httpx.AsyncClient, url: str) -> bool:
+    reply = await http.post(url, **modern_post("toolbox_echo", {"text": "?"}))
+    result = reply.json().get("result") or {}
+    return result.get("isError") is False
+
+
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""

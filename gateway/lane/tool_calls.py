@@ -1,15 +1,18 @@
-"""Serving a proxied `tools/call` on the lane: route it to the upstream tool, run it through
-the gateway's middleware (the same instances, in the same order, as every other call: drain,
-errors, metrics, session and connection logs, stdio auth, breakers, admission, time limit),
-and relay the upstream's result as the JSON it sent, stamped for the caller's era.
+"""Serving a `tools/call` on the lane: route it (a listed upstream tool, or a native tool
+that needs no request context), run it through the gateway's middleware (the same
+instances, in the same order, as every other call: drain, errors, metrics, session and
+connection logs, stdio auth, breakers, admission, time limit), and answer with the result's
+JSON, stamped for the caller's era. An upstream's result is relayed as the JSON it sent; a
+native tool runs as FastMCP runs it (`call_tool` without its middleware pass).
 
-What is skipped is FastMCP's and the SDK's per-request work that a relay does not need:
-pydantic validation of the request and of the upstream's result into models and back,
-component lookup through providers and transforms, and telemetry spans.
+What is skipped is the SDK's per-request dispatch (task groups and streams per request,
+pydantic validation of the request and of results into models and back) and, for upstream
+tools, FastMCP's component lookup through providers and transforms.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +23,8 @@ import mcp_types as mt
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import FastMCPError
 from fastmcp.server.middleware import Middleware, MiddlewareContext
+from fastmcp.tools import FunctionTool, ToolResult
+from fastmcp.tools.base import RawStructuredToolResult
 
 from archon_gateway.gateway.catalog.view import META_TOOLS
 from archon_gateway.gateway.core import sdk_compat
@@ -39,9 +44,17 @@ ProfileAllows = Callable[[str | None, str], bool]
 
 
 @dataclass(frozen=True)
-class Route:
+class UpstreamRoute:
     upstream: Upstream
     tool: UpstreamTool
+
+
+@dataclass(frozen=True)
+class NativeRoute:
+    name: str
+
+
+Route = UpstreamRoute | NativeRoute
 
 
 class LaneContext:
@@ -67,14 +80,15 @@ class RelayedResult:
         self.is_error = bool(raw.get("isError"))
 
 
-class ProxiedCallLane:
+class CallLane:
     def __init__(
         self,
         server: FastMCP[Any],
-        pool: UpstreamPool,
+        pool: UpstreamPool | None,
         profile_allows: ProfileAllows,
         served: Callable[[str], None] = lambda transport: None,
     ) -> None:
+        self._native: set[str] = set()  # filled once the server starts (learn_native_tools)
         self._served = served
         self._server = server
         self._pool = pool
@@ -83,17 +97,30 @@ class ProxiedCallLane:
         self._server_info: dict[str, Any] | None = None
 
     def route(self, name: str, profile: str | None = None) -> Route | None:
-        """The upstream tool a call of `name` goes to, when the lane may serve it: listed
-        by an upstream that is not disabled, and shown by the caller's profile. Unknown,
-        not yet listed (lazily started) and native tools take the normal path."""
+        """Where a call of `name` goes when the lane may serve it: shown by the caller's
+        profile, and listed by an upstream that is not disabled, or a native tool that takes
+        nothing from the request (no Context: it cannot report progress or ask anything).
+        Unknown, not yet listed (lazily started) and meta tools take the normal path."""
         if name in META_TOOLS or not self._profile_allows(profile, name):
             return None
-        for upstream in self._pool.upstreams.values():
+        for upstream in self._pool.upstreams.values() if self._pool else ():
             tool = upstream.tools.get(name)
             if tool is not None:
                 disabled = upstream.state is UpstreamState.DISABLED
-                return None if disabled else Route(upstream, tool)
+                return None if disabled else UpstreamRoute(upstream, tool)
+        # FastMCP looks a native tool up under the default profile: both must show it.
+        if name in self._native and self._profile_allows(None, name):
+            return NativeRoute(name)
         return None
+
+    async def learn_native_tools(self) -> None:
+        """Which native tools the lane may run: plain function tools whose every parameter
+        is an argument (none injected, such as a Context)."""
+        self._native = {
+            tool.name
+            for tool in await self._server.local_provider.list_tools()
+            if isinstance(tool, FunctionTool) and _takes_only_arguments(tool)
+        }
 
     async def call(
         self,
@@ -119,7 +146,11 @@ class ProxiedCallLane:
             method="tools/call",
         )
 
-        async def relay(_: MiddlewareContext[Any]) -> RelayedResult:
+        async def relay(_: MiddlewareContext[Any]) -> RelayedResult | ToolResult:
+            if isinstance(route, NativeRoute):
+                return await self._server.call_tool(
+                    route.name, request.arguments, run_middleware=False
+                )
             raw = await route.upstream.call(route.tool, request.arguments, progress, caller)
             return RelayedResult(raw)
 
@@ -132,13 +163,13 @@ class ProxiedCallLane:
             log.exception("lane call of %s failed", request.name)
             result = _error_result(f"Error calling tool {request.name!r}")
         else:
-            result = _checked(outcome, route)
+            result = _checked(outcome, route, modern=request.modern_version is not None)
         if request.modern_version is not None:
             result = self._stamped(result)
         return result
 
     def _chained(
-        self, relay: Callable[[MiddlewareContext[Any]], Awaitable[RelayedResult]]
+        self, relay: Callable[[MiddlewareContext[Any]], Awaitable[RelayedResult | ToolResult]]
     ) -> Callable[[MiddlewareContext[Any]], Awaitable[Any]]:
         call_next: Callable[[MiddlewareContext[Any]], Awaitable[Any]] = relay
         for hook in reversed(self._hooks()):
@@ -173,24 +204,49 @@ def _call_hooks(middleware: Middleware) -> list[Callable[..., Awaitable[Any]]]:
     return [getattr(middleware, h) for h in hooks if getattr(kind, h) is not getattr(Middleware, h)]
 
 
-def _checked(outcome: Any, route: Route) -> dict[str, Any]:
-    if not isinstance(outcome, RelayedResult):
-        # A middleware answered by itself (with FastMCP's ToolResult): its wire form.
-        result = mt.CallToolResult(
-            content=outcome.content,
-            structured_content=outcome.structured_content,
-            is_error=bool(getattr(outcome, "is_error", False)),
-            _meta=outcome.meta,
-        )
-        dumped: dict[str, Any] = result.model_dump(by_alias=True, mode="json", exclude_none=True)
-        return dumped
-    raw = outcome.raw
+def _takes_only_arguments(tool: FunctionTool) -> bool:
+    arguments = set((tool.parameters or {}).get("properties") or {})
+    return set(inspect.signature(tool.fn).parameters) <= arguments
+
+
+def _checked(outcome: Any, route: Route, *, modern: bool) -> dict[str, Any]:
+    if isinstance(outcome, ToolResult):
+        return _tool_result(outcome, modern=modern)
+    raw: dict[str, Any] = outcome.raw
     if not isinstance(raw.get("content"), list):
+        assert isinstance(route, UpstreamRoute)
         return _error_result(
             f"upstream '{route.upstream.name}' returned an invalid result for "
             f"{route.tool.exposed_name}: 'content' is not a list"
         )
     return raw
+
+
+def _tool_result(result: ToolResult, *, modern: bool) -> dict[str, Any]:
+    """A native tool's result on the wire, as FastMCP's tools/call handler shapes it: a
+    handshake-era client gets a non-object structured value under `result`."""
+    structured, meta = result.structured_content, result.meta
+    fastmcp_meta = (meta or {}).get("fastmcp")
+    wrapped = isinstance(fastmcp_meta, dict) and fastmcp_meta.get("wrap_result") is True
+    raw_value = isinstance(result, RawStructuredToolResult) or (
+        structured is not None and not isinstance(structured, dict)
+    )
+    if not modern and raw_value and not wrapped:
+        structured = {"result": structured}
+        extra = fastmcp_meta if isinstance(fastmcp_meta, dict) else {}
+        meta = {**(meta or {}), "fastmcp": {**extra, "wrap_result": True}}
+    wire: dict[str, Any] = {
+        "content": [
+            block.model_dump(by_alias=True, mode="json", exclude_none=True)
+            for block in result.content
+        ],
+        "isError": bool(result.is_error),
+    }
+    if structured is not None:
+        wire["structuredContent"] = structured
+    if meta:
+        wire["_meta"] = meta
+    return wire
 
 
 def _error_result(text: str) -> dict[str, Any]:
