@@ -29,8 +29,10 @@ def add_lane(
     """Serve calls of listed upstream tools and of plain native tools on the lane: taken
     off the stdio line, and by an ASGI layer on the HTTP front door."""
 
+    counters = {name: metrics.lane_calls.labels(transport=name) for name in TRANSPORTS}
+
     def served(transport: str) -> None:
-        metrics.lane_calls.labels(transport=transport).inc()
+        counters[transport].inc()
 
     calls = CallLane(server, pool, shows, served)
 
@@ -47,6 +49,9 @@ def add_lane(
         StarletteMiddleware(HttpLane, calls=calls, sessions=sessions, mcp_path=mcp_path)
     )
     return calls
+
+
+TRANSPORTS = ("stdio", "streamable-http")
 
 
 class SessionCapture(Middleware):

@@ -42,6 +42,9 @@ def outcome_of(exc: BaseException) -> str:
 class MetricsMiddleware(Middleware):
     def __init__(self, metrics: GatewayMetrics) -> None:
         self._metrics = metrics
+        # Labelled children, looked up once: `labels()` costs more than the count itself.
+        self._counts: dict[tuple[str, str], Any] = {}
+        self._latencies: dict[str, Any] = {}
 
     async def on_initialize(
         self,
@@ -76,8 +79,22 @@ class MetricsMiddleware(Middleware):
             outcome = outcome_of(exc)
             raise
         finally:
-            self._metrics.tool_calls.labels(tool=tool, outcome=outcome).inc()
-            self._metrics.tool_latency.labels(tool=tool).observe(time.perf_counter() - started)
+            self._count(tool, outcome).inc()
+            self._latency(tool).observe(time.perf_counter() - started)
+
+    def _count(self, tool: str, outcome: str) -> Any:
+        child = self._counts.get((tool, outcome))
+        if child is None:
+            child = self._counts[tool, outcome] = self._metrics.tool_calls.labels(
+                tool=tool, outcome=outcome
+            )
+        return child
+
+    def _latency(self, tool: str) -> Any:
+        child = self._latencies.get(tool)
+        if child is None:
+            child = self._latencies[tool] = self._metrics.tool_latency.labels(tool=tool)
+        return child
 
 
 def _is_error(result: Any) -> bool:
