@@ -225,8 +225,8 @@ class UpstreamPool:
         while True:
             await self._catalog_changed.wait()
             await anyio.sleep(self.policy.list_changed_debounce)
-            if self._held:
-                continue  # a reload is under way; it tells clients once when it is done
+            if self._held or not self._catalog_changed.is_set():
+                continue  # a reload is under way (or has told them): one notice per reload
             self._catalog_changed = anyio.Event()
             await self._tell_listeners()
 
