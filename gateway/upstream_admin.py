@@ -87,7 +87,12 @@ def add_upstream_admin_tools(
         or crash-loop wait, and wait for it to start. Returns its state afterwards."""
         with tool_errors():
             return await restart_audited(
-                pool, name, audit, principal=_principal(), transport=_transport(), tool=RESTART_TOOL
+                pool,
+                name,
+                audit,
+                principal=request_principal(),
+                transport=request_transport(),
+                tool=RESTART_TOOL,
             )
 
 
@@ -129,7 +134,7 @@ async def restart_audited(
     return info
 
 
-def _principal() -> str:
+def request_principal() -> str:
     """Who asked: the HTTP auth decision's principal, or the local user on stdio."""
     try:
         return str(getattr(get_http_request().state, "principal", "anonymous"))
@@ -137,7 +142,7 @@ def _principal() -> str:
         return "local"
 
 
-def _transport() -> str:
+def request_transport() -> str:
     try:
         get_http_request()
     except RuntimeError:

@@ -60,9 +60,7 @@ class ManifestDiff:
 
 def changed_fields(old: Manifest, new: Manifest) -> tuple[str, ...]:
     """The manifest fields whose values differ, in declaration order."""
-    return tuple(
-        name for name in Manifest.model_fields if getattr(old, name) != getattr(new, name)
-    )
+    return tuple(name for name in Manifest.model_fields if getattr(old, name) != getattr(new, name))
 
 
 def diff_manifests(old: Mapping[str, Manifest], new: Mapping[str, Manifest]) -> ManifestDiff:

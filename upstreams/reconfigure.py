@@ -17,7 +17,9 @@ REMOVED = "was removed by a configuration change"
 RESTARTED = "was restarted by a configuration change"
 
 
-async def apply_diff(pool: UpstreamPool, diff: ManifestDiff, manifests: Mapping[str, Manifest]) -> None:
+async def apply_diff(
+    pool: UpstreamPool, diff: ManifestDiff, manifests: Mapping[str, Manifest]
+) -> None:
     """Make the pool serve `manifests` (the new set), given `diff` from its current one."""
     async with anyio.create_task_group() as tg:
         for name in diff.removed:
