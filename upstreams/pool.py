@@ -113,7 +113,7 @@ class UpstreamPool:
     async def running(self) -> AsyncIterator[UpstreamPool]:
         async with anyio.create_task_group() as tg:
             self._group = tg
-            for upstream in self.upstreams.values():
+            for upstream in list(self.upstreams.values()):
                 await self._start(upstream)
             tg.start_soon(self._forward_catalog_changes)
             tg.start_soon(self._forward_relays)
@@ -247,7 +247,7 @@ class UpstreamPool:
 
     async def settled(self) -> None:
         """Wait until no upstream is starting (each is bounded by its startup timeout)."""
-        for upstream in self.upstreams.values():
+        for upstream in list(self.upstreams.values()):  # a reload may change the set meanwhile
             await upstream.wait_settled()
 
     async def tools(self) -> list[tuple[Upstream, UpstreamTool]]:
@@ -300,7 +300,7 @@ class UpstreamPool:
         ready get up to `list_wait` seconds in all to list them)."""
         await self._wanted_all()
         with anyio.move_on_after(self.list_wait):
-            for upstream in self.upstreams.values():
+            for upstream in list(self.upstreams.values()):
                 if upstream.state is UpstreamState.READY:
                     await upstream.passthrough_listed()
         return [u for u in self.upstreams.values() if u.state not in DOWN_STATES]
