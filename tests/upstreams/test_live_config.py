@@ -90,9 +90,7 @@ async def test_an_upstream_is_added_edited_and_removed_while_an_http_gateway_run
             past = await reloads(base, "watch")
             write_manifest("tb", env=env, tool_timeouts={"slow": 0.5})
             await reloaded(base, "watch", past)
-            slow = await client.call_tool(
-                "tb_slow", {"steps": 1, "delay": 5}, raise_on_error=False
-            )
+            slow = await client.call_tool("tb_slow", {"steps": 1, "delay": 5}, raise_on_error=False)
             assert slow.is_error
             assert "timed out after 0.5 s" in str(slow.content[0].text)  # type: ignore[union-attr]
             assert (await upstream_info(client, "tb"))["pid"] == pid
@@ -110,7 +108,9 @@ async def test_an_upstream_is_added_edited_and_removed_while_an_http_gateway_run
             answers: list[Any] = []
 
             async def hang() -> None:
-                answers.append(await client.call_tool("tb_hang", {"tag": "x"}, raise_on_error=False))
+                answers.append(
+                    await client.call_tool("tb_hang", {"tag": "x"}, raise_on_error=False)
+                )
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(hang)
@@ -146,7 +146,7 @@ async def test_an_invalid_edit_changes_nothing_and_each_problem_is_reported_over
             # A manifest with a typo and an overlay for an upstream that does not exist.
             path = write_manifest("tb")
             path.write_text(path.read_text() + "timeot = 3\n")
-            config.write_text('[upstreams.nope]\ntimeout = 2\n')
+            config.write_text("[upstreams.nope]\ntimeout = 2\n")
             answer = (await client.call_tool("gateway_reload", {})).structured_content or {}
             assert answer["applied"] is False
             assert answer["changes"] == []
@@ -162,13 +162,11 @@ async def test_an_invalid_edit_changes_nothing_and_each_problem_is_reported_over
 
             # Fixed, with an archon.toml overlay and a setting that cannot change live.
             write_manifest("tb")
-            config.write_text('port = 9999\n[upstreams.tb]\ntool_timeouts = { slow = 0.5 }\n')
+            config.write_text("port = 9999\n[upstreams.tb]\ntool_timeouts = { slow = 0.5 }\n")
             answer = (await client.call_tool("gateway_reload", {})).structured_content or {}
             assert answer["applied"] is True, answer
             assert answer["needs_restart"] == ["port"]
-            slow = await client.call_tool(
-                "tb_slow", {"steps": 1, "delay": 5}, raise_on_error=False
-            )
+            slow = await client.call_tool("tb_slow", {"steps": 1, "delay": 5}, raise_on_error=False)
             assert "timed out after 0.5 s" in str(slow.content[0].text)  # type: ignore[union-attr]
             assert (await upstream_info(client, "tb"))["pid"] == pid
             info = (await client.call_tool("gateway_info", {})).structured_content or {}
