@@ -21,8 +21,12 @@ from mcp import Client as SdkClient
 from mcp.shared.subscriptions import ToolsListChanged
 from prometheus_client.parser import text_string_to_metric_families
 
+from archon_gateway.gateway.app import build_gateway
+from archon_gateway.gateway.live_config.configuration import ConfigSource
+from archon_gateway.gateway.settings import load_settings
 from tests.support import gateway_command, running_http_gateway, wait_for_text, wait_until
 from tests.upstreams.conftest import TOOLBOX, WriteManifest
+from tests.upstreams.test_remote_upstreams import remote_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
@@ -102,6 +106,9 @@ async def test_an_upstream_is_added_edited_and_removed_while_an_http_gateway_run
             assert (await client.call_tool("tb_echo", {"text": "back"})).data == "back"
             new_pid = (await upstream_info(client, "tb"))["pid"]
             assert new_pid not in (None, pid)
+            # One notice per reload: the restart's own stop and start fold into it.
+            await wait_until(lambda: changes.tools >= 3)
+            assert changes.tools == 3
 
             # Removed: a call in flight ends with the clear error; the tools disappear.
             told = changes.tools
@@ -131,15 +138,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
-async def test_an_invalid_edit_changes_nothing_and_each_problem_is_reported_over_stdio(
+async def test_over_stdio_an_added_upstream_appears_and_an_invalid_edit_changes_nothing(
     gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
 ) -> None:
-    write_manifest("tb")
     config = tmp_path / "archon.toml"
     config.write_text("")
+    changes = ListChanges()
     target = StdioTransport(gateway_command(), ["serve"], env=gateway_env, cwd=str(tmp_path))
-    async with Client(target, mode="legacy") as client:
+    async with Client(target, message_handler=changes, mode="legacy") as client:
         with anyio.fail_after(60):
+            # Added while a desktop client is connected: it is told, and lists the new tools
+            # (the upstream starts on that first listing, as stdio gateways do).
+            assert "tb_echo" not in await names(client)
+            write_manifest("tb")
+            await wait_until(lambda: changes.tools >= 1)
+            assert "tb_echo" in await names(client)
             assert (await client.call_tool("tb_echo", {"text": "a"})).data == "a"
             pid = (await upstream_info(client, "tb"))["pid"]
 
@@ -250,3 +263,38 @@ async def test_add_list_and_remove_commands_change_a_running_gateway(
                 return "tb_echo" not in await names(client)
 
             await wait_until(gone)
+
+
+async def test_a_remote_manifest_and_its_archon_toml_overlay_are_reloaded(
+    tmp_path: Path, manifests_dir: Path, write_manifest: WriteManifest
+) -> None:
+    record, log = tmp_path / "record.jsonl", tmp_path / "remote.log"
+    config = tmp_path / "archon.toml"
+    config.write_text("")
+    flags = {"data_dir": tmp_path / "data", "manifests_dir": manifests_dir, "watch_config": False}
+    source = ConfigSource(lambda: load_settings(config, flags))
+    environ = {**os.environ, "TEAM": "blue", "OTHER_TEAM": "red"}
+    server = build_gateway(source.load(), environ=environ, source=source)
+    async with remote_server(0, record, log) as port, Client(server) as client:
+        with anyio.fail_after(60):
+            write_manifest(
+                "remote",
+                toolbox=False,
+                url=f"http://127.0.0.1:{port}/mcp",
+                headers={"X-Team": "${TEAM}"},
+            )
+            answer = (await client.call_tool("gateway_reload", {})).structured_content or {}
+            assert answer["changes"] == ["added upstream remote"]
+            assert (await client.call_tool("remote_whoami", {})).content[0].text == "blue"  # type: ignore[union-attr]
+
+            # An overlay changes how it is reached: reconnected with the new header.
+            config.write_text('[upstreams.remote]\nheaders = { X-Team = "${OTHER_TEAM}" }\n')
+            answer = (await client.call_tool("gateway_reload", {})).structured_content or {}
+            assert answer["changes"] == ["restarted upstream remote (headers changed)"]
+            assert (await client.call_tool("remote_whoami", {})).content[0].text == "red"  # type: ignore[union-attr]
+
+            (manifests_dir / "remote.toml").unlink()
+            config.write_text("")
+            answer = (await client.call_tool("gateway_reload", {})).structured_content or {}
+            assert answer["changes"] == ["removed upstream remote"]
+            assert not [t for t in await client.list_tools() if t.name.startswith("remote_")]
