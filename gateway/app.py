@@ -32,6 +32,7 @@ from archon_gateway.gateway.gateway_metrics import GatewayMetrics
 from archon_gateway.gateway.guards import build_guards
 from archon_gateway.gateway.hooks import Webhooks
 from archon_gateway.gateway.http import add_http_routes
+from archon_gateway.gateway.lane.wiring import add_lane
 from archon_gateway.gateway.live_config.admin import add_reload_tool
 from archon_gateway.gateway.live_config.configuration import (
     ConfigSource,
@@ -155,6 +156,8 @@ def build_gateway(
     if connections is not None:
         guards.breakers.add_listener(BreakerConnections(connections))
     upstreams = _serve_upstreams(server, pool, metrics, components, guards.audit)
+    if pool is not None and settings.fast_lane:
+        add_lane(server, pool, catalog.shows, metrics)
     reloader = ConfigReloader(
         source or ConfigSource(lambda: settings),
         running,

@@ -36,6 +36,12 @@ class GatewayMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.lane_calls = Counter(
+            "archon_lane_calls",
+            "Proxied tool calls served on the lean path (gateway.lane), by transport",
+            ["transport"],
+            registry=self.registry,
+        )
         self.sessions = Counter(
             "archon_sessions",
             "MCP sessions initialized, by transport",

@@ -19,6 +19,7 @@ from typing import Any
 from starlette.middleware import Middleware as StarletteMiddleware
 
 from archon_gateway.gateway.core.sdk_compat import LifespanHookServer
+from archon_gateway.gateway.stdio import LineTap
 
 ResourceFactory = Callable[[], AbstractAsyncContextManager[Any]]
 
@@ -32,6 +33,8 @@ class GatewayServer(LifespanHookServer):
         # (service auth), and the count of open HTTP sessions it reports back.
         self.http_middleware: list[StarletteMiddleware] = []
         self.open_http_sessions: Callable[[], int] = lambda: 0
+        # The lane for proxied tool calls on stdio (gateway.lane), when there are upstreams.
+        self.stdio_tap: LineTap | None = None
 
     def add_lifetime(self, factory: ResourceFactory) -> None:
         """Enter `factory()` when the server starts and exit it when the server stops."""

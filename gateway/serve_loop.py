@@ -194,7 +194,9 @@ async def _run_stdio(
 ) -> None:
     try:
         with sdk_compat.transport_set("stdio"):
-            async with stdio_streams(max_message_bytes, *fds, eof_grace=grace) as channel:
+            tap = getattr(server, "stdio_tap", None)  # the lane (gateway.lane), if any
+            streams = stdio_streams(max_message_bytes, *fds, eof_grace=grace, tap=tap)
+            async with streams as channel:
                 task_status.started(channel)
                 await sdk_compat.run_session(server, channel.read, channel.write)
             if not stop.is_set():

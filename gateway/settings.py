@@ -147,6 +147,11 @@ class Settings(BaseSettings):
         description="start an upstream on its first use or tools/list (default: on when "
         "serving stdio only, off when serving HTTP)",
     )
+    fast_lane: bool = Field(
+        True,
+        description="serve calls of listed upstream tools on the lean path (same middleware, "
+        "no re-validation of the upstream's result); off sends every call through FastMCP",
+    )
     upstream_idle_minutes: float | None = Field(
         None, gt=0, description="stop an upstream after this many minutes without calls"
     )

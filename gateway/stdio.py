@@ -17,13 +17,14 @@ import logging
 import os
 import select
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import mcp_types as mt
+from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
@@ -41,6 +42,30 @@ _WRITE_CHUNK = getattr(select, "PIPE_BUF", 512)
 
 ReadStream = MemoryObjectReceiveStream[SessionMessage | Exception]
 WriteStream = MemoryObjectSendStream[SessionMessage]
+
+
+@dataclass(frozen=True)
+class RawLine:
+    """A message already encoded (by the lane), and the request id it answers, if any."""
+
+    data: bytes
+    answers: str | int | None
+
+
+Outgoing = SessionMessage | RawLine
+
+
+class LineTap(Protocol):
+    """Takes some requests off the line before the SDK sees them (the lane)."""
+
+    def take(
+        self,
+        message: Any,
+        spawn: Callable[..., object],
+        send: Callable[[bytes, str | int | None], Awaitable[None]],
+    ) -> bool: ...
+
+    def cancel(self, request_id: Any) -> None: ...
 
 
 @dataclass
@@ -73,9 +98,16 @@ class _Outstanding:
             # A cancelled request is never answered.
             self._settle((message.params or {}).get("requestId"))
 
+    def taken(self, request_id: str | int) -> None:
+        self._ids.add(request_id)
+
     def answered(self, message: mt.JSONRPCMessage) -> None:
         if isinstance(message, mt.JSONRPCResponse | mt.JSONRPCError):
             self._settle(message.id)
+
+    def settled(self, request_id: str | int | None) -> None:
+        if request_id is not None:
+            self._settle(request_id)
 
     def _settle(self, request_id: Any) -> None:
         if isinstance(request_id, str | int) and request_id in self._ids:
@@ -100,20 +132,23 @@ async def stdio_streams(
     stdout_fd: int = 1,
     *,
     eof_grace: float = 1.0,
+    tap: LineTap | None = None,
 ) -> AsyncIterator[StdioChannel]:
     """Serve newline-delimited JSON-RPC on `stdin_fd`/`stdout_fd` until EOF or close_input().
-    At EOF, requests already read get up to `eof_grace` seconds to be answered."""
+    At EOF, requests already read get up to `eof_grace` seconds to be answered. `tap`
+    (the lane) may take requests off the line; it answers them on the same stdout."""
     in_fd, restore_stdin = _claim(stdin_fd, os.open(os.devnull, os.O_RDONLY))
     _flush_sys_stdout()
     out_fd, restore_stdout = _claim(stdout_fd, os.dup(2))
     read_send, read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-    write_send, write_recv = anyio.create_memory_object_stream[SessionMessage](0)
+    write_send, write_recv = anyio.create_memory_object_stream[Outgoing](0)
     try:
         async with anyio.create_task_group() as tg:
             outstanding = _Outstanding()
             reader = _LineReader(
                 in_fd, max_message_bytes, read_send, write_send.clone(), outstanding, eof_grace
             )
+            reader.tap = tap
             reader_scope = anyio.CancelScope()
             tg.start_soon(reader.run, reader_scope)
             tg.start_soon(_write_messages, out_fd, write_recv, outstanding)
@@ -161,10 +196,12 @@ class _LineReader:
         fd: int,
         max_bytes: int,
         messages: MemoryObjectSendStream[SessionMessage | Exception],
-        replies: WriteStream,
+        replies: MemoryObjectSendStream[Outgoing],
         outstanding: _Outstanding,
         eof_grace: float,
     ) -> None:
+        self.tap: LineTap | None = None
+        self._taken: TaskGroup | None = None
         self._outstanding = outstanding
         self._eof_grace = eof_grace
         self._fd = fd
@@ -175,8 +212,10 @@ class _LineReader:
 
     async def run(self, scope: anyio.CancelScope) -> None:
         with scope:
-            async with self._messages, self._replies:
+            async with self._messages, self._replies, anyio.create_task_group() as taken:
+                self._taken = taken
                 await self._read_until_eof()
+                taken.cancel_scope.cancel()  # what is still running after the grace
         log.debug("stdin closed")
 
     async def _read_until_eof(self) -> None:
@@ -206,6 +245,8 @@ class _LineReader:
     async def _handle_line(self, line: bytes) -> None:
         if not line.strip():
             return
+        if self.tap is not None and self._offered(line):
+            return
         try:
             message = mt.jsonrpc_message_adapter.validate_json(line, by_name=False)
         except ValidationError as exc:
@@ -222,6 +263,32 @@ class _LineReader:
             return
         self._outstanding.delivered(message)
         await self._messages.send(SessionMessage(message))
+
+    def _offered(self, line: bytes) -> bool:
+        """Whether the tap took the line (a cheap look first: most lines are not calls)."""
+        assert self.tap is not None
+        calls, cancels = b'"tools/call"' in line, b'"notifications/cancelled"' in line
+        if not (calls or cancels):
+            return False
+        try:
+            message = parse_json(line, max_bytes=self._max_bytes)
+        except JsonRejected:
+            return False  # the SDK's path answers with the parse error
+        if cancels and isinstance(message, dict) and isinstance(message.get("params"), dict):
+            self.tap.cancel(message["params"].get("requestId"))
+            return False  # the SDK hears it too (for the requests it serves)
+        if self._taken is None:
+            return False
+        if self.tap.take(message, self._taken.start_soon, self._send_raw):
+            self._outstanding.taken(message["id"])
+            return True
+        return False
+
+    async def _send_raw(self, data: bytes, answers: str | int | None) -> None:
+        try:
+            await self._replies.send(RawLine(data, answers))
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            log.debug("stdout closed; dropping a lane reply")
 
     async def _reply_error(self, request_id: str | int | None, code: int, text: str) -> None:
         error = mt.JSONRPCError(
@@ -270,14 +337,18 @@ def _edge_id(line: bytes) -> str | int | None:
 
 
 async def _write_messages(
-    fd: int, messages: MemoryObjectReceiveStream[SessionMessage], outstanding: _Outstanding
+    fd: int, messages: MemoryObjectReceiveStream[Outgoing], outstanding: _Outstanding
 ) -> None:
     pollable = True
     async with messages:
         async for item in messages:
-            outstanding.answered(item.message)
-            payload = item.message.model_dump_json(by_alias=True, exclude_unset=True)
-            data = memoryview((payload + "\n").encode())
+            if isinstance(item, RawLine):
+                outstanding.settled(item.answers)
+                data = memoryview(item.data + b"\n")
+            else:
+                outstanding.answered(item.message)
+                payload = item.message.model_dump_json(by_alias=True, exclude_unset=True)
+                data = memoryview((payload + "\n").encode())
             try:
                 while data:
                     if pollable:

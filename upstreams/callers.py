@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from archon_gateway.gateway.core.background import running_beside
 from archon_gateway.gateway.core.errors import PeerRequestRefused
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,10 @@ FORWARDED = {
     "elicitation/create": "elicitation",
     "roots/list": "roots",
 }
+
+
+# Starts a task (a task group's start_soon).
+Spawn = Callable[..., Any]
 
 
 class Caller(Protocol):
@@ -67,25 +71,56 @@ class Caller(Protocol):
 @dataclass
 class _Call:
     """One request in flight: its caller, its open questions, and its log lines, which
-    are relayed in order from the request's own task, so they reach the client before
-    the request's result does."""
+    are relayed in order, and before the request's result reaches its client. The relay
+    task starts with the first log line (most calls log nothing and pay nothing)."""
 
     caller: Caller
     upstream: str
     asks: set[anyio.CancelScope] = field(default_factory=set)
+    logs: MemoryObjectSendStream[dict[str, Any]] | None = None
+    logs_relayed: anyio.Event | None = None
+    # Lines queued with no task to relay them live: relayed when the call ends.
+    unrelayed: MemoryObjectReceiveStream[dict[str, Any]] | None = None
 
-    def __post_init__(self) -> None:
-        self.logs, self._log_lines = anyio.create_memory_object_stream[dict[str, Any]](_LOG_BACKLOG)
-        self.logs_relayed = anyio.Event()
+    def queue_log(self, params: dict[str, Any], spawn: Spawn | None) -> None:
+        """Queue a log line (dropped when the backlog is full or the call has ended)."""
+        if self.logs is None:
+            self.logs, lines = anyio.create_memory_object_stream[dict[str, Any]](_LOG_BACKLOG)
+            self.logs_relayed = anyio.Event()
+            if spawn is None:
+                # No task group to relay in while the call runs: at its end, then.
+                self.unrelayed = lines
+            else:
+                spawn(self._relay_logs, lines)
+        with suppress(anyio.WouldBlock, anyio.ClosedResourceError):  # a flood, or it ended
+            self.logs.send_nowait(params)
 
-    async def relay_logs(self) -> None:
-        async with self._log_lines:
-            async for params in self._log_lines:
+    async def finish(self) -> None:
+        """The call is answered: its log lines go out first (bounded)."""
+        if self.logs is None or self.logs_relayed is None:
+            return
+        self.logs.close()
+        lines, self.unrelayed = self.unrelayed, None
+        with anyio.move_on_after(_LOG_SEND_LIMIT):
+            if lines is not None:
+                await self._relay_logs(lines)
+            await self.logs_relayed.wait()
+
+    def close(self) -> None:
+        if self.logs is not None:
+            self.logs.close()
+        for scope in self.asks:
+            scope.cancel()
+
+    async def _relay_logs(self, lines: MemoryObjectReceiveStream[dict[str, Any]]) -> None:
+        async with lines:
+            async for params in lines:
                 try:
                     with anyio.fail_after(_LOG_SEND_LIMIT):
                         await self.caller.log(self.upstream, params)
                 except Exception as exc:  # a slow or gone client loses a log line
                     log.debug("could not relay a log line of %s: %r", self.upstream, exc)
+        assert self.logs_relayed is not None
         self.logs_relayed.set()
 
 
@@ -101,6 +136,8 @@ class InFlight:
     """The callers with requests in flight on one upstream."""
 
     upstream: str = ""
+    # Where log relays run while their call does (the upstream's supervisor task group).
+    spawn: Spawn | None = None
     _calls: dict[int, _Call] = field(default_factory=dict)
     _tokens: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -108,23 +145,19 @@ class InFlight:
     async def calling(self, caller: Caller | None) -> AsyncIterator[object]:
         """For the block, `caller` has a request in flight; yields the origin tag to send
         with it. When the request ends, its log lines are relayed first, and what it still
-        asks its client is abandoned."""
+        asks its client is abandoned. No task is started per call: the per-call cost sits
+        on every proxied call's path."""
         if caller is None:
             yield None
             return
         token = next(self._tokens)
         call = self._calls[token] = _Call(caller, self.upstream)
         try:
-            async with running_beside(call.relay_logs):
-                yield token
-                call.logs.close()
-                with anyio.move_on_after(_LOG_SEND_LIMIT):
-                    await call.logs_relayed.wait()
+            yield token
+            await call.finish()
         finally:
             del self._calls[token]
-            call.logs.close()
-            for scope in call.asks:
-                scope.cancel()
+            call.close()
 
     def log(self, origin: object, params: dict[str, Any]) -> bool:
         """Queue an upstream's log line for the call it belongs to; False when it belongs
@@ -132,8 +165,7 @@ class InFlight:
         found = self.attribute(origin)
         if not isinstance(found, _Call):
             return False
-        with suppress(anyio.WouldBlock, anyio.ClosedResourceError):  # a flood, or it ended
-            found.logs.send_nowait(params)
+        found.queue_log(params, self.spawn)
         return True
 
     def __len__(self) -> int:

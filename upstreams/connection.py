@@ -10,7 +10,6 @@ when the process dies every waiting call fails at once instead of hanging.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -23,7 +22,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
 from archon_gateway.gateway.core.background import running_beside
-from archon_gateway.gateway.core.bounded_json import JsonRejected, parse_json
+from archon_gateway.gateway.core.bounded_json import JsonRejected, dump_json, parse_json
 from archon_gateway.gateway.core.errors import (
     GatewayError,
     PeerRequestRefused,
@@ -235,7 +234,7 @@ class RpcConnection:
             await self._write(notice)
 
     async def _write(self, message: dict[str, Any]) -> None:
-        data = json.dumps(message, separators=(",", ":")).encode()
+        data = dump_json(message)
         async with self._write_lock:
             try:
                 await self.transport.send(message, data)

@@ -29,6 +29,12 @@ from archon_gateway.gateway.core.errors import GatewayError, PeerRequestRefused,
 from archon_gateway.gateway.core.sdk_compat import FastMCPComponent, TaskConfig, VersionSpec
 from archon_gateway.upstreams.callers import FORWARDED, INVALID_REQUEST
 from archon_gateway.upstreams.catalog import UpstreamTool
+from archon_gateway.upstreams.client_requests import (
+    REQUEST_TYPES,
+    log_fields,
+    typed_request,
+    why_not,
+)
 from archon_gateway.upstreams.connection import ProgressCallback
 from archon_gateway.upstreams.exchanges import Exchange, Exchanges
 from archon_gateway.upstreams.naming import namespaced_uri, split_uri
@@ -36,12 +42,6 @@ from archon_gateway.upstreams.pool import UpstreamPool
 from archon_gateway.upstreams.supervisor import Upstream
 
 _C = TypeVar("_C", bound=FastMCPComponent)
-
-_REQUEST_TYPES: dict[str, tuple[type[Any], type[Any]]] = {
-    "sampling/createMessage": (mt.CreateMessageRequest, mt.CreateMessageResult),
-    "elicitation/create": (mt.ElicitRequest, mt.ElicitResult),
-    "roots/list": (mt.ListRootsRequest, mt.ListRootsResult),
-}
 
 
 class ContextCaller:
@@ -61,13 +61,13 @@ class ContextCaller:
         self.modern = session.protocol_version in MODERN_PROTOCOL_VERSIONS
 
     def can(self, method: str, params: dict[str, Any]) -> str | None:
-        why_not = _why_not(self.capabilities, method, params)
-        if why_not is None and self.modern:
+        refusal = why_not(self.capabilities, method, params)
+        if refusal is None and self.modern:
             return (
                 "the calling client speaks MCP 2026-07-28, which takes such requests only "
                 "as input_required answers to a tool call"
             )
-        return why_not
+        return refusal
 
     @property
     def may_be_asked(self) -> bool:
@@ -78,8 +78,8 @@ class ContextCaller:
         )
 
     async def ask(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        result_type = _REQUEST_TYPES[method][1]
-        request = _typed_request(method, params)
+        result_type = REQUEST_TYPES[method][1]
+        request = typed_request(method, params)
         try:
             result = await self._session.send_request(
                 request,
@@ -98,13 +98,8 @@ class ContextCaller:
         return dumped
 
     async def log(self, upstream: str, params: dict[str, Any]) -> None:
-        logger = params.get("logger")
-        name = f"{upstream}.{logger}" if isinstance(logger, str) and logger else upstream
-        said = params.get("level")
-        level: mt.LoggingLevel = said if said in _LEVELS else "info"
-        await self._session.send_log_message(
-            level, params.get("data"), name, related_request_id=self._request_id
-        )
+        level, data, name = log_fields(upstream, params)
+        await self._session.send_log_message(level, data, name, related_request_id=self._request_id)
 
     async def progress(self, progress: float, total: float | None, message: str | None) -> None:
         if self.progress_token is not None:
@@ -115,29 +110,6 @@ class ContextCaller:
                 message,
                 related_request_id=str(self._request_id),
             )
-
-
-def _why_not(
-    declared: mt.ClientCapabilities | None, method: str, params: dict[str, Any]
-) -> str | None:
-    """None when a client that declared `declared` can answer `method`; else why not."""
-    capability = FORWARDED.get(method)
-    if capability is None:
-        return f"the gateway does not forward {method}"
-    have = getattr(declared, capability, None) if declared is not None else None
-    if have is None:
-        return f"the calling client did not declare the '{capability}' capability"
-    url_mode = method == "elicitation/create" and params.get("mode") == "url"
-    if url_mode and getattr(have, "url", None) is None:
-        return "the calling client did not declare URL-mode elicitation"
-    return None
-
-
-def _typed_request(method: str, params: dict[str, Any]) -> Any:
-    try:
-        return _REQUEST_TYPES[method][0].model_validate({"method": method, "params": params})
-    except ValidationError as exc:
-        raise PeerRequestRefused(-32602, f"invalid {method} params: {exc}") from exc
 
 
 class ExchangeCaller:
@@ -151,10 +123,10 @@ class ExchangeCaller:
         self.round: ContextCaller | None = first  # the client's request now served, if any
 
     def can(self, method: str, params: dict[str, Any]) -> str | None:
-        return _why_not(self._capabilities, method, params)
+        return why_not(self._capabilities, method, params)
 
     async def ask(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        _typed_request(method, params)  # refuse malformed questions before the client sees them
+        typed_request(method, params)  # refuse malformed questions before the client sees them
         return await self._exchange.ask(method, params)
 
     async def log(self, upstream: str, params: dict[str, Any]) -> None:
@@ -164,18 +136,6 @@ class ExchangeCaller:
     async def progress(self, progress: float, total: float | None, message: str | None) -> None:
         if self.round is not None:
             await self.round.progress(progress, total, message)
-
-
-_LEVELS: tuple[mt.LoggingLevel, ...] = (
-    "debug",
-    "info",
-    "notice",
-    "warning",
-    "error",
-    "critical",
-    "alert",
-    "emergency",
-)
 
 
 def _caller(ctx: Context | None) -> ContextCaller | None:
@@ -265,7 +225,7 @@ class ProxiedTool(Tool):
         exchanges.park(exchange)
         return InputRequiredToolResult(
             mt.InputRequiredResult(
-                input_requests={key: _typed_request(a.method, a.params) for key, a in asks.items()},
+                input_requests={key: typed_request(a.method, a.params) for key, a in asks.items()},
                 request_state=exchange.token,
             )
         )

@@ -316,7 +316,17 @@ class Upstream:
         assert self.command is not None or self.manifest.is_remote
         if not self.policy.lazy:
             self._wanted.set()
-        task_status.started()
+        async with anyio.create_task_group() as relays:
+            # Log relays of calls in flight run here, not in a task group per call.
+            self.in_flight.spawn = relays.start_soon
+            try:
+                task_status.started()
+                await self._supervise_forever(gateway_env, log_dir)
+            finally:
+                self.in_flight.spawn = None
+                relays.cancel_scope.cancel()
+
+    async def _supervise_forever(self, gateway_env: Mapping[str, str], log_dir: Path) -> None:
         while True:
             await self._wanted.wait()
             self._restart = anyio.Event()

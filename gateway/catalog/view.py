@@ -163,8 +163,15 @@ class CatalogView(CatalogTransform):
     # --- whose view ------------------------------------------------------------------------
 
     def current(self) -> Profile:
-        name = requested_profile()
+        return self.named(requested_profile())
+
+    def named(self, name: str | None) -> Profile:
+        """The profile of that name (None, or one that does not exist: the default)."""
         return self.profiles.get(name or self.default) or self.profiles[self.default]
+
+    def shows(self, profile: str | None, tool: str) -> bool:
+        """Whether a direct call of `tool` finds it under `profile` (as `get_tool` would)."""
+        return self._exists(self.named(profile), tool)
 
     def report_unknown(self, names: Iterable[str], profiles: Iterable[str] | None = None) -> None:
         """Log, once per profile, one line per name in it that matches no tool."""

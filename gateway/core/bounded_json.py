@@ -9,13 +9,15 @@ fixed depth with a ValueError and is faster on large documents.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import orjson
 import pydantic_core
 
 from archon_gateway.gateway.core.errors import JsonRejected
 
-__all__ = ["MAX_JSON_DEPTH", "JsonRejected", "parse_json"]
+__all__ = ["MAX_JSON_DEPTH", "JsonRejected", "dump_json", "parse_json"]
 
 # pydantic-core's parser refuses documents nested deeper than this; it cannot be raised.
 MAX_JSON_DEPTH = 200
@@ -37,3 +39,12 @@ def parse_json(data: bytes | bytearray | str, *, max_bytes: int, what: str = "me
                 "depth",
             ) from None
         raise JsonRejected(f"{what} is not valid JSON ({text})", detail=text) from None
+
+
+def dump_json(document: Any) -> bytes:
+    """`document` as compact JSON (UTF-8). orjson on the hot path; the standard library for
+    what orjson refuses (integers beyond 64 bits, non-string keys)."""
+    try:
+        return orjson.dumps(document)
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()

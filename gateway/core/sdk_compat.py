@@ -46,6 +46,7 @@ __all__ = [
     "TaskConfig",
     "VersionSpec",
     "allow_sse_streams",
+    "allowed_log_levels",
     "drop_cut_stream_errors",
     "embedded_uvicorn",
     "http_session_counter",
@@ -60,6 +61,7 @@ __all__ = [
     "serve_resource_subscriptions",
     "serve_subscriptions_listen",
     "serve_uvicorn",
+    "server_info_stamp",
     "session_connection",
     "slow_client_protocol",
     "stop_sse_streams",
@@ -238,6 +240,24 @@ def session_connection(session: object) -> Connection | None:
 
     connection = getattr(session, "_connection", None)
     return connection if isinstance(connection, Connection) else None
+
+
+def allowed_log_levels(version: str, meta: Any) -> frozenset[str]:
+    """The log levels a request opted into (2026-07-28: its `_meta` log level and above;
+    handshake era: every level)."""
+    # Why: the SDK's rule lives in its undocumented mcp.server.connection; a call served off
+    # the SDK's runner must filter log lines the same way.
+    from mcp.server.connection import allowed_log_levels as levels
+
+    return frozenset(levels(version, meta))
+
+
+def server_info_stamp(server: FastMCP[Any]) -> dict[str, Any]:
+    """The `serverInfo` `_meta` value a 2026-07-28 result carries (a fresh dict)."""
+    # Why: the SDK builds it on its private low-level server; results served off the SDK's
+    # runner must carry the same stamp.
+    stamp: dict[str, Any] = server._mcp_server.server_info_stamp
+    return stamp
 
 
 @contextmanager

@@ -76,6 +76,8 @@ COVERED: dict[str, str] = {
     "FastMCPComponent": "test_the_fastmcp_utilities_types_are_the_ones_its_signatures_name",
     "TaskConfig": "test_the_fastmcp_utilities_types_are_the_ones_its_signatures_name",
     "VersionSpec": "test_the_fastmcp_utilities_types_are_the_ones_its_signatures_name",
+    "server_info_stamp": "test_a_modern_result_carries_the_stamp_the_seam_gives",
+    "allowed_log_levels": "test_log_levels_follow_the_request_opt_in_on_the_modern_era_only",
 }
 
 
@@ -359,6 +361,35 @@ async def test_handshake_era_resource_subscriptions_reach_the_handlers() -> None
                 await client.session.subscribe_resource("demo://x")
                 await client.session.unsubscribe_resource("demo://x")
     assert calls == [("subscribe", "demo://x", True), ("unsubscribe", "demo://x", True)]
+
+
+async def test_a_modern_result_carries_the_stamp_the_seam_gives() -> None:
+    server = FastMCP("stamped", version="9.8.7")
+
+    @server.tool
+    def echo(text: str) -> str:
+        return text
+
+    stamp = sdk_compat.server_info_stamp(server)
+    assert stamp == {"name": "stamped", "version": "9.8.7"}
+    stamp["name"] = "changed"  # a fresh dict each time: the server's own is untouched
+    assert sdk_compat.server_info_stamp(server)["name"] == "stamped"
+    async with Client(server) as client:  # 2026-07-28 by default
+        result = await client.call_tool("echo", {"text": "hi"})
+    assert result.meta is not None
+    assert result.meta["io.modelcontextprotocol/serverInfo"] == {
+        "name": "stamped",
+        "version": "9.8.7",
+    }
+
+
+def test_log_levels_follow_the_request_opt_in_on_the_modern_era_only() -> None:
+    meta = {"io.modelcontextprotocol/logLevel": "warning"}
+    modern = sdk_compat.allowed_log_levels("2026-07-28", meta)
+    assert {"warning", "error", "emergency"} <= modern
+    assert "info" not in modern
+    assert sdk_compat.allowed_log_levels("2026-07-28", {}) == frozenset()
+    assert "debug" in sdk_compat.allowed_log_levels("2025-11-25", None)
 
 
 def test_search_tokens_are_fastmcp_bm25_words() -> None:
