@@ -105,8 +105,7 @@ class ConfigReloader:
         """While the gateway runs: reload on SIGHUP and, with `watch_config`, on changes."""
         settings = self.settings
         stop = anyio.Event()
-        async with AsyncExitStack() as stack:
-            tg = await stack.enter_async_context(anyio.create_task_group())
+        async with anyio.create_task_group() as tg:
             tg.start_soon(self._on_sighup)
             if settings.watch_config:
                 folders = await anyio.to_thread.run_sync(self._watched_folders, settings)
