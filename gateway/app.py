@@ -11,7 +11,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -33,6 +33,13 @@ from archon_gateway.gateway.guards import build_guards
 from archon_gateway.gateway.hooks import Webhooks
 from archon_gateway.gateway.http import add_http_routes
 from archon_gateway.gateway.lane.wiring import add_lane
+from archon_gateway.gateway.live_config.admin import add_reload_tool
+from archon_gateway.gateway.live_config.configuration import (
+    ConfigSource,
+    Configuration,
+    layered_manifests,
+)
+from archon_gateway.gateway.live_config.reloader import ConfigReloader
 from archon_gateway.gateway.mcp_server import GatewayServer
 from archon_gateway.gateway.middleware.admission import AdmissionMiddleware
 from archon_gateway.gateway.middleware.call_metrics import MetricsMiddleware
@@ -62,14 +69,7 @@ from archon_gateway.tools.codegen import CodegenTools
 from archon_gateway.tools.patterns import PatternTools
 from archon_gateway.tools.workflow import WorkflowTools
 from archon_gateway.upstreams.exchanges import Exchanges
-from archon_gateway.upstreams.manifest import (
-    Manifest,
-    ManifestSet,
-    builtin_manifests_dir,
-    load_manifests,
-    manifest_folders,
-)
-from archon_gateway.upstreams.overrides import layer_overrides
+from archon_gateway.upstreams.manifest import load_manifests, manifest_folders
 from archon_gateway.upstreams.pool import UpstreamPool
 from archon_gateway.upstreams.provider import UpstreamProvider
 from archon_gateway.upstreams.restarts import RestartPolicy
@@ -92,10 +92,12 @@ def build_gateway(
     *,
     clock: Callable[[], float] = time.monotonic,
     families: Sequence[ToolFamily] | None = None,
+    source: ConfigSource | None = None,
 ) -> GatewayServer:
     """`environ` is what upstreams may inherit from (only names their manifests allow);
     `clock` drives the circuit breakers (tests inject one); `families` replaces the native
-    tool families built from settings (tests give their own)."""
+    tool families built from settings (tests give their own); `source` re-reads the
+    settings on a reload (default: these settings again, with the manifests re-read)."""
     metrics = GatewayMetrics()
     components = _base_components(settings.transports)
     environ = os.environ if environ is None else environ
@@ -104,7 +106,9 @@ def build_gateway(
     interval = settings.store_metrics_interval
     connections = ConnectionMetrics(store, interval=interval) if store is not None else None
     events = GatewayEvents(settings, metrics)
-    pool = _upstream_pool(settings, environ, metrics, components, clock, events, connections)
+    pool, running, start_problems = _upstream_pool(
+        settings, environ, metrics, clock, events, connections
+    )
     server = GatewayServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
     sdk_compat.refuse_before_initialize(server)
     if store is not None and connections is not None:
@@ -129,8 +133,14 @@ def build_gateway(
         ),
     )
     upstream_limit = pool.timeout_for if pool else _not_upstream
+    reloader: ConfigReloader | None = None  # set below; the gateway's tool_timeout, live
     timeouts = TimeoutMiddleware(
-        settings.tool_timeout, lambda tool: native_limits.get(tool) or upstream_limit(tool)
+        settings.tool_timeout,
+        lambda tool: (
+            native_limits.get(tool)
+            or upstream_limit(tool)
+            or (reloader.tool_timeout if reloader else None)
+        ),
     )
     # Outermost first: errors are translated after metrics have seen the raw outcome; then
     # stdio auth and breakers; the timeout is innermost so it measures only the tool itself.
@@ -148,6 +158,20 @@ def build_gateway(
     upstreams = _serve_upstreams(server, pool, metrics, components, guards.audit)
     if settings.fast_lane:
         add_lane(server, pool, catalog.shows, metrics, mcp_path=settings.http_path)
+    reloader = ConfigReloader(
+        source or ConfigSource(lambda: settings),
+        running,
+        pool=pool,
+        catalog=catalog,
+        breakers=guards.breakers,
+        components=components,
+        metrics=metrics,
+        audit=guards.audit,
+        notify_others=upstreams.others_changed,
+        start_problems=start_problems,
+    )
+    server.add_lifetime(reloader.running)
+    add_reload_tool(server, reloader)
     # Webhook actions and Kafka handlers count into one event_metrics interval writer.
     event_rows = _running(server, EventMetrics(store, interval=interval)) if store else None
     if store is not None and settings.hook_secrets:
@@ -243,6 +267,8 @@ class _UpstreamViews:
     infos: Callable[[], dict[str, UpstreamInfo]] = dict
     tool_names: Callable[[], list[str]] = list
     details: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    # Tells clients to list resources and prompts again (a reload changed the upstreams).
+    others_changed: Callable[[], Awaitable[None]] | None = None
 
 
 def _serve_upstreams(
@@ -275,7 +301,13 @@ def _serve_upstreams(
         # As last listed: asking about the gateway must not start lazy upstreams.
         tool_names=lambda: [tool.exposed_name for _, tool in pool.listed()],
         details={"upstreams": functools.partial(upstream_health, pool)},
+        others_changed=functools.partial(_others_changed, clients),
     )
+
+
+async def _others_changed(clients: ClientSessions) -> None:
+    await clients.list_changed("resources")
+    await clients.list_changed("prompts")
 
 
 def _base_components(served: list[str]) -> ComponentRegistry:
@@ -357,24 +389,20 @@ def _upstream_pool(
     settings: Settings,
     environ: Mapping[str, str],
     metrics: GatewayMetrics,
-    components: ComponentRegistry,
     clock: Callable[[], float],
     events: GatewayEvents,
     connections: ConnectionMetrics | None = None,
-) -> UpstreamPool | None:
+) -> tuple[UpstreamPool | None, Configuration, list[str]]:
+    """The pool (None with upstreams off), the configuration it runs and the manifests
+    that could not be used (logged; the valid ones are served)."""
     if not settings.enable_external_gateway:
-        return None
+        return None, Configuration(settings), []
     found = load_manifests(manifest_folders(settings.manifests_dir, settings.data_dir))
     for problem in found.problems:
         log.error("ignoring manifest %s", problem)
-    manifests_status = (
-        ComponentStatus("degraded", "; ".join(str(problem) for problem in found.problems))
-        if found.problems
-        else ComponentStatus("ok", f"{len(found.manifests)} loaded")
-    )
-    components.register("manifests", lambda: manifests_status, critical=False)
-    return UpstreamPool(
-        layered_manifests(settings, found),
+    manifests = layered_manifests(settings, found)
+    pool = UpstreamPool(
+        manifests,
         gateway_env=environ,
         log_dir=settings.data_dir / "logs" / "upstreams",
         default_timeout=settings.tool_timeout,
@@ -385,6 +413,8 @@ def _upstream_pool(
         client_request_limit=settings.upstream_client_request_timeout,
         state_changed=_state_listener(events, connections),
     )
+    running = Configuration(settings, {manifest.name: manifest for manifest in manifests})
+    return pool, running, [str(problem) for problem in found.problems]
 
 
 def _state_listener(events: GatewayEvents, connections: ConnectionMetrics | None) -> StateListener:
@@ -398,17 +428,6 @@ def _state_listener(events: GatewayEvents, connections: ConnectionMetrics | None
             count(name, old, new)
 
     return changed
-
-
-def layered_manifests(settings: Settings, found: ManifestSet) -> list[Manifest]:
-    """The manifests with archon.toml's `[upstreams.<name>]` overrides applied (raises
-    SettingsInvalid for an unknown upstream or key)."""
-    return layer_overrides(
-        found,
-        settings.upstreams,
-        shipped_dir=builtin_manifests_dir(),
-        gateway_timeout_set="tool_timeout" in settings.model_fields_set,
-    )
 
 
 def restart_policy(settings: Settings) -> RestartPolicy:

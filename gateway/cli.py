@@ -6,18 +6,26 @@ usage.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 from cyclopts import App, CycloptsError, Parameter
 
 from archon_gateway.gateway.core.errors import GatewayError, SettingsInvalid
 from archon_gateway.gateway.core.version import __version__
 from archon_gateway.gateway.db_cli import db_app
-from archon_gateway.gateway.settings import LogLevel, Transport, load_settings, unknown_env_settings
+from archon_gateway.gateway.settings import (
+    DEFAULT_CONFIG_NAME,
+    LogLevel,
+    Settings,
+    Transport,
+    load_settings,
+    unknown_env_settings,
+)
 
 log = logging.getLogger("archon_gateway")
 
@@ -52,18 +60,16 @@ def serve(
 ) -> None:
     """Serve MCP. stdio by default (what Claude Desktop and Cursor launch)."""
     closed_fds = _reserve_standard_fds()
+    flags = {
+        "transport": transport,
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "manifests_dir": manifests,
+        "profile": profile,
+    }
     try:
-        settings = load_settings(
-            config,
-            {
-                "transport": transport,
-                "host": host,
-                "port": port,
-                "log_level": log_level,
-                "manifests_dir": manifests,
-                "profile": profile,
-            },
-        )
+        settings = load_settings(config, flags)
     except SettingsInvalid as exc:
         _fail(str(exc), 2)
 
@@ -71,6 +77,7 @@ def serve(
     import anyio
 
     from archon_gateway.gateway.app import build_gateway
+    from archon_gateway.gateway.live_config.configuration import ConfigSource
     from archon_gateway.gateway.logs import configure_logging
     from archon_gateway.gateway.serve_loop import HttpLimits, bind_listener
     from archon_gateway.gateway.serve_loop import serve as serve_gateway
@@ -95,7 +102,11 @@ def serve(
         )
     try:
         listener = bind_listener(settings.host, settings.port) if settings.serves_http else None
-        gateway = build_gateway(settings)
+        source = ConfigSource(
+            functools.partial(load_settings, config, flags),
+            config or _default_config_file(),
+        )
+        gateway = build_gateway(settings, source=source)
         anyio.run(
             lambda: serve_gateway(
                 gateway,
@@ -171,14 +182,11 @@ def restart_upstream(
 
     from archon_gateway.gateway.remote_control import restart_upstream as restart
 
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    target = url or f"http://{host}:{settings.port}{settings.http_path}"
-    token = settings.service_auth_token
+    target = url or _gateway_url(settings)
 
     async def bounded() -> dict[str, Any]:
         with anyio.fail_after(timeout):
-            secret = token.get_secret_value() if token else None
-            return await restart(target, name, service_token=secret)
+            return await restart(target, name, service_token=_service_token(settings))
 
     try:
         info = anyio.run(bounded)
@@ -193,6 +201,188 @@ def restart_upstream(
     print(f"upstream {name}: {state} ({detail})")
     if state != "ready":
         raise SystemExit(1)
+
+
+@app.command
+def reload(
+    *,
+    url: Annotated[
+        str | None,
+        Parameter(help="the running gateway's MCP URL [default: from host, port, http_path]"),
+    ] = None,
+    config: Annotated[Path | None, Parameter(help="TOML config file")] = None,
+    timeout: Annotated[float, Parameter(help="seconds to wait for the reload")] = 60,
+) -> None:
+    """Make a running HTTP gateway re-read its manifests and config file now. Prints what
+    changed, each problem (then nothing changed; exit 1) and settings that need a restart.
+    A stdio gateway reloads on SIGHUP and, by default, whenever the files change."""
+    settings = _settings_or_exit(config)
+
+    import anyio
+
+    from archon_gateway.gateway.remote_control import reload_config
+
+    target = url or _gateway_url(settings)
+
+    async def bounded() -> dict[str, Any]:
+        with anyio.fail_after(timeout):
+            return await reload_config(target, service_token=_service_token(settings))
+
+    try:
+        report = anyio.run(bounded)
+    except GatewayError as exc:
+        _fail(str(exc), 1)
+    except TimeoutError:
+        _fail(f"the gateway at {target} did not finish reloading within {timeout:g} s", 1)
+    for problem in report.get("problems", []):
+        print(f"problem: {problem}")
+    for change in report.get("changes", []):
+        print(change)
+    for name in report.get("needs_restart", []):
+        print(f"{name} changed: needs a restart")
+    if not report.get("applied"):
+        print("nothing changed: the gateway keeps its running configuration")
+        raise SystemExit(1)
+    if not report.get("changes"):
+        print("nothing to change")
+
+
+@app.command
+def add(
+    name: Annotated[str, Parameter(help="the upstream's name: its tools become NAME_tool")],
+    *command: Annotated[str, Parameter(help="after --: the server's command and arguments")],
+    env: Annotated[
+        list[str] | None, Parameter(negative="", help="K=V set for a stdio server (repeat)")
+    ] = None,
+    url: Annotated[
+        str | None, Parameter(help="a remote server's MCP URL (instead of a command)")
+    ] = None,
+    header: Annotated[
+        list[str] | None, Parameter(negative="", help="'K: V' sent to a remote server (repeat)")
+    ] = None,
+    transport: Annotated[
+        Literal["streamable-http", "sse"] | None,
+        Parameter(help="a remote server's protocol [default: streamable-http]"),
+    ] = None,
+    force: Annotated[bool, Parameter(negative="", help="replace a manifest that exists")] = False,
+    config: Annotated[Path | None, Parameter(help="TOML config file")] = None,
+) -> None:
+    """Add an upstream: `add NAME [--env K=V ...] -- COMMAND ARGS...` for a stdio server,
+    `add NAME --url URL [--header 'K: V' ...]` for a remote one. Writes NAME.toml into the
+    user manifest folder; a running gateway picks it up by itself."""
+    from archon_gateway.gateway.live_config.configuration import user_manifest_folder
+    from archon_gateway.upstreams.user_manifests import new_manifest, write_manifest
+
+    settings = _settings_or_exit(config)
+    folder = user_manifest_folder(settings)
+    try:
+        manifest = new_manifest(
+            name,
+            command=command,
+            env=env or [],
+            url=url,
+            headers=header or [],
+            transport=transport,
+            folder=folder,
+        )
+        path = write_manifest(folder, manifest, overwrite=force)
+    except GatewayError as exc:
+        _fail(str(exc), 2)
+    except FileExistsError:
+        _fail(f"{folder / (name + '.toml')} exists (--force replaces it)", 2)
+    except OSError as exc:
+        _fail(f"cannot write the manifest into {folder}: {exc.strerror or exc}", 1)
+    print(f"wrote {path}")
+    if not manifest.is_remote and manifest.resolve_command(os.environ.get("PATH")) is None:
+        print(f"warning: {manifest.command} is not on PATH; the gateway will list it as disabled")
+
+
+@app.command
+def remove(
+    name: Annotated[str, Parameter(help="the upstream's name (its manifest's)")],
+    *,
+    config: Annotated[Path | None, Parameter(help="TOML config file")] = None,
+) -> None:
+    """Remove an upstream added with `add` (deletes NAME.toml from the user manifest
+    folder); a running gateway stops it by itself."""
+    from archon_gateway.gateway.live_config.configuration import user_manifest_folder
+    from archon_gateway.upstreams.manifest import builtin_manifests_dir
+    from archon_gateway.upstreams.user_manifests import remove_manifest
+
+    settings = _settings_or_exit(config)
+    shipped = (
+        [path.stem for path in builtin_manifests_dir().glob("*.toml")]
+        if settings.manifests_dir is None
+        else []
+    )
+    try:
+        path = remove_manifest(user_manifest_folder(settings), name, shipped=shipped)
+    except GatewayError as exc:
+        _fail(str(exc), 2)
+    except OSError as exc:
+        _fail(f"cannot remove the manifest of {name}: {exc.strerror or exc}", 1)
+    print(f"removed {path}")
+
+
+@app.command(name="list")
+def list_upstreams(
+    *,
+    url: Annotated[
+        str | None,
+        Parameter(help="the running gateway's MCP URL [default: from host, port, http_path]"),
+    ] = None,
+    config: Annotated[Path | None, Parameter(help="TOML config file")] = None,
+    as_json: Annotated[
+        bool, Parameter(name="--json", negative="", help="one JSON object instead of a table")
+    ] = False,
+    timeout: Annotated[float, Parameter(help="seconds to wait for the running gateway")] = 5,
+) -> None:
+    """The upstreams: name, kind (stdio, streamable-http, sse), state and tools. State and
+    tools come from the running HTTP gateway; without one, from the manifests alone."""
+    settings = _settings_or_exit(config)
+
+    import json
+
+    import anyio
+
+    from archon_gateway.gateway.live_config.configuration import (
+        Configuration,
+        read_configuration,
+    )
+    from archon_gateway.gateway.remote_control import upstream_states
+
+    found = read_configuration(lambda: settings)
+    if not isinstance(found, Configuration):
+        _fail("; ".join(found), 2)
+    target = url or _gateway_url(settings)
+
+    async def bounded() -> dict[str, Any]:
+        with anyio.fail_after(timeout):
+            return await upstream_states(target, service_token=_service_token(settings))
+
+    try:
+        live: dict[str, Any] | None = anyio.run(bounded)
+    except (GatewayError, TimeoutError):
+        live = None
+    rows = []
+    for name, manifest in sorted(found.manifests.items()):
+        state = (live or {}).get(name, {})
+        rows.append(
+            {
+                "name": name,
+                "kind": manifest.remote_transport if manifest.is_remote else "stdio",
+                "state": state.get("state") or ("enabled" if manifest.enabled else "disabled"),
+                "tools": state.get("tools"),
+            }
+        )
+    if as_json:
+        print(json.dumps({"gateway": target if live is not None else None, "upstreams": rows}))
+        return
+    for row in rows:
+        tools = "-" if row["tools"] is None else str(row["tools"])
+        print(f"{row['name']:<24} {row['kind']:<16} {row['state']:<14} {tools}")
+    if live is None:
+        print(f"(no gateway answered at {target}: states are the manifests')")
 
 
 @app.command
@@ -379,6 +569,29 @@ def _leaves(group: BaseExceptionGroup[GatewayError]) -> list[GatewayError]:
     for exc in group.exceptions:
         found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
     return found
+
+
+def _settings_or_exit(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except SettingsInvalid as exc:
+        _fail(str(exc), 2)
+
+
+def _gateway_url(settings: Settings) -> str:
+    """The MCP URL of the gateway these settings describe (a wildcard bind: loopback)."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    return f"http://{host}:{settings.port}{settings.http_path}"
+
+
+def _service_token(settings: Settings) -> str | None:
+    token = settings.service_auth_token
+    return token.get_secret_value() if token else None
+
+
+def _default_config_file() -> Path:
+    """The config file a gateway started without --config reads (and watches)."""
+    return Path.cwd() / DEFAULT_CONFIG_NAME
 
 
 def _fail(message: str, code: int) -> NoReturn:

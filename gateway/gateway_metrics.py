@@ -67,6 +67,13 @@ class GatewayMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.config_reloads = Counter(
+            "archon_config_reloads",
+            "Configuration reloads, by trigger (watch, signal, tool) and outcome "
+            "(applied, unchanged, invalid)",
+            ["trigger", "outcome"],
+            registry=self.registry,
+        )
         build_info = Gauge(
             "archon_build_info", "Gateway version", ["version"], registry=self.registry
         )

@@ -134,7 +134,7 @@ class LogLevelForwarding(Middleware):
         return result
 
     async def _forward(self, level: str) -> None:
-        for upstream in self._pool.upstreams.values():
+        for upstream in list(self._pool.upstreams.values()):  # a reload may change the set
             upstream.log_level = level  # for its next start, too
             session = upstream.live_session()
             if session is None or not session.offers("logging"):

@@ -187,6 +187,17 @@ class Settings(BaseSettings):
         description="use only the manifests in this folder (default: the shipped ones plus "
         "<data_dir>/manifests)",
     )
+    watch_config: bool = Field(
+        True,
+        description="reload on changes to the manifest folders and the config file "
+        "(SIGHUP and gateway_reload work either way)",
+    )
+    watch_config_quiet: float = Field(
+        0.3,
+        ge=0.05,
+        le=60,
+        description="seconds without further changes before a reload (bursts make one)",
+    )
     codegen_max_input_bytes: int = Field(
         1_000_000, ge=1024, description="largest source the code_* tools accept, in bytes"
     )

@@ -14,7 +14,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 
 from archon_gateway.gateway.auth.audit import AuditSink, record_admin_action
 from archon_gateway.gateway.core.errors import tool_errors
-from archon_gateway.gateway.core.health import ComponentRegistry
+from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics, state_gauge
 from archon_gateway.upstreams.pool import UpstreamPool
 from archon_gateway.upstreams.state import UpstreamInfo, UpstreamState
@@ -35,8 +35,8 @@ def watch_upstreams(
     pool: UpstreamPool, metrics: GatewayMetrics, components: ComponentRegistry
 ) -> None:
     """One non-critical component per upstream, and its state and restarts as metrics."""
-    for name, upstream in pool.upstreams.items():
-        components.register(f"upstream:{name}", upstream.status, critical=False)
+    for name in pool.upstreams:
+        track_upstream(components, pool, name)
 
     def collect() -> Iterable[Metric]:
         yield state_gauge(
@@ -54,6 +54,17 @@ def watch_upstreams(
         yield restarts
 
     metrics.watch(collect)
+
+
+def track_upstream(components: ComponentRegistry, pool: UpstreamPool, name: str) -> None:
+    """The upstream's health component, read through the pool: a reload may replace the
+    upstream behind the name."""
+
+    def status() -> ComponentStatus:
+        upstream = pool.upstreams.get(name)
+        return upstream.status() if upstream is not None else ComponentStatus("disabled")
+
+    components.register(f"upstream:{name}", status, critical=False)
 
 
 def add_upstream_admin_tools(
@@ -76,7 +87,12 @@ def add_upstream_admin_tools(
         or crash-loop wait, and wait for it to start. Returns its state afterwards."""
         with tool_errors():
             return await restart_audited(
-                pool, name, audit, principal=_principal(), transport=_transport(), tool=RESTART_TOOL
+                pool,
+                name,
+                audit,
+                principal=request_principal(),
+                transport=request_transport(),
+                tool=RESTART_TOOL,
             )
 
 
@@ -118,7 +134,7 @@ async def restart_audited(
     return info
 
 
-def _principal() -> str:
+def request_principal() -> str:
     """Who asked: the HTTP auth decision's principal, or the local user on stdio."""
     try:
         return str(getattr(get_http_request().state, "principal", "anonymous"))
@@ -126,7 +142,7 @@ def _principal() -> str:
         return "local"
 
 
-def _transport() -> str:
+def request_transport() -> str:
     try:
         get_http_request()
     except RuntimeError:

@@ -6,11 +6,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import anyio
+from anyio.abc import TaskGroup, TaskStatus
 
 from archon_gateway.gateway.core.errors import MissingVariable, NotFound
 from archon_gateway.upstreams.catalog import UpstreamTool
@@ -29,6 +30,14 @@ _RELAY_BACKLOG = 256
 # (upstream, method, params) of a notification for the gateway's clients
 Relay = tuple[str, str, dict[str, Any]]
 RelayListener = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class _Supervision:
+    """One upstream's supervising task: cancelled to stop it; `done` once it has ended."""
+
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    done: anyio.Event = field(default_factory=anyio.Event)
 
 
 class UpstreamPool:
@@ -62,30 +71,39 @@ class UpstreamPool:
         self._relay_listeners: list[RelayListener] = []
         self._relays, self._relayed = anyio.create_memory_object_stream[Relay](_RELAY_BACKLOG)
         self.relays_dropped = 0
-        hooks = UpstreamHooks(
+        self._clock = clock
+        self._hooks = UpstreamHooks(
             catalog_changed=self._note_catalog_change,
             pinged=pinged,
             relay=self._note_relay,
             state_changed=state_changed,
         )
-        search_path = self._gateway_env.get("PATH")
         for manifest in manifests:
-            command = manifest.resolve_command(search_path) if manifest.enabled else None
-            policy = _policy_for(manifest, self.policy)
-            history = CrashHistory(policy, clock=clock)
-            upstream = Upstream(manifest, command, policy, history, hooks)
-            upstream.client_request_limit = client_request_limit
-            if not manifest.enabled:
-                upstream.disable("disabled in manifest")
-            elif manifest.is_remote:
-                try:
-                    upstream.headers = manifest.resolve_headers(self._gateway_env)
-                except MissingVariable as exc:
-                    upstream.disable(str(exc))
-            elif command is None:
-                hint = f" ({manifest.install_hint})" if manifest.install_hint else ""
-                upstream.disable(f"command not found: {manifest.command}{hint}")
-            self.upstreams[manifest.name] = upstream
+            self.upstreams[manifest.name] = self._upstream_for(manifest)
+        # Set while the pool runs: where upstreams added later are supervised.
+        self._group: TaskGroup | None = None
+        self._supervisions: dict[int, _Supervision] = {}  # by id() of the Upstream
+        self._held = 0  # reloads under way: catalog changes wait for their one notice
+
+    def _upstream_for(self, manifest: Manifest) -> Upstream:
+        """A new Upstream for `manifest`, disabled (with the reason) when it cannot run."""
+        path = self._gateway_env.get("PATH")
+        command = manifest.resolve_command(path) if manifest.enabled else None
+        policy = policy_for(manifest, self.policy)
+        history = CrashHistory(policy, clock=self._clock)
+        upstream = Upstream(manifest, command, policy, history, self._hooks)
+        upstream.client_request_limit = self.client_request_limit
+        if not manifest.enabled:
+            upstream.disable("disabled in manifest")
+        elif manifest.is_remote:
+            try:
+                upstream.headers = manifest.resolve_headers(self._gateway_env)
+            except MissingVariable as exc:
+                upstream.disable(str(exc))
+        elif command is None:
+            hint = f" ({manifest.install_hint})" if manifest.install_hint else ""
+            upstream.disable(f"command not found: {manifest.command}{hint}")
+        return upstream
 
     def on_tools_changed(self, listener: Callable[[], Awaitable[None]]) -> None:
         """Call `listener` (debounced) whenever the exposed upstream catalog changes."""
@@ -94,15 +112,92 @@ class UpstreamPool:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[UpstreamPool]:
         async with anyio.create_task_group() as tg:
-            for upstream in self.upstreams.values():
-                if upstream.state is not UpstreamState.DISABLED:
-                    await tg.start(upstream.supervise, self._gateway_env, self._log_dir)
+            self._group = tg
+            for upstream in list(self.upstreams.values()):
+                await self._start(upstream)
             tg.start_soon(self._forward_catalog_changes)
             tg.start_soon(self._forward_relays)
             try:
                 yield self
             finally:
+                self._group = None
                 tg.cancel_scope.cancel()
+
+    async def _start(self, upstream: Upstream) -> None:
+        """Supervise `upstream` in its own cancel scope (so it can be stopped alone)."""
+        if self._group is None or upstream.state is UpstreamState.DISABLED:
+            return
+        supervision = self._supervisions[id(upstream)] = _Supervision()
+        await self._group.start(self._supervise, upstream, supervision)
+
+    async def _supervise(
+        self,
+        upstream: Upstream,
+        supervision: _Supervision,
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        try:
+            with supervision.scope:
+                await upstream.supervise(self._gateway_env, self._log_dir, task_status=task_status)
+        finally:
+            supervision.done.set()
+
+    async def _stop(self, upstream: Upstream, reason: str) -> None:
+        """Stop one upstream for good: its calls in flight end with `reason` at once, then
+        its process or connection is closed (the usual stop: stdin, grace, SIGTERM, ...)."""
+        upstream.end_calls(reason)
+        supervision = self._supervisions.pop(id(upstream), None)
+        if supervision is not None:
+            supervision.scope.cancel()
+            await supervision.done.wait()
+        upstream.retired(reason)
+
+    # -- live configuration ----------------------------------------------------------------
+
+    async def add(self, manifest: Manifest) -> None:
+        """Start serving a new upstream (started now, or on first use when lazy)."""
+        upstream = self.upstreams[manifest.name] = self._upstream_for(manifest)
+        self._note_catalog_change()
+        await self._start(upstream)
+
+    async def remove(self, name: str, reason: str) -> None:
+        """Stop serving an upstream: its tools go, calls in flight end with `reason`."""
+        upstream = self.upstreams.pop(name)
+        self._note_catalog_change()
+        await self._stop(upstream, reason)
+
+    async def replace(self, manifest: Manifest, reason: str) -> None:
+        """Restart an upstream under a new manifest (a new run: new process or connection)."""
+        old = self.upstreams[manifest.name]
+        await self._stop(old, reason)
+        new = self._upstream_for(manifest)
+        new.log_level = old.log_level  # what clients asked for still applies
+        self.upstreams[manifest.name] = new
+        self._note_catalog_change()
+        await self._start(new)
+
+    def reconfigure(self, manifest: Manifest) -> None:
+        """Update an upstream in place (timeouts, tool lists, ...): nothing is restarted."""
+        self.upstreams[manifest.name].reconfigure(manifest, policy_for(manifest, self.policy))
+        self._note_catalog_change()
+
+    @asynccontextmanager
+    async def one_notice(self) -> AsyncIterator[None]:
+        """Hold catalog-change notices while the block runs (a reload); then, if anything
+        changed meanwhile, tell the listeners once."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+        pending, self._catalog_changed = self._catalog_changed.is_set(), anyio.Event()
+        if pending:
+            await self._tell_listeners()
+
+    def note_catalog_change(self) -> None:
+        """Something outside the pool changed what clients see (a profile, say)."""
+        self._note_catalog_change()
 
     def _note_catalog_change(self) -> None:
         self._catalog_changed.set()
@@ -130,12 +225,17 @@ class UpstreamPool:
         while True:
             await self._catalog_changed.wait()
             await anyio.sleep(self.policy.list_changed_debounce)
+            if self._held or not self._catalog_changed.is_set():
+                continue  # a reload is under way (or has told them): one notice per reload
             self._catalog_changed = anyio.Event()
-            for listener in self._listeners:
-                try:
-                    await listener()
-                except Exception:
-                    log.exception("a tools/list_changed listener failed")
+            await self._tell_listeners()
+
+    async def _tell_listeners(self) -> None:
+        for listener in self._listeners:
+            try:
+                await listener()
+            except Exception:
+                log.exception("a tools/list_changed listener failed")
 
     def get(self, name: str) -> Upstream:
         """The upstream of that name; NotFound names the ones there are."""
@@ -147,7 +247,7 @@ class UpstreamPool:
 
     async def settled(self) -> None:
         """Wait until no upstream is starting (each is bounded by its startup timeout)."""
-        for upstream in self.upstreams.values():
+        for upstream in list(self.upstreams.values()):  # a reload may change the set meanwhile
             await upstream.wait_settled()
 
     async def tools(self) -> list[tuple[Upstream, UpstreamTool]]:
@@ -200,7 +300,7 @@ class UpstreamPool:
         ready get up to `list_wait` seconds in all to list them)."""
         await self._wanted_all()
         with anyio.move_on_after(self.list_wait):
-            for upstream in self.upstreams.values():
+            for upstream in list(self.upstreams.values()):
                 if upstream.state is UpstreamState.READY:
                     await upstream.passthrough_listed()
         return [u for u in self.upstreams.values() if u.state not in DOWN_STATES]
@@ -259,7 +359,7 @@ class UpstreamPool:
         return upstream.manifest.timeout_for(tool, self.default_timeout)
 
 
-def _policy_for(manifest: Manifest, policy: RestartPolicy) -> RestartPolicy:
+def policy_for(manifest: Manifest, policy: RestartPolicy) -> RestartPolicy:
     """The gateway's policy with the manifest's own lazy start and idle time, if it has them."""
     overrides: dict[str, Any] = {}
     if manifest.lazy_start is not None:

@@ -257,6 +257,40 @@ class Upstream:
             raise (UpstreamRestarting if down else UpstreamUnavailable)(self.unavailable_reason())
         return session
 
+    # -- live configuration ----------------------------------------------------------------
+
+    def reconfigure(self, manifest: Manifest, policy: RestartPolicy) -> None:
+        """Take a manifest that differs only in what is read per call or per listing
+        (timeouts, allow/deny lists, roots, ...): the session and calls in flight are kept.
+        Tools it no longer exposes go at once; a running upstream re-lists its tools so
+        newly allowed ones appear."""
+        filters_changed = (manifest.allow_tools, manifest.deny_tools) != (
+            self.manifest.allow_tools,
+            self.manifest.deny_tools,
+        )
+        self.manifest, self.policy = manifest, policy
+        if not filters_changed:
+            return
+        kept = {
+            name: tool for name, tool in self.tools.items() if manifest.exposes(tool.upstream_tool)
+        }
+        if kept != self.tools:
+            self.tools = kept
+            self.hooks.catalog_changed()
+        if self.session is not None:
+            self._stale.set()  # re-list: tools now allowed were filtered out before
+
+    def end_calls(self, reason: str) -> None:
+        """Fail the calls in flight at once with `reason` (the upstream is being stopped
+        for good: removed, or replaced by a new configuration)."""
+        if self.session is not None:
+            self.session.connection.close(reason)
+
+    def retired(self, reason: str) -> None:
+        """Stopped for good: calls still waiting for it to start learn why."""
+        self.session = None
+        self._set_state(UpstreamState.DISABLED, reason)
+
     # -- supervision -----------------------------------------------------------------------
 
     def _set_state(self, state: UpstreamState, error: str | None = None) -> None:

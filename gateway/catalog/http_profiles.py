@@ -10,7 +10,7 @@ nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from archon_gateway.gateway.auth.http_guard import BOUND_PROFILE, ASGIApp, Receive, Scope, Send
 from archon_gateway.gateway.catalog.view import PROFILE_STATE
@@ -18,12 +18,18 @@ from archon_gateway.gateway.catalog.view import PROFILE_STATE
 
 class ProfilePathMiddleware:
     def __init__(
-        self, app: ASGIApp, *, mcp_path: str, profiles: Collection[str], default: str
+        self,
+        app: ASGIApp,
+        *,
+        mcp_path: str,
+        profiles: Collection[str],
+        default: Callable[[], str],
     ) -> None:
+        """`profiles` and `default` are read on every request: a reload may change them."""
         self.app = app
         self.mcp_path = mcp_path.rstrip("/") or "/"
         self.prefix = self.mcp_path.rstrip("/") + "/"
-        self.profiles = sorted(profiles)
+        self.profiles = profiles
         self.default = default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -38,7 +44,7 @@ class ProfilePathMiddleware:
                 await self.app(scope, receive, send)  # not ours: the usual 404
                 return
             if requested not in self.profiles:
-                known = ", ".join(self.profiles)
+                known = ", ".join(sorted(self.profiles))
                 await _answer(send, 404, f"no profile named '{requested}' (profiles: {known})")
                 return
             scope = dict(scope, path=self.mcp_path, raw_path=self.mcp_path.encode())
@@ -58,7 +64,7 @@ class ProfilePathMiddleware:
         if bound is not None and bound not in self.profiles:
             await _answer(send, 403, f"this credential is bound to an unknown profile '{bound}'")
             return
-        state[PROFILE_STATE] = requested or bound or self.default
+        state[PROFILE_STATE] = requested or bound or self.default()
         await self.app(scope, receive, send)
 
 

@@ -144,6 +144,22 @@ class CatalogView(CatalogTransform):
         self._reported: set[str] = set()
         self._meta = dict(meta_tools(self))
 
+    def replace_profiles(self, profiles: Mapping[str, Profile], default: str) -> list[str]:
+        """Serve these profiles from now on (a configuration reload); the names of those
+        added, removed or changed. The dict is updated in place: the HTTP path layer reads it."""
+        changed = sorted(
+            name
+            for name in self.profiles.keys() | profiles.keys()
+            if self.profiles.get(name) != profiles.get(name)
+        )
+        self.profiles.clear()
+        self.profiles.update(profiles)
+        self.default = default
+        for name in changed:  # their patterns are checked again; stale indexes dropped
+            self._reported.discard(name)
+            self._indexes.pop(name, None)
+        return changed
+
     # --- whose view ------------------------------------------------------------------------
 
     def current(self) -> Profile:

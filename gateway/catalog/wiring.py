@@ -36,8 +36,8 @@ def add_catalog(
         StarletteMiddleware(
             ProfilePathMiddleware,
             mcp_path=settings.http_path,
-            profiles=list(profiles),
-            default=settings.default_profile,
+            profiles=view.profiles,  # the view's own dict: a reload updates it in place
+            default=lambda: view.default,
         )
     )
     return view

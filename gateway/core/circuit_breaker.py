@@ -253,6 +253,16 @@ class BreakerRegistry:
             self._breakers[name] = breaker
         return breaker
 
+    def reconfigure(self, *, fail_max: int, reset_timeout: float) -> None:
+        """New defaults (a configuration reload): breakers that use the old defaults take
+        the new ones now, keeping their state; breakers given their own values keep them."""
+        for breaker in self._breakers.values():
+            if breaker.fail_max == self.fail_max:
+                breaker.fail_max = fail_max
+            if breaker.reset_timeout == self.reset_timeout:
+                breaker.reset_timeout = reset_timeout
+        self.fail_max, self.reset_timeout = fail_max, reset_timeout
+
     def add_listener(self, listener: BreakerListener) -> None:
         """Observe every breaker, present and future."""
         self._listeners.append(listener)

@@ -43,6 +43,11 @@ class ComponentRegistry:
         if not critical:
             self._optional.add(name)
 
+    def unregister(self, name: str) -> None:
+        """Forget a component that no longer exists (an upstream a reload removed)."""
+        self._probes.pop(name, None)
+        self._optional.discard(name)
+
     def snapshot(self) -> dict[str, ComponentStatus]:
         return {name: probe() for name, probe in self._probes.items()}
 

@@ -66,7 +66,7 @@ async def test_unknown_tool_gets_a_clear_error_naming_it_and_a_suggestion(
             assert result["isError"] is True
             text = result["content"][0]["text"]
             assert "Unknown tool 'gateway_inf'" in text
-            assert "Did you mean 'gateway_info'?" in text
+            assert "Did you mean 'gateway_info'" in text
 
 
 async def test_malformed_lines_get_json_rpc_errors_and_the_session_keeps_working(
