@@ -8,7 +8,7 @@ updated in place, so the upstream keeps its session and its calls in flight.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from archon_gateway.upstreams.manifest import Manifest
@@ -26,6 +26,10 @@ RESTART_FIELDS = (
     "max_message_bytes",
     "enabled",
 )
+
+
+# The "fields" of an unchanged upstream started because its command is found now.
+INSTALLED = ("command installed",)
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,9 @@ class ManifestDiff:
         found = [f"added upstream {name}" for name in self.added]
         found += [f"removed upstream {name}" for name in self.removed]
         found += [
-            f"restarted upstream {name} ({', '.join(fields.get(name, ()))} changed)"
+            f"started upstream {name} (its command is installed now)"
+            if fields.get(name) == INSTALLED
+            else f"restarted upstream {name} ({', '.join(fields.get(name, ()))} changed)"
             for name in self.restarted
         ]
         found += [
@@ -63,13 +69,24 @@ def changed_fields(old: Manifest, new: Manifest) -> tuple[str, ...]:
     return tuple(name for name in Manifest.model_fields if getattr(old, name) != getattr(new, name))
 
 
-def diff_manifests(old: Mapping[str, Manifest], new: Mapping[str, Manifest]) -> ManifestDiff:
-    """What turns the upstreams `old` into `new` (both by name)."""
+def diff_manifests(
+    old: Mapping[str, Manifest],
+    new: Mapping[str, Manifest],
+    installed: Collection[str] = (),
+) -> ManifestDiff:
+    """What turns the upstreams `old` into `new` (both by name). `installed`: upstreams
+    that could not start because their command was missing and whose command is found now;
+    unchanged, they are started all the same (a reload after installing a server)."""
     restarted: list[str] = []
     updated: list[str] = []
     fields: dict[str, tuple[str, ...]] = {}
     for name in sorted(old.keys() & new.keys()):
         changed = changed_fields(old[name], new[name])
+        if not changed and name in installed:
+            changed = INSTALLED
+            restarted.append(name)
+            fields[name] = changed
+            continue
         if not changed:
             continue
         fields[name] = changed

@@ -195,6 +195,21 @@ class UpstreamPool:
         if pending:
             await self._tell_listeners()
 
+    def installed(self, manifests: Mapping[str, Manifest]) -> list[str]:
+        """Upstreams disabled because their command was missing whose command (in
+        `manifests`, the configuration about to run) is found now."""
+        path = self._gateway_env.get("PATH")
+        return [
+            name
+            for name, upstream in self.upstreams.items()
+            if upstream.state is UpstreamState.DISABLED
+            and upstream.command is None
+            and not upstream.manifest.is_remote
+            and (manifest := manifests.get(name)) is not None
+            and manifest.enabled
+            and manifest.resolve_command(path) is not None
+        ]
+
     def note_catalog_change(self) -> None:
         """Something outside the pool changed what clients see (a profile, say)."""
         self._note_catalog_change()

@@ -189,9 +189,12 @@ class ConfigReloader:
         restart = needing_restart(changed_settings(old.settings, found.settings))
         for name in restart:
             log.warning("setting %s changed; it applies after a restart", name)
-        diff = diff_manifests(old.manifests, found.manifests) if self._pool else ManifestDiff()
-        changes = diff.lines()
         pool = self._pool
+        diff = ManifestDiff()
+        if pool is not None:
+            installed = pool.installed(found.manifests)
+            diff = diff_manifests(old.manifests, found.manifests, installed)
+        changes = diff.lines()
         async with AsyncExitStack() as stack:
             if pool is not None:
                 await stack.enter_async_context(pool.one_notice())

@@ -4,8 +4,11 @@ profile change applied to a running gateway (in memory)."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
+import anyio
 import pytest
 from fastmcp import Client
 
@@ -26,6 +29,7 @@ from archon_gateway.upstreams.manifest import load_manifest_file
 from archon_gateway.upstreams.user_manifests import new_manifest, remove_manifest, write_manifest
 
 pytestmark = pytest.mark.anyio
+TOOLBOX = Path(__file__).resolve().parents[1] / "upstreams" / "toolbox_server.py"
 
 
 def settings(tmp_path: Path, **values: object) -> Settings:
@@ -132,3 +136,29 @@ async def test_a_profile_change_applies_to_the_running_gateway(tmp_path: Path) -
             "needs_restart": [],
         }
         assert [tool.name for tool in await client.list_tools() if tool.name.startswith("code_")]
+
+
+@pytest.mark.processes
+async def test_a_reload_starts_an_upstream_whose_command_was_installed_since(
+    tmp_path: Path,
+) -> None:
+    """Installing a server changes no file the gateway watches: `gateway_reload` (or
+    SIGHUP) finds its command and starts it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "late.toml").write_text('command = "late-toolbox"\n')
+    environ = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    server = build_gateway(settings(tmp_path), environ=environ)
+    with anyio.fail_after(60):
+        async with Client(server) as client:
+            info = (await client.call_tool("gateway_info", {})).structured_content or {}
+            assert info["upstreams"]["late"]["state"] == "disabled"
+            script = bin_dir / "late-toolbox"
+            script.write_text(f"#!/bin/sh\nexec {sys.executable} {TOOLBOX}\n")
+            script.chmod(0o755)
+            answer = (await client.call_tool("gateway_reload", {})).structured_content or {}
+            assert answer["changes"] == ["started upstream late (its command is installed now)"]
+            echoed = await client.call_tool("late_echo", {"text": "here now"})
+    assert echoed.data == "here now"

@@ -75,3 +75,10 @@ def test_a_restart_field_wins_over_in_place_changes_in_the_same_edit() -> None:
 
 def test_every_restart_field_is_a_manifest_field() -> None:
     assert set(RESTART_FIELDS) <= set(Manifest.model_fields)
+
+
+def test_an_unchanged_upstream_whose_command_is_installed_now_is_started() -> None:
+    same = {"late": stdio("late"), "other": stdio("other")}
+    diff = diff_manifests(same, dict(same), installed=["late"])
+    assert diff.restarted == ("late",)
+    assert diff.lines() == ["started upstream late (its command is installed now)"]
