@@ -148,16 +148,22 @@ async def stdio_streams(
             reader = _LineReader(
                 in_fd, max_message_bytes, read_send, write_send.clone(), outstanding, eof_grace
             )
-            reader.tap = tap
             reader_scope = anyio.CancelScope()
-            tg.start_soon(reader.run, reader_scope)
             tg.start_soon(_write_messages, out_fd, write_recv, outstanding)
-            try:
-                yield StdioChannel(read_recv, write_send, reader_scope)
-            finally:
-                # The server is done: stop reading, let the writer drain what is queued.
-                reader_scope.cancel()
-                await write_send.aclose()
+            # Calls the tap took outlive the reader (stopping closes input first, then lets
+            # their answers out), within the same grace as the rest.
+            async with anyio.create_task_group() as taken, write_send.clone() as answers:
+                if tap is not None:
+                    reader.tap_into(tap, taken, answers)
+                tg.start_soon(reader.run, reader_scope)
+                try:
+                    yield StdioChannel(read_recv, write_send, reader_scope)
+                finally:
+                    # The server is done: stop reading, let taken calls answer (bounded),
+                    # then let the writer drain what is queued.
+                    reader_scope.cancel()
+                    taken.cancel_scope.deadline = anyio.current_time() + eof_grace
+            await write_send.aclose()
     finally:
         _flush_sys_stdout()
         restore_stdout()
@@ -202,6 +208,7 @@ class _LineReader:
     ) -> None:
         self.tap: LineTap | None = None
         self._taken: TaskGroup | None = None
+        self._answers: MemoryObjectSendStream[Outgoing] | None = None
         self._outstanding = outstanding
         self._eof_grace = eof_grace
         self._fd = fd
@@ -210,12 +217,16 @@ class _LineReader:
         self._replies = replies
         self._pollable = True
 
+    def tap_into(
+        self, tap: LineTap, taken: TaskGroup, answers: MemoryObjectSendStream[Outgoing]
+    ) -> None:
+        """Offer lines to `tap`; what it takes runs in `taken` and answers on `answers`."""
+        self.tap, self._taken, self._answers = tap, taken, answers
+
     async def run(self, scope: anyio.CancelScope) -> None:
         with scope:
-            async with self._messages, self._replies, anyio.create_task_group() as taken:
-                self._taken = taken
+            async with self._messages, self._replies:
                 await self._read_until_eof()
-                taken.cancel_scope.cancel()  # what is still running after the grace
         log.debug("stdin closed")
 
     async def _read_until_eof(self) -> None:
@@ -285,8 +296,9 @@ class _LineReader:
         return False
 
     async def _send_raw(self, data: bytes, answers: str | int | None) -> None:
+        assert self._answers is not None
         try:
-            await self._replies.send(RawLine(data, answers))
+            await self._answers.send(RawLine(data, answers))
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             log.debug("stdout closed; dropping a lane reply")
 
