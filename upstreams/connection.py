@@ -136,6 +136,11 @@ class RpcConnection:
     def lose(self, reason: str) -> None:
         self.close(reason)
 
+    @property
+    def closed(self) -> bool:
+        """Whether it has ended (its supervisor may not have caught up yet)."""
+        return self._ended.is_set()
+
     async def wait_closed(self) -> str:
         await self._ended.wait()
         assert self._closed is not None

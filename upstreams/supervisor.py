@@ -41,6 +41,8 @@ from archon_gateway.upstreams.session import UpstreamSession
 from archon_gateway.upstreams.state import DOWN_STATES, UpstreamInfo, UpstreamState
 
 log = logging.getLogger(__name__)
+# How long a call waits for supervision to catch up with an upstream that has just ended.
+_CATCH_UP = 2.0
 
 
 # (upstream, old state, new state, its last error)
@@ -248,6 +250,13 @@ class Upstream:
         return self.session
 
     async def _live_session(self) -> UpstreamSession:
+        ended = self.session
+        if ended is not None and ended.connection.closed:
+            # It has just ended and supervision has not caught up: a call now gets the
+            # same answer as one a moment later ("restarting, retry in N s").
+            with anyio.move_on_after(_CATCH_UP):
+                while self.session is ended:
+                    await self.wait_changed()
         if self.session is None:
             self.want()
             await self.wait_settled()
