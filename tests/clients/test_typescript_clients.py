@@ -83,12 +83,11 @@ def inspector_env(env: dict[str, str], home: Path) -> dict[str, str]:
     return {**env, "HOME": str(home)}
 
 
-async def test_the_mcp_inspector_cli_over_stdio_calls_a_proxied_tool_on_the_lane(
+async def test_the_mcp_inspector_cli_over_stdio_calls_a_proxied_tool(
     client_node: Path, gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
 ) -> None:
-    """Handshake era (the Inspector's default): a stdio session the lane serves even though
-    the Inspector declares roots, since upstream questions are put to it on its session.
-    The Inspector does not pass its environment on, so the gateway's settings go by `-e`."""
+    """Handshake era (the Inspector's default). The Inspector does not pass its environment
+    on to the server it spawns, so the gateway's settings go by `-e`."""
     write_manifest("toolbox")
     settings = [
         part
