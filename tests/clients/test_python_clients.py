@@ -146,7 +146,7 @@ async def test_the_python_sdk_clients_over_stdio_and_http_are_served_by_the_lane
 
             await wait_until(listed)
             extra = await session.call_tool("lc_extra", {"text": "new"})
-            assert extra.content[0].text == "new"
+            assert extra.content == [mt.TextContent(type="text", text="new")]
 
             over_http = {}
             for mode in ("legacy", "auto"):
