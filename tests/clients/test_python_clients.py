@@ -210,4 +210,4 @@ async def test_fastmcp_clients_over_http_are_served_by_the_lane_in_both_protocol
         assert str(run.hung) == f"toolbox_hang timed out after {HANG_LIMIT:g} s"
     assert changes.count > 0
     # Both runs, and the legacy one's lc_add_tool.
-    assert lane_call_samples(metrics) == {"streamable-http": 2 * LANE_CALLS_PER_RUN + 1}
+    assert lane_call_samples(metrics)["streamable-http"] == 2 * LANE_CALLS_PER_RUN + 1
