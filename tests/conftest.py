@@ -19,7 +19,15 @@ PROCESS_TEST_TIMEOUT = 180
 # Fixtures that start processes (a gateway process or upstreams); tests using them must
 # carry the `processes` mark.
 PROCESS_FIXTURES = frozenset(
-    {"gateway_env", "write_manifest", "node_bin", "standin_url", "kafka_broker", "own_broker"}
+    {
+        "gateway_env",
+        "write_manifest",
+        "node_bin",
+        "client_node",
+        "standin_url",
+        "kafka_broker",
+        "own_broker",
+    }
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import inspect
 import json
 import re
@@ -17,6 +18,7 @@ from typing import Any
 
 import anyio
 import mcp_types as mt
+import pytest
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
@@ -202,3 +204,32 @@ class CallErrors(Middleware):
         except Exception as exc:
             self.seen.append(exc)
             raise
+
+
+def npm_installed(node_dir: Path, wanted: tuple[str, ...]) -> Path:
+    """`node_dir`'s npm packages, installed once from its lockfile (`npm ci`); returns its
+    node_modules/.bin. Skips the test when npm is missing or the install fails (offline,
+    no cache). Test workers run side by side: one installs, the others wait for it."""
+    bin_dir = node_dir / "node_modules" / ".bin"
+    with (node_dir / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not all((bin_dir / name).exists() for name in wanted):
+            npm = shutil.which("npm")
+            if npm is None:
+                pytest.skip(f"npm is not installed; the tests using {node_dir.name} need Node.js")
+            command = [npm, "ci", "--no-audit", "--no-fund", "--prefix", str(node_dir)]
+            done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+            if done.returncode != 0:
+                pytest.skip(f"npm ci failed in {node_dir}: {done.stderr.strip()[-300:]}")
+    return bin_dir
+
+
+def lane_call_samples(metrics_text: str) -> dict[str, float]:
+    """`archon_lane_calls_total` (proxied calls the lane served) from Prometheus text, by
+    transport."""
+    return {
+        sample.labels["transport"]: sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        for sample in family.samples
+        if sample.name == "archon_lane_calls_total"
+    }

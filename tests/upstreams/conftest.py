@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import fcntl
-import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +9,7 @@ import pytest
 
 from archon_gateway.upstreams.import_config import to_toml
 from archon_gateway.upstreams.manifest import Manifest
+from tests.support import npm_installed
 
 HERE = Path(__file__).parent
 NODE_DIR = HERE / "node"
@@ -49,20 +47,7 @@ def write_manifest(manifests_dir: Path) -> WriteManifest:
 def node_bin() -> Path:
     """Third-party stdio MCP servers from npm, installed once into tests/upstreams/node
     from its lockfile (a few seconds; needs the npm registry or its cache)."""
-    bin_dir = NODE_DIR / "node_modules" / ".bin"
-    wanted = ("mcp-server-everything", "mcp-server-sequential-thinking")
-    # Test workers run side by side: one installs, the others wait for it.
-    with (NODE_DIR / ".install.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not all((bin_dir / name).exists() for name in wanted):
-            npm = shutil.which("npm")
-            if npm is None:
-                pytest.skip("npm is not installed; the third-party upstream tests need Node.js")
-            command = [npm, "ci", "--no-audit", "--no-fund", "--prefix", str(NODE_DIR)]
-            done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
-            if done.returncode != 0:
-                pytest.skip(f"npm ci failed in {NODE_DIR}: {done.stderr.strip()[-300:]}")
-    return bin_dir
+    return npm_installed(NODE_DIR, ("mcp-server-everything", "mcp-server-sequential-thinking"))
 
 
 @pytest.fixture
