@@ -123,8 +123,18 @@ def start_http_gateway(
     """`archon-gateway serve --transport http` on a free port; returns it and its MCP URL."""
     log = work / "gateway-http.stderr"
     gateway = subprocess.Popen(
-        [GATEWAY, "serve", "--transport", "http", "--port", "0", "--log-level", "info"]
-        + ["--manifests", str(manifests)],
+        [
+            GATEWAY,
+            "serve",
+            "--transport",
+            "http",
+            "--port",
+            "0",
+            "--log-level",
+            "info",
+            "--manifests",
+            str(manifests),
+        ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb"),
@@ -171,28 +181,33 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def tree_pids(pid: int) -> list[int]:
-    """`pid` and its descendants (the gateway and its upstreams)."""
+def child_pids(pid: int) -> list[int]:
+    """The direct children of `pid`."""
     try:
         import psutil
 
-        root = psutil.Process(pid)
-        return [pid, *(child.pid for child in root.children(recursive=True))]
+        return [child.pid for child in psutil.Process(pid).children()]
     except ImportError:
         pass
     except Exception:  # the process is gone
-        return [pid]
-    parents: dict[int, int] = {}
+        return []
+    found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 stat = Path(f"/proc/{entry}/stat").read_text()
             except OSError:
                 continue
-            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def tree_pids(pid: int) -> list[int]:
+    """`pid` and its descendants (the gateway and its upstreams)."""
     found = [pid]
     for parent in found:
-        found.extend(child for child, of in parents.items() if of == parent)
+        found.extend(child_pids(parent))
     return found
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import (  # noqa: E402
+from benchlib import (
     StdioPeer,
     bench_env,
     cpu_seconds,
@@ -44,7 +44,7 @@ from benchlib import (  # noqa: E402
     tree_pids,
     write_manifest,
 )
-from loadgen import ERAS, SESSIONLESS, Call, Measured, have_wrk, load  # noqa: E402
+from loadgen import ERAS, SESSIONLESS, Call, Measured, have_wrk, load
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLBOX = ROOT / "tests" / "upstreams" / "toolbox_server.py"
@@ -113,7 +113,8 @@ def warm(target: Target, generator: str) -> None:
     for era in ERAS:
         got = load(target.call(era), 1, 1, generator=generator)
         if got.errors or not got.calls:
-            raise SystemExit(f"{target.label} ({era}) does not answer correctly: {got.error_samples}")
+            wrong = got.error_samples
+            raise SystemExit(f"{target.label} ({era}) does not answer correctly: {wrong}")
 
 
 def row(label: str, runs: list[Measured], base: float) -> str:

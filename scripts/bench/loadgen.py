@@ -15,6 +15,7 @@ Eras:
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -203,10 +204,8 @@ def connection_loop(call: Call, start_at: float, end_at: float, into: Measured) 
                 samples.append(wrong)
     del now
     if session is not None:
-        try:
+        with contextlib.suppress(OSError, http.client.HTTPException):
             close_session(conn, parts.path, session)
-        except (OSError, http.client.HTTPException):
-            pass
     conn.close()
     with LOCK:
         into.calls += calls
@@ -317,7 +316,8 @@ def lua_string(text: str) -> str:
 def lua_table(values: dict[str, str] | list[str]) -> str:
     if isinstance(values, list):
         return "{" + ", ".join(lua_string(v) for v in values) + "}"
-    return "{" + ", ".join(f"[ {lua_string(k)} ] = {lua_string(v)}" for k, v in values.items()) + "}"
+    pairs = (f"[ {lua_string(k)} ] = {lua_string(v)}" for k, v in values.items())
+    return "{" + ", ".join(pairs) + "}"
 
 
 def wrk_load(call: Call, connections: int, seconds: float) -> Measured:
