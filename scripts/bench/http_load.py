@@ -44,7 +44,7 @@ from benchlib import (
     tree_pids,
     write_manifest,
 )
-from loadgen import ERAS, SESSIONLESS, Call, Measured, have_wrk, load
+from loadgen import ERAS, SESSIONLESS, Call, Measured, call_once, have_wrk, load
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLBOX = ROOT / "tests" / "upstreams" / "toolbox_server.py"
@@ -108,13 +108,13 @@ def measure(target: Target, era: str, connections: int, seconds: float, generato
     return measured
 
 
-def warm(target: Target, generator: str) -> None:
-    """A short run per era, so upstreams are started and a broken target fails here."""
+def warm(target: Target) -> None:
+    """A few calls per era, so upstreams are started and a broken target fails here."""
     for era in ERAS:
-        got = load(target.call(era), 1, 1, generator=generator)
-        if got.errors or not got.calls:
-            wrong = got.error_samples
-            raise SystemExit(f"{target.label} ({era}) does not answer correctly: {wrong}")
+        for _ in range(3):
+            wrong = call_once(target.call(era))
+            if wrong is not None:
+                raise SystemExit(f"{target.label} ({era}) does not answer correctly: {wrong}")
 
 
 def row(label: str, runs: list[Measured], base: float) -> str:
@@ -173,7 +173,7 @@ def main() -> int:
                 Target("fastmcp", url, "toolbox_echo", echo, TEXT, gateway.pid),
             ]
             for target in targets:
-                warm(target, generator)
+                warm(target)
             for _ in range(args.rounds):
                 for name, server in (("fastmcp", TOOLBOX), ("fast", FAST_ECHO)):
                     capacity[name].append(

@@ -252,6 +252,22 @@ def python_load(call: Call, connections: int, seconds: float, processes: int) ->
     return total.finish()
 
 
+def call_once(call: Call) -> str | None:
+    """One call on a fresh connection (and session): why it was wrong, or None."""
+    parts = urlsplit(call.url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+    try:
+        session = open_session(conn, parts.path) if call.era == HANDSHAKE else None
+        wrong = problem(call, *post(conn, parts.path, call.body(), call.headers(session))[:3])
+        if session is not None:
+            close_session(conn, parts.path, session)
+        return wrong
+    except (OSError, http.client.HTTPException, RuntimeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        conn.close()
+
+
 # --- wrk -------------------------------------------------------------------------------
 
 WRK_SCRIPT = """
