@@ -72,20 +72,24 @@ def raw_bursts(peer: StdioPeer, tool: dict[str, Any], size: int, rounds: int) ->
     return times
 
 
-def bench_raw_stdio(env: dict[str, str], manifests: Path, calls: int) -> None:
+def bench_raw_stdio(env: dict[str, str], manifests: Path, calls: int, quick: bool) -> None:
+    warm_up, bursts = (20, 5) if quick else (100, 20)
     proxied = {"name": "toolbox_echo", "arguments": {"text": "ping"}}
     direct = StdioPeer([sys.executable, str(TOOLBOX)], env)
     gateway = StdioPeer(
         [GATEWAY, "serve", "--log-level", "warning", "--manifests", str(manifests)], env
     )
     for peer, tool in ((direct, ECHO), (gateway, proxied)):
-        raw_sequential(peer, tool, 100)  # warm-up
+        raw_sequential(peer, tool, warm_up)
     base = raw_sequential(direct, ECHO, calls)
     ours = raw_sequential(gateway, proxied, calls)
     line(f"stdio, {calls} sequential calls", base, ours)
     line(
-        "stdio, 20 bursts of 50 concurrent",
-        *(raw_bursts(peer, tool, 50, 20) for peer, tool in ((direct, ECHO), (gateway, proxied))),
+        f"stdio, {bursts} bursts of 50 concurrent",
+        *(
+            raw_bursts(peer, tool, 50, bursts)
+            for peer, tool in ((direct, ECHO), (gateway, proxied))
+        ),
     )
     direct.close()
     gateway.close()
@@ -330,7 +334,7 @@ def main() -> None:
     )
     print(f"machine: {machine()}")
     if args.only in (None, "raw"):
-        bench_raw_stdio(env, manifests, args.calls)
+        bench_raw_stdio(env, manifests, args.calls, args.quick)
     if args.only in (None, "sdk"):
         anyio.run(bench_sdk, env, manifests, args.calls, args.quick)
     if args.only in (None, "client-stdio"):

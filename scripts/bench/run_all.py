@@ -22,8 +22,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 NODE_MODULES = HERE.parents[1] / "tests" / "upstreams" / "node" / "node_modules"
 NEEDS_NODE = {"passthrough", "remote_proxy"}
-# The lines worth seeing in a summary: ratios, goals and the figures beside them.
-FIGURES = re.compile(r"ratio|goal|\d\.\d+x\b|x bare|/ 1 client|% of|capacity|errors in all|FAIL")
+# Lines left out unless --all-output: per-query detail and log lines, not figures.
+NOISE = re.compile(
+    r"^\s*miss: |^\d{4}-\d\d-\d\dT[\d:.]+ (DEBUG|INFO|WARNING) |^added \d+ packages|^$"
+)
 QUICK_LIMIT_S = 300.0
 FULL_LIMIT_S = 3600.0
 
@@ -54,10 +56,7 @@ def run_one(path: Path, quick: bool, all_output: bool) -> tuple[str, float]:
         return "timed out", time.monotonic() - started
     took = time.monotonic() - started
     lines = done.stdout.splitlines()
-    shown = lines if all_output else [line for line in lines if FIGURES.search(line)]
-    machine = next((line for line in lines if "machine" in line or "nproc=" in line), "")
-    if machine and machine not in shown:
-        shown.insert(0, machine)
+    shown = lines if all_output else [line for line in lines if not NOISE.search(line)]
     for line in shown:
         print(f"  {line}")
     if done.returncode != 0:
@@ -73,7 +72,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="each benchmark briefly")
     parser.add_argument("--only", nargs="+", default=[], help="benchmark names (no .py)")
     parser.add_argument("--skip", nargs="+", default=[], help="benchmark names (no .py)")
-    parser.add_argument("--all-output", action="store_true", help="not just the ratio lines")
+    parser.add_argument("--all-output", action="store_true", help="also per-item detail lines")
     args = parser.parse_args()
     statuses: dict[str, tuple[str, float]] = {}
     started = time.monotonic()
