@@ -140,6 +140,11 @@ def problem(call: Call, status: int, content_type: str, body: bytes) -> str | No
 # --- the multi-process Python generator ------------------------------------------------
 
 
+def connect(url: str) -> http.client.HTTPConnection:
+    parts = urlsplit(url)
+    return http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+
+
 def post(
     conn: http.client.HTTPConnection, path: str, body: bytes, headers: dict[str, str]
 ) -> tuple[int, str, bytes, str | None]:
@@ -178,7 +183,7 @@ def close_session(conn: http.client.HTTPConnection, path: str, session: str) -> 
 def connection_loop(call: Call, start_at: float, end_at: float, into: Measured) -> None:
     """One keep-alive connection calling as fast as replies come, between two wall times."""
     parts = urlsplit(call.url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+    conn = connect(call.url)
     session = open_session(conn, parts.path) if call.era == HANDSHAKE else None
     headers = call.headers(session)
     request_id = 0
@@ -255,7 +260,7 @@ def python_load(call: Call, connections: int, seconds: float, processes: int) ->
 def call_once(call: Call) -> str | None:
     """One call on a fresh connection (and session): why it was wrong, or None."""
     parts = urlsplit(call.url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+    conn = connect(call.url)
     try:
         session = open_session(conn, parts.path) if call.era == HANDSHAKE else None
         wrong = problem(call, *post(conn, parts.path, call.body(), call.headers(session))[:3])
@@ -341,9 +346,9 @@ def wrk_load(call: Call, connections: int, seconds: float) -> Measured:
     sessions, opened beforehand (sessions belong to no connection in streamable HTTP)."""
     parts = urlsplit(call.url)
     sessions: list[str] = []
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
     if call.era == HANDSHAKE:
-        sessions = [open_session(conn, parts.path) for _ in range(connections)]
+        with contextlib.closing(connect(call.url)) as conn:
+            sessions = [open_session(conn, parts.path) for _ in range(connections)]
     headers = call.headers(None)
     script = WRK_SCRIPT % {
         "body": lua_string(call.body().decode()),
@@ -361,9 +366,9 @@ def wrk_load(call: Call, connections: int, seconds: float) -> Measured:
         run = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     finally:
         Path(handle.name).unlink()
-        for session in sessions:
-            close_session(conn, parts.path, session)
-        conn.close()
+        with contextlib.closing(connect(call.url)) as conn:  # the first one idled out
+            for session in sessions:
+                close_session(conn, parts.path, session)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     found = [line for line in run.stdout.splitlines() if line.startswith("WRK-RESULT ")]
     if run.returncode != 0 or not found:
