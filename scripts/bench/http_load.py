@@ -131,7 +131,7 @@ def row(label: str, runs: list[Measured], base: float) -> str:
     return (
         f"  {label:<8} {rate:8.0f} calls/s  p50 {p50:7.2f} ms  p99 {p99:8.2f} ms  "
         f"x bare {ratio:4.2f}  errors {errors}  generator CPU {client:3.0f}% of a core  "
-        f"server CPU {server:.2f} ms/call{sample}"
+        f"server CPU {server:.2f} ms/call ({server * rate / 1000:.2f} cores){sample}"
     )
 
 
