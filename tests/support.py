@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import inspect
 import json
 import re
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import anyio
@@ -233,3 +235,14 @@ def lane_call_samples(metrics_text: str) -> dict[str, float]:
         for sample in family.samples
         if sample.name == "archon_lane_calls_total"
     }
+
+
+def load_script(path: Path) -> ModuleType:
+    """A script that is not in a package (scripts/bench/*.py) loaded as a module."""
+    spec = importlib.util.spec_from_file_location(f"script_{path.stem}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module

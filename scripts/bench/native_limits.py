@@ -6,7 +6,7 @@ A gateway process (HTTP) with `tool_timeout` = L runs `code_correct` on a ~1 MB 
 call answers (goal: < 100 ms), and /health latency while they run, against /health latency
 on the idle gateway in the same run (rounds interleaved: idle, busy, idle, busy ...).
 
-    python scripts/bench/native_limits.py [--limit 3] [--rounds 2]
+    python scripts/bench/native_limits.py [--limit 3] [--rounds 2] [--quick]
 """
 
 from __future__ import annotations
@@ -45,7 +45,10 @@ async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="a brief run (run_all.py --quick)")
     args = parser.parse_args()
+    if args.quick:
+        args.limit, args.rounds = 1.0, 1
     print(f"machine: {machine()}; limit {args.limit:g} s, 3 x code_correct on ~1 MB")
     code = heavy_code()
     idle: list[float] = []

@@ -6,7 +6,7 @@ resources/read of a static document, resources/read through a template, prompts/
 arguments, and (for reference) a tools/call of `echo`; rounds interleaved (direct, gateway,
 direct, ...) so machine drift hits both.
 
-    python scripts/bench/passthrough.py [--calls 500] [--rounds 5]
+    python scripts/bench/passthrough.py [--calls 500] [--rounds 5] [--quick]
 """
 
 from __future__ import annotations
@@ -69,7 +69,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=500, help="calls per case per side")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--quick", action="store_true", help="a brief run (run_all.py --quick)")
     args = parser.parse_args()
+    if args.quick:
+        args.calls, args.rounds = 50, 1
     if not EVERYTHING.exists():
         sys.exit(f"{EVERYTHING} is missing: run `npm ci --prefix tests/upstreams/node` first")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHON_")}

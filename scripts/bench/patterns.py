@@ -15,7 +15,7 @@ against brute-force numpy cosine over the same vectors in the same run.
 The vectors of the first `--embed` patterns are real embeddings; the rest are those
 vectors perturbed with noise and renormalised (embedding all 10k takes minutes here).
 
-    python scripts/bench/patterns.py [--patterns 10000] [--embed 1000] [--searches 500]
+    python scripts/bench/patterns.py [--patterns 10000] [--embed 1000] [--searches 500] [--quick]
 """
 
 from __future__ import annotations
@@ -236,4 +236,8 @@ if __name__ == "__main__":
     parser.add_argument("--embed", type=int, default=1000)
     parser.add_argument("--per-call", type=int, default=500)
     parser.add_argument("--searches", type=int, default=500)
-    anyio.run(main, parser.parse_args())
+    parser.add_argument("--quick", action="store_true", help="a brief run (run_all.py --quick)")
+    args = parser.parse_args()
+    if args.quick:
+        args.patterns, args.embed, args.per_call, args.searches = 500, 50, 50, 50
+    anyio.run(main, args)

@@ -7,8 +7,12 @@ directly and through the gateway, in the same run.
 2. MCP SDK client: direct stdio vs the gateway's HTTP front door.
    1,000 sequential calls (p50/p99) and 50 concurrent clients x 20 calls each.
 3. 1,000 timeouts in a row through an in-process gateway: tasks, fds and RSS before/after.
+4. fastmcp 4.2.3 `Client` over stdio, both protocol eras (default 2026-07-28 and
+   `mode="legacy"`): the upstream directly vs through the gateway's stdio front door, the
+   same client code on both sides, interleaved rounds (3 x 300 calls); p50 ratio (goal
+   <= 1.3x) and CPU ms per call of the client, the gateway and the upstream.
 
-    python scripts/bench/proxy_overhead.py [--calls 1000]
+    python scripts/bench/proxy_overhead.py [--calls 1000] [--only client-stdio] [--quick]
 """
 
 from __future__ import annotations
@@ -18,15 +22,18 @@ import asyncio
 import os
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
-from benchlib import StdioPeer, machine, pct
+from benchlib import StdioPeer, child_pids, cpu_seconds, machine, pct
 from mcp import Client, ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
@@ -65,20 +72,24 @@ def raw_bursts(peer: StdioPeer, tool: dict[str, Any], size: int, rounds: int) ->
     return times
 
 
-def bench_raw_stdio(env: dict[str, str], manifests: Path, calls: int) -> None:
+def bench_raw_stdio(env: dict[str, str], manifests: Path, calls: int, quick: bool) -> None:
+    warm_up, bursts = (20, 5) if quick else (100, 20)
     proxied = {"name": "toolbox_echo", "arguments": {"text": "ping"}}
     direct = StdioPeer([sys.executable, str(TOOLBOX)], env)
     gateway = StdioPeer(
         [GATEWAY, "serve", "--log-level", "warning", "--manifests", str(manifests)], env
     )
     for peer, tool in ((direct, ECHO), (gateway, proxied)):
-        raw_sequential(peer, tool, 100)  # warm-up
+        raw_sequential(peer, tool, warm_up)
     base = raw_sequential(direct, ECHO, calls)
     ours = raw_sequential(gateway, proxied, calls)
     line(f"stdio, {calls} sequential calls", base, ours)
     line(
-        "stdio, 20 bursts of 50 concurrent",
-        *(raw_bursts(peer, tool, 50, 20) for peer, tool in ((direct, ECHO), (gateway, proxied))),
+        f"stdio, {bursts} bursts of 50 concurrent",
+        *(
+            raw_bursts(peer, tool, 50, bursts)
+            for peer, tool in ((direct, ECHO), (gateway, proxied))
+        ),
     )
     direct.close()
     gateway.close()
@@ -107,7 +118,8 @@ async def sdk_concurrent(make_session: Any, tool: str, clients: int, calls: int)
     return times
 
 
-async def bench_sdk(env: dict[str, str], manifests: Path, calls: int) -> None:
+async def bench_sdk(env: dict[str, str], manifests: Path, calls: int, quick: bool) -> None:
+    warm_up, hangs, clients, per_client = (20, 1, 10, 5) if quick else (100, 3, 50, 20)
     params = StdioServerParameters(command=sys.executable, args=[str(TOOLBOX)], env=env)
     gateway = await anyio.open_process(
         [GATEWAY, "serve", "--transport", "http", "--port", "0", "--manifests", str(manifests)],
@@ -123,8 +135,8 @@ async def bench_sdk(env: dict[str, str], manifests: Path, calls: int) -> None:
         async with stdio_client(params) as (read, write), ClientSession(read, write) as direct:
             await direct.initialize()
             async with Client(url) as http:
-                await sdk_sequential(direct, "echo", 100)
-                await sdk_sequential(http, "toolbox_echo", 100)
+                await sdk_sequential(direct, "echo", warm_up)
+                await sdk_sequential(http, "toolbox_echo", warm_up)
                 base = await sdk_sequential(direct, "echo", calls)
                 ours = await sdk_sequential(http, "toolbox_echo", calls)
                 native = []
@@ -134,7 +146,7 @@ async def bench_sdk(env: dict[str, str], manifests: Path, calls: int) -> None:
                     native.append(time.perf_counter() - started)
                 hung = []
                 # Three, not more: five timeouts in a row would (rightly) open the breaker.
-                for _ in range(3):
+                for _ in range(hangs):
                     started = time.perf_counter()
                     result = await http.call_tool("toolbox_hang", {})
                     hung.append(time.perf_counter() - started - 1.0)
@@ -156,9 +168,9 @@ async def bench_sdk(env: dict[str, str], manifests: Path, calls: int) -> None:
                 async def __aexit__(self, *exc: object) -> None:
                     return None
 
-            base = await sdk_concurrent(Shared, "echo", 50, 20)
-        ours = await sdk_concurrent(lambda: Client(url), "toolbox_echo", 50, 20)
-        line("SDK client: 50 clients x 20 calls", base, ours)
+            base = await sdk_concurrent(Shared, "echo", clients, per_client)
+        ours = await sdk_concurrent(lambda: Client(url), "toolbox_echo", clients, per_client)
+        line(f"SDK client: {clients} clients x {per_client} calls", base, ours)
     finally:
         # Stopped even when a measurement fails, so no gateway outlives the benchmark.
         gateway.terminate()
@@ -207,10 +219,111 @@ async def bench_timeouts(manifests_src: Path, data: Path, count: int) -> None:
     )
 
 
+@dataclass
+class Side:
+    """One side of the fastmcp-Client comparison: a connected client and the processes it
+    started (the upstream, or the gateway and its upstream)."""
+
+    label: str
+    client: Any
+    tool: str
+    pids: dict[str, list[int]] = field(default_factory=dict)
+    p50s: list[float] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)
+    calls: int = 0
+
+    async def round(self, calls: int) -> None:
+        before = {role: cpu_seconds(pids) for role, pids in self.pids.items()}
+        client_before = time.process_time()
+        times = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            result = await self.client.call_tool(self.tool, {"text": "ping"})
+            times.append(time.perf_counter() - started)
+            assert result.data == "ping", result
+        self.cpu["client"] = self.cpu.get("client", 0.0) + time.process_time() - client_before
+        for role, pids in self.pids.items():
+            self.cpu[role] = self.cpu.get(role, 0.0) + cpu_seconds(pids) - before[role]
+        self.p50s.append(pct(times, 0.5))
+        self.calls += calls
+
+    def cpu_text(self) -> str:
+        per_call = {role: seconds / self.calls * 1000 for role, seconds in self.cpu.items()}
+        return ", ".join(f"{role} {ms:.2f}" for role, ms in per_call.items())
+
+
+async def connect_side(
+    stack: AsyncExitStack,
+    label: str,
+    argv: list[str],
+    env: dict[str, str],
+    tool: str,
+    mode: str,
+    log: Path,
+) -> Side:
+    """A fastmcp Client on `argv` over stdio, warmed up; the processes it started found by
+    diffing this process's children (the client owns them, so no private API is needed)."""
+    from fastmcp import Client as FastClient
+    from fastmcp.client.transports import StdioTransport
+
+    kwargs: dict[str, Any] = {} if mode == "auto" else {"mode": mode}
+    before = set(child_pids(os.getpid()))
+    client = await stack.enter_async_context(
+        FastClient(StdioTransport(argv[0], argv[1:], env=env, log_file=log), **kwargs)
+    )
+    side = Side(label, client, tool)
+    for _ in range(20):  # warm-up; the gateway starts its upstream on first use
+        await client.call_tool(tool, {"text": "ping"})
+    (started,) = set(child_pids(os.getpid())) - before
+    below = child_pids(started)
+    if below:  # the gateway and, below it, the upstream
+        side.pids = {"gateway": [started], "upstream": below}
+    else:
+        side.pids = {"upstream": [started]}
+    return side
+
+
+async def bench_client_stdio(env: dict[str, str], manifests: Path, rounds: int, calls: int) -> None:
+    direct_argv = [sys.executable, str(TOOLBOX)]
+    gateway_argv = [GATEWAY, "serve", "--log-level", "warning", "--manifests", str(manifests)]
+    print(
+        f"fastmcp Client over stdio, {rounds} interleaved rounds x {calls} calls, "
+        f"CPU ms per call in brackets:"
+    )
+    for mode, era in (("auto", "default era, 2026-07-28"), ("legacy", "mode=legacy, 2025-11-25")):
+        async with AsyncExitStack() as stack:
+            log = manifests.parent / "client-stdio.stderr"
+            direct = await connect_side(stack, "direct", direct_argv, env, "echo", mode, log)
+            gateway = await connect_side(
+                stack, "gateway", gateway_argv, env, "toolbox_echo", mode, log
+            )
+            for _ in range(rounds):
+                for side in (direct, gateway):
+                    await side.round(calls)
+        base = statistics.median(direct.p50s)
+        ours = statistics.median(gateway.p50s)
+        print(
+            f"  {era}: direct p50 {base:.3f} ms ({direct.cpu_text()}) | gateway stdio p50 "
+            f"{ours:.3f} ms ({gateway.cpu_text()}) | ratio {ours / base:.2f}x "
+            f"(+{ours - base:.3f} ms; goal <= 1.3x)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3, help="fastmcp Client mode: rounds")
+    parser.add_argument(
+        "--client-calls", type=int, default=300, help="fastmcp Client mode: calls per round"
+    )
+    parser.add_argument("--timeouts", type=int, default=1000)
+    parser.add_argument(
+        "--only", choices=["raw", "sdk", "timeouts", "client-stdio"], help="run one part"
+    )
+    parser.add_argument("--quick", action="store_true", help="a few seconds per part")
     args = parser.parse_args()
+    if args.quick:
+        args.calls, args.timeouts, args.rounds, args.client_calls = 100, 50, 2, 50
     data = Path(tempfile.mkdtemp(prefix="archon-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHON_")}
     env["ARCHON_DATA_DIR"] = str(data)
@@ -220,9 +333,14 @@ def main() -> None:
         f'command = "{sys.executable}"\nargs = ["{TOOLBOX}"]\n\n[tool_timeouts]\nhang = 1.0\n'
     )
     print(f"machine: {machine()}")
-    bench_raw_stdio(env, manifests, args.calls)
-    anyio.run(bench_sdk, env, manifests, args.calls)
-    anyio.run(bench_timeouts, manifests, data, 1000)
+    if args.only in (None, "raw"):
+        bench_raw_stdio(env, manifests, args.calls, args.quick)
+    if args.only in (None, "sdk"):
+        anyio.run(bench_sdk, env, manifests, args.calls, args.quick)
+    if args.only in (None, "client-stdio"):
+        anyio.run(bench_client_stdio, env, manifests, args.rounds, args.client_calls)
+    if args.only in (None, "timeouts"):
+        anyio.run(bench_timeouts, manifests, data, args.timeouts)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ streamable HTTP on 127.0.0.1, its `echo` tool called
 in interleaved rounds (direct, stdio, HTTP, direct, ...), so drift hits all alike.
 Goal: gateway p50 <= 1.3x direct p50.
 
-    python scripts/bench/remote_proxy.py [--rounds 20] [--calls 50]
+    python scripts/bench/remote_proxy.py [--rounds 20] [--calls 50] [--quick]
 """
 
 from __future__ import annotations
@@ -99,7 +99,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--calls", type=int, default=50)
+    parser.add_argument("--quick", action="store_true", help="a brief run (run_all.py --quick)")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.calls = 2, 10
     if not (EVERYTHING / "index.js").exists():
         raise SystemExit(f"run `npm ci --prefix {NODE}` first")
 

@@ -5,7 +5,7 @@ bare FastMCP server on the MCP SDK's stdio transport (a tool returning the same 
 One client, sequential calls after a warm-up, then a burst of concurrent calls; both
 servers are spawned the same way (`python -c`). Prints p50/p90/p99 and the ratios.
 
-    python scripts/bench/stdio_latency.py [--calls 500] [--burst 200]
+    python scripts/bench/stdio_latency.py [--calls 500] [--burst 200] [--quick]
 """
 
 from __future__ import annotations
@@ -59,7 +59,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--burst", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="a brief run (run_all.py --quick)")
     args = parser.parse_args()
+    if args.quick:
+        args.calls, args.burst = 100, 50
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHON_")}
     env["ARCHON_DATA_DIR"] = tempfile.mkdtemp(prefix="archon-bench-")
 

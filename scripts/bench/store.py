@@ -10,7 +10,7 @@ Each figure is printed with its baseline from the same run, interleaved (A B A B
 - pattern_lineage_ancestry(max_depth=10) over 100k edges vs a one-edge lookup; goal on
   SQLite: p50 < 5 ms.
 
-    python scripts/bench/store.py [--rows 5000] [--calls 300] [--rounds 3] [--no-postgres]
+    python scripts/bench/store.py [--rows 5000] [--calls 300] [--rounds 3] [--no-postgres] [--quick]
         [--only latency]
 """
 
@@ -277,4 +277,8 @@ if __name__ == "__main__":
     parser.add_argument("--edges", type=int, default=100_000)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--only", choices=["latency"], help="just the store on/off latency")
-    anyio.run(main, parser.parse_args())
+    parser.add_argument("--quick", action="store_true", help="a brief run (run_all.py --quick)")
+    args = parser.parse_args()
+    if args.quick:
+        args.rows, args.calls, args.rounds, args.edges = 500, 50, 1, 1000
+    anyio.run(main, args)

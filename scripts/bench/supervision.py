@@ -9,7 +9,7 @@
 3. Flood: the process's peak RSS growth while an upstream sends one 50 MB line, with the
    default 16 MB message limit and with 1 MB, against the flood's size.
 
-    python scripts/bench/supervision.py [--runs 20]
+    python scripts/bench/supervision.py [--runs 20] [--quick]
 """
 
 from __future__ import annotations
@@ -164,7 +164,9 @@ def main() -> None:
     logging.disable(logging.ERROR)  # the kills and floods are on purpose
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
-    anyio.run(run, parser.parse_args().runs)
+    parser.add_argument("--quick", action="store_true", help="a brief run (run_all.py --quick)")
+    args = parser.parse_args()
+    anyio.run(run, 2 if args.quick else args.runs)
 
 
 if __name__ == "__main__":
