@@ -9,6 +9,7 @@ signal (or stdin EOF on the stdio transport) starts a graceful stop bounded by
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import os
 import signal
@@ -91,6 +92,7 @@ async def serve(
     try:
         # Entered once here so both transports share one lifespan (it is ref-counted inside).
         async with sdk_compat.lifespan(server), anyio.create_task_group() as tg:
+            _settle_garbage_collector()
             watcher = anyio.CancelScope()
             if handle_signals:
                 tg.start_soon(_watch_signals, watcher, stop, tg.cancel_scope)
@@ -134,6 +136,17 @@ async def serve(
         server.middleware.remove(in_flight)
         logging.getLogger("uvicorn.error").removeFilter(sdk_compat.drop_cut_stream_errors)
     log.info("stopped")
+
+
+def _settle_garbage_collector() -> None:
+    """Everything built to start (modules, the catalog, models) lives until exit: moved out
+    of the collector's sight, so its full passes scan only what requests create; and young
+    collections run less often than Python's default (every 700 allocations, hundreds of
+    pauses a second at high request rates). Measured: p99 at 50 HTTP connections 128 ms ->
+    40-47 ms (scripts/bench/http_load.py)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 @dataclass(frozen=True)
