@@ -122,6 +122,7 @@ def serve(
                     max_connections=settings.http_max_connections,
                     stateless=settings.http_stateless,
                 ),
+                own_process=True,
             ),
             backend_options=event_loop_options(settings.event_loop),
         )

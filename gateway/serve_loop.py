@@ -74,9 +74,11 @@ async def serve(
     stop: anyio.Event | None = None,
     stdio_fds: tuple[int, int] = (0, 1),
     http_limits: HttpLimits | None = None,
+    own_process: bool = False,
 ) -> None:
     """Serve until a signal, stdin EOF (stdio), the HTTP server stopping, or `stop` is set
-    (for hosts that embed the gateway) ends it.
+    (for hosts that embed the gateway) ends it. `own_process`: the gateway is the whole
+    process (the CLI), so it may tune process-wide settings (the garbage collector).
 
     Stopping: tool calls in flight end with a "shutting down" error and new ones are
     refused; then stdin is closed (replies drain) and HTTP stops accepting; whatever still
@@ -92,7 +94,8 @@ async def serve(
     try:
         # Entered once here so both transports share one lifespan (it is ref-counted inside).
         async with sdk_compat.lifespan(server), anyio.create_task_group() as tg:
-            _settle_garbage_collector()
+            if own_process:
+                _settle_garbage_collector()
             watcher = anyio.CancelScope()
             if handle_signals:
                 tg.start_soon(_watch_signals, watcher, stop, tg.cancel_scope)
