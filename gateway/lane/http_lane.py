@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from archon_gateway.gateway.core.sdk_compat import Connection
 
 TRANSPORT = "streamable-http"
+CANCELLED = -32800  # JSON-RPC error code the SDK answers a cancelled HTTP request with
 
 
 class HttpSessions:
@@ -80,7 +81,8 @@ class HttpLane:
                     del self._running[key]
                 tasks.cancel_scope.cancel()
         if not reply.started:
-            await reply.end_unanswered()  # cancelled: a cancelled request gets no answer
+            # Cancelled: the POST still needs an answer; the SDK's path gives this one.
+            await reply.cancelled(request.request_id)
 
     def _note_cancel(self, scope: Scope) -> None:
         """A handshake-era client POSTs `notifications/cancelled` on its session: a call the
@@ -160,10 +162,12 @@ class _Reply:
                 await self._start(b"text/event-stream", None)
             await self._event(message)
 
-    async def end_unanswered(self) -> None:
-        """An empty event stream: the call's stream ends without a JSON-RPC answer."""
-        await self._start(b"text/event-stream", None)
-        await self._send({"type": "http.response.body", "body": b""})
+    async def cancelled(self, request_id: str | int) -> None:
+        """The answer to a request its client cancelled (as the SDK's path answers it)."""
+        error = {"code": CANCELLED, "message": "Request cancelled"}
+        body = dump_json({"jsonrpc": "2.0", "id": request_id, "error": error})
+        await self._start(b"application/json", len(body))
+        await self._send({"type": "http.response.body", "body": body})
 
     async def _start(self, content_type: bytes, length: int | None) -> None:
         self.started = True
