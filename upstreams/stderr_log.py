@@ -19,7 +19,7 @@ LOG_BACKUPS = 3
 # Bytes read but not yet written (queued, or being written by the writer thread). Past
 # this the newest bytes are dropped and counted: a stalled disk must not stop the reading,
 # or the upstream would block on a full stderr pipe and hang its calls.
-PENDING_MAX_BYTES = 1024 * 1024
+PENDING_MAX_BYTES = 512 * 1024
 # How long the reader waits for a writer that is merely behind (a burst faster than the
 # writer thread gets scheduled) before it treats the disk as stalled and starts dropping.
 CATCH_UP_SECONDS = 0.2
@@ -115,6 +115,9 @@ class StderrLog:
         return bool(self._pending_bytes) and self._pending_bytes + size > self.pending_max
 
     def _remember(self, chunk: bytes) -> None:
+        if b"\n" not in chunk:  # one long line going on: no copy of the chunk
+            self._partial += chunk[: max(0, _LINE_KEEP - len(self._partial))]
+            return
         *complete, rest = chunk.split(b"\n")
         for piece in complete:
             self._partial += piece[: _LINE_KEEP - len(self._partial)]
@@ -187,15 +190,16 @@ class StderrLog:
                 self._file = None
 
     def _write_chunk(self, chunk: bytes) -> None:
-        while chunk:
+        rest = memoryview(chunk)  # slices of a view copy nothing
+        while rest:
             handle = self._open()
             if self._size >= self.max_bytes:
                 self._rotate()
                 continue
             room = self.max_bytes - self._size
-            handle.write(chunk[:room])
-            self._size += min(room, len(chunk))
-            chunk = chunk[room:]
+            handle.write(rest[:room])
+            self._size += min(room, len(rest))
+            rest = rest[room:]
 
     def _open(self) -> BinaryIO:
         if self._file is None:
