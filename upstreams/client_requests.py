@@ -30,6 +30,14 @@ LEVELS: tuple[mt.LoggingLevel, ...] = (
 )
 
 
+def may_be_asked(declared: mt.ClientCapabilities | None) -> bool:
+    """Whether a client that declared `declared` could be asked anything an upstream asks
+    mid-call (it declared sampling, elicitation or roots)."""
+    return declared is not None and any(
+        getattr(declared, capability, None) is not None for capability in FORWARDED.values()
+    )
+
+
 def why_not(
     declared: mt.ClientCapabilities | None, method: str, params: dict[str, Any]
 ) -> str | None:

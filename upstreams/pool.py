@@ -349,15 +349,23 @@ class UpstreamPool:
         """Which upstream serves this name, and its upstream tool name. Before an upstream
         has listed its tools (not started yet, or starting), its namespace prefix decides,
         so the first call already gets the right breaker and time limit."""
-        for upstream in self.upstreams.values():
-            tool = upstream.tools.get(exposed_name)
-            if tool is not None:
-                return upstream, tool.upstream_tool
+        listed = self.listed_tool(exposed_name)
+        if listed is not None:
+            return listed[0], listed[1].upstream_tool
         for upstream in self.upstreams.values():
             prefix = f"{upstream.name}_"
             unlisted = not upstream.tools and upstream.state is not UpstreamState.DISABLED
             if unlisted and exposed_name.startswith(prefix):
                 return upstream, exposed_name.removeprefix(prefix)
+        return None
+
+    def listed_tool(self, exposed_name: str) -> tuple[Upstream, UpstreamTool] | None:
+        """The upstream tool behind a name among the tools upstreams have listed (none is
+        started or waited for)."""
+        for upstream in self.upstreams.values():
+            tool = upstream.tools.get(exposed_name)
+            if tool is not None:
+                return upstream, tool
         return None
 
     def upstream_of(self, exposed_name: str) -> str | None:

@@ -27,11 +27,12 @@ from pydantic import AnyUrl, PrivateAttr, ValidationError
 from archon_gateway.gateway.core import sdk_compat
 from archon_gateway.gateway.core.errors import GatewayError, PeerRequestRefused, tool_errors
 from archon_gateway.gateway.core.sdk_compat import FastMCPComponent, TaskConfig, VersionSpec
-from archon_gateway.upstreams.callers import FORWARDED, INVALID_REQUEST
+from archon_gateway.upstreams.callers import INVALID_REQUEST
 from archon_gateway.upstreams.catalog import UpstreamTool
 from archon_gateway.upstreams.client_requests import (
     REQUEST_TYPES,
     log_fields,
+    may_be_asked,
     typed_request,
     why_not,
 )
@@ -72,10 +73,7 @@ class ContextCaller:
     @property
     def may_be_asked(self) -> bool:
         """Whether it declared anything an upstream may ask of it."""
-        declared = self.capabilities
-        return declared is not None and any(
-            getattr(declared, capability, None) is not None for capability in FORWARDED.values()
-        )
+        return may_be_asked(self.capabilities)
 
     async def ask(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         result_type = REQUEST_TYPES[method][1]

@@ -23,8 +23,9 @@ from archon_gateway.gateway.body_guard import PARSED_BODY
 from archon_gateway.gateway.catalog.view import PROFILE_STATE
 from archon_gateway.gateway.core.bounded_json import dump_json
 from archon_gateway.gateway.lane.callers import StreamCaller
-from archon_gateway.gateway.lane.requests import ASKABLE, LaneRequest, lane_request
+from archon_gateway.gateway.lane.requests import LaneRequest, lane_request
 from archon_gateway.gateway.lane.tool_calls import CallLane, Route
+from archon_gateway.upstreams.client_requests import may_be_asked
 
 if TYPE_CHECKING:
     from archon_gateway.gateway.core.sdk_compat import Connection
@@ -112,7 +113,7 @@ class HttpLane:
                 return None
         else:
             connection = self._sessions.ready(session_id) if session_id else None
-            if connection is None or _may_be_asked(connection):
+            if connection is None or may_be_asked(connection.client_capabilities):
                 return None
             version = connection.protocol_version
         profile = (scope.get("state") or {}).get(PROFILE_STATE)
@@ -204,11 +205,4 @@ def _headers_agree(headers: dict[str, str], request: LaneRequest) -> bool:
         headers.get("mcp-protocol-version") == request.modern_version
         and headers.get("mcp-method", "tools/call") == "tools/call"
         and headers.get("mcp-name", request.name) == request.name
-    )
-
-
-def _may_be_asked(connection: Connection) -> bool:
-    declared = connection.client_capabilities
-    return declared is not None and any(
-        getattr(declared, name, None) is not None for name in ASKABLE
     )

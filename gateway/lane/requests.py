@@ -11,12 +11,11 @@ from typing import Any
 
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from archon_gateway.upstreams.callers import FORWARDED
+
 PROTOCOL_META = "io.modelcontextprotocol/protocolVersion"
 CAPABILITIES_META = "io.modelcontextprotocol/clientCapabilities"
 LOG_LEVEL_META = "io.modelcontextprotocol/logLevel"
-# What an upstream may ask a client mid-call; a modern client declaring any of these is
-# served by the normal path, which puts such questions to it between rounds.
-ASKABLE = ("sampling", "elicitation", "roots")
 _PARAMS = frozenset(("name", "arguments", "_meta"))
 
 
@@ -62,7 +61,9 @@ def lane_request(message: Any) -> LaneRequest | None:
 
 
 def _cannot_be_asked(meta: Mapping[str, Any]) -> bool:
+    """A modern client that declared anything an upstream may ask is served by the normal
+    path, which puts such questions to it between rounds."""
     capabilities = meta.get(CAPABILITIES_META)
     if not isinstance(capabilities, dict):
         return False  # malformed or missing: the SDK says what is wrong
-    return all(capabilities.get(name) is None for name in ASKABLE)
+    return all(capabilities.get(name) is None for name in FORWARDED.values())

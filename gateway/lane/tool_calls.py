@@ -103,11 +103,11 @@ class CallLane:
         Unknown, not yet listed (lazily started) and meta tools take the normal path."""
         if name in META_TOOLS or not self._profile_allows(profile, name):
             return None
-        for upstream in self._pool.upstreams.values() if self._pool else ():
-            tool = upstream.tools.get(name)
-            if tool is not None:
-                disabled = upstream.state is UpstreamState.DISABLED
-                return None if disabled else UpstreamRoute(upstream, tool)
+        listed = self._pool.listed_tool(name) if self._pool is not None else None
+        if listed is not None:
+            upstream, tool = listed
+            disabled = upstream.state is UpstreamState.DISABLED
+            return None if disabled else UpstreamRoute(upstream, tool)
         # FastMCP looks a native tool up under the default profile: both must show it.
         if name in self._native and self._profile_allows(None, name):
             return NativeRoute(name)
