@@ -102,6 +102,8 @@ def serve(
         )
     try:
         listener = bind_listener(settings.host, settings.port) if settings.serves_http else None
+        if listener is not None:
+            _check_host_rules(settings, listener.getsockname()[:2])
         source = ConfigSource(
             functools.partial(load_settings, config, flags),
             config or _default_config_file(),
@@ -593,6 +595,20 @@ def _service_token(settings: Settings) -> str | None:
 def _default_config_file() -> Path:
     """The config file a gateway started without --config reads (and watches)."""
     return Path.cwd() / DEFAULT_CONFIG_NAME
+
+
+def _check_host_rules(settings: Settings, bound: tuple[str, int]) -> None:
+    """DNS-rebinding protection needs allowed_hosts on a non-loopback bind: exit 2 without
+    them (and without auth); with auth, say once that Host is not checked."""
+    from archon_gateway.gateway.app import host_rules
+    from archon_gateway.gateway.host_guard import host_check_off, host_policy
+
+    try:
+        policy = host_policy(host_rules(settings), *bound)
+    except SettingsInvalid as exc:
+        _fail(str(exc), 2)
+    if policy.hosts is None:
+        log.warning(host_check_off(bound[0]))
 
 
 def _fail(message: str, code: int) -> NoReturn:
