@@ -95,6 +95,8 @@ def serve(
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         _fail(f"invalid setting 'data_dir' (ARCHON_DATA_DIR): cannot create {exc.filename}", 2)
+    if settings.serves_http:
+        _check_host_rules(settings)
     if settings.serves_http and settings.host in ("0.0.0.0", "::"):
         log.warning(
             "HTTP listens on every interface (%s): anyone who can reach it can call tools",
@@ -102,8 +104,6 @@ def serve(
         )
     try:
         listener = bind_listener(settings.host, settings.port) if settings.serves_http else None
-        if listener is not None:
-            _check_host_rules(settings, listener.getsockname()[:2])
         source = ConfigSource(
             functools.partial(load_settings, config, flags),
             config or _default_config_file(),
@@ -597,18 +597,20 @@ def _default_config_file() -> Path:
     return Path.cwd() / DEFAULT_CONFIG_NAME
 
 
-def _check_host_rules(settings: Settings, bound: tuple[str, int]) -> None:
-    """DNS-rebinding protection needs allowed_hosts on a non-loopback bind: exit 2 without
-    them (and without auth); with auth, say once that Host is not checked."""
+def _check_host_rules(settings: Settings) -> None:
+    """Before binding: DNS-rebinding protection needs allowed_hosts on an address that is
+    not loopback (an IP literal or `localhost`): exit 2 without them (and without auth);
+    with auth, say once that Host is not checked. The listener applies the same policy to
+    the address it bound."""
     from archon_gateway.gateway.app import host_rules
     from archon_gateway.gateway.host_guard import host_check_off, host_policy
 
     try:
-        policy = host_policy(host_rules(settings), *bound)
+        policy = host_policy(host_rules(settings), settings.host, settings.port)
     except SettingsInvalid as exc:
         _fail(str(exc), 2)
     if policy.hosts is None:
-        log.warning(host_check_off(bound[0]))
+        log.warning(host_check_off(settings.host))
 
 
 def _fail(message: str, code: int) -> NoReturn:
