@@ -76,14 +76,15 @@ def is_loopback(address: str) -> bool:
 
 def host_policy(rules: HostRules, bound_host: str, bound_port: int) -> HostPolicy:
     """The policy for a listener bound to `bound_host:bound_port` (the real port, after
-    binding). Loopback names with that port are always allowed, as hosts and as `http://`
-    origins, plus the configured ones. Bound to a non-loopback address, allowed hosts are
+    binding). Loopback names and the bound address itself with that port are always
+    allowed, as hosts and as `http://` origins (a rebound page carries its own name, never
+    these), plus the configured ones. Bound to a non-loopback address, allowed hosts are
     needed (names the gateway is reached by cannot be guessed): without them, with auth on,
     the Host header is not checked (Origin still is); without auth, SettingsInvalid."""
     names = [*LOOPBACK_NAMES]
     literal = f"[{bound_host}]" if ":" in bound_host else bound_host
-    if is_loopback(bound_host) and literal not in names:
-        names.append(literal)  # e.g. 127.0.0.2
+    if literal not in names and not _unspecified(bound_host):
+        names.append(literal)  # e.g. 127.0.0.2, or 10.0.0.5 for `archon-gateway reload`
     hosts = {f"{name}:{bound_port}" for name in names} | _normalized(rules.allowed_hosts)
     origins = {f"http://{name}:{bound_port}" for name in names}
     origins |= _normalized(rules.allowed_origins)
@@ -142,12 +143,19 @@ class HostGuard:
             await _refuse(send, *refusal)
 
 
+def _unspecified(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
 def _matches(value: str, allowed: frozenset[str]) -> bool:
     value = value.strip().lower()
     if value in allowed:
         return True
     name, colon, port = value.rpartition(":")
-    if colon and port.isdigit() and "]" not in port and f"{name}:*" in allowed:
+    if colon and port.isdigit() and f"{name}:*" in allowed:
         return True
     return f"{value}:*" in allowed  # no port at all
 

@@ -203,6 +203,11 @@ def test_a_non_loopback_bind_needs_allowed_hosts_unless_auth_is_on() -> None:
     assert with_hosts.host_allowed("gw.example:8787")
     assert with_hosts.host_allowed("127.0.0.1:8787")
     assert not with_hosts.host_allowed(f"{EVIL}:8787")
+    assert not with_hosts.host_allowed("[::]:8787")
+    # The bound address itself stays allowed (what `archon-gateway reload` connects to).
+    on_lan = host_policy(HostRules(allowed_hosts=("gw.example:8787",)), "192.0.2.10", 8787)
+    assert on_lan.host_allowed("192.0.2.10:8787")
+    assert not on_lan.host_allowed("192.0.2.10:8788")
     # With auth on and no allowed hosts: Host is not checked, Origin still is.
     with_auth = host_policy(HostRules(auth_required=True), "192.0.2.10", 8787)
     assert with_auth.host_allowed(f"{EVIL}:8787")
