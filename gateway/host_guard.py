@@ -8,8 +8,8 @@ clients) passes. A bare liveness or readiness probe (`GET /health`, `/health/rea
 unknown `Host` is still answered, status only, so load balancers can probe by IP.
 
 Entries match exactly and case-insensitively; `name:*` matches `name` with any port (or
-none). Loopback names with the bound port are always allowed; see `host_policy` for the
-rest (docs/hardening.md).
+none). Loopback names and the bound address, with the bound port, are always allowed; see
+`host_policy` for the rest (docs/hardening.md).
 """
 
 from __future__ import annotations
@@ -167,10 +167,10 @@ def _normalized(entries: Iterable[str]) -> set[str]:
 def _host_and_origin(scope: Scope) -> tuple[list[str], list[str]]:
     hosts: list[str] = []
     origins: list[str] = []
-    for name, value in scope.get("headers", ()):
-        if name.lower() == b"host":
+    for name, value in scope.get("headers", ()):  # ASGI header names are lowercase
+        if name == b"host":
             hosts.append(value.decode("latin-1"))
-        elif name.lower() == b"origin":
+        elif name == b"origin":
             origins.append(value.decode("latin-1"))
     return hosts, origins
 
@@ -186,9 +186,8 @@ def _bare_probe(scope: Scope) -> bool:
 def _refused(header: str, value: str, kind: str) -> str:
     shown = value if len(value) <= _SHOWN else value[:_SHOWN] + "…"
     setting = f"allowed_{kind}"
-    return f"{header} {shown!r} is not one of the allowed {kind}; add it to {setting} " + (
-        f"(ARCHON_{setting.upper()}) if it is yours"
-    )
+    where = f"{setting} (ARCHON_{setting.upper()})"
+    return f"{header} {shown!r} is not one of the allowed {kind}; add it to {where} if it is yours"
 
 
 async def _refuse(send: Send, status: int, reason: str, message: str) -> None:
