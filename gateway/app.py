@@ -31,6 +31,7 @@ from archon_gateway.gateway.gateway_info import add_admin_tools
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
 from archon_gateway.gateway.guards import build_guards
 from archon_gateway.gateway.hooks import Webhooks
+from archon_gateway.gateway.host_guard import HostRules
 from archon_gateway.gateway.http import add_http_routes
 from archon_gateway.gateway.lane.wiring import add_lane
 from archon_gateway.gateway.live_config.admin import add_reload_tool
@@ -111,6 +112,7 @@ def build_gateway(
     )
     server = GatewayServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
     sdk_compat.refuse_before_initialize(server)
+    server.host_rules = host_rules(settings)
     if store is not None and connections is not None:
         server.add_lifetime(store.running)  # first in, last out: it records the others' exits
         store.report_connections(_running(server, connections))
@@ -444,4 +446,13 @@ def restart_policy(settings: Settings) -> RestartPolicy:
         idle_shutdown=idle * 60 if idle is not None else None,
         keep_tools_when_down=settings.upstream_keep_tools_when_down,
         lazy=settings.lazy_upstreams,
+    )
+
+
+def host_rules(settings: Settings) -> HostRules:
+    """Allowed Host/Origin values for the HTTP listener (the CLI checks them at start)."""
+    return HostRules(
+        allowed_hosts=tuple(settings.allowed_hosts),
+        allowed_origins=tuple(settings.allowed_origins),
+        auth_required=settings.effective_auth_mode != "none",
     )

@@ -95,6 +95,8 @@ def serve(
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         _fail(f"invalid setting 'data_dir' (ARCHON_DATA_DIR): cannot create {exc.filename}", 2)
+    if settings.serves_http:
+        _check_host_rules(settings)
     if settings.serves_http and settings.host in ("0.0.0.0", "::"):
         log.warning(
             "HTTP listens on every interface (%s): anyone who can reach it can call tools",
@@ -593,6 +595,22 @@ def _service_token(settings: Settings) -> str | None:
 def _default_config_file() -> Path:
     """The config file a gateway started without --config reads (and watches)."""
     return Path.cwd() / DEFAULT_CONFIG_NAME
+
+
+def _check_host_rules(settings: Settings) -> None:
+    """Before binding: DNS-rebinding protection needs allowed_hosts on an address that is
+    not loopback (an IP literal or `localhost`): exit 2 without them (and without auth);
+    with auth, say once that Host is not checked. The listener applies the same policy to
+    the address it bound."""
+    from archon_gateway.gateway.app import host_rules
+    from archon_gateway.gateway.host_guard import host_check_off, host_policy
+
+    try:
+        policy = host_policy(host_rules(settings), settings.host, settings.port)
+    except SettingsInvalid as exc:
+        _fail(str(exc), 2)
+    if policy.hosts is None:
+        log.warning(host_check_off(settings.host))
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -19,6 +19,7 @@ from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.core.health import ComponentRegistry
 from archon_gateway.gateway.core.version import __version__
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
+from archon_gateway.gateway.host_guard import HOST_VERIFIED, HostGuard, HostRules, host_policy
 from archon_gateway.gateway.mcp_server import GatewayServer
 
 
@@ -44,6 +45,9 @@ def add_http_routes(
         body: dict[str, Any] = {"status": status}
         if ready_check:
             body["ready"] = status != "down"
+        code = 503 if ready_check and not body["ready"] else 200
+        if getattr(request.state, HOST_VERIFIED, True) is False:
+            return JSONResponse(body, status_code=code)  # a probe by IP, say: status only
         body.update(version=__version__, uptime_s=round(metrics.uptime(), 3))
         if not protect_details or getattr(request.state, "authenticated", False):
             body["components"] = {name: item.as_dict() for name, item in snapshot.items()}
@@ -53,7 +57,6 @@ def add_http_routes(
                 body[section] = read()
             if profiles is not None:
                 body["profiles"] = await profiles()
-        code = 503 if ready_check and not body["ready"] else 200
         return JSONResponse(body, status_code=code)
 
     @server.custom_route("/health", methods=["GET"], include_in_schema=False)
@@ -76,19 +79,33 @@ def build_http_app(
     max_body_bytes: int = 32 * 1024 * 1024,
     *,
     stateless: bool = False,
+    bound: tuple[str, int] | None = None,
 ) -> Starlette:
     """Streamable HTTP MCP at `mcp_path` plus the server's custom routes; JSON-RPC bodies
     over `max_body_bytes` (or nested too deeply) are refused before the SDK reads them.
     `stateless`: no handshake-era sessions are kept between requests (for replicas behind a
-    load balancer; 2026-07-28 requests never need one)."""
-    # A GatewayServer brings its auth middleware (outermost: before any route runs).
+    load balancer; 2026-07-28 requests never need one). `bound`: the listener's address
+    (host, real port); with it, every route checks Host and Origin first
+    (gateway.host_guard; the server's `host_rules` add to the loopback defaults)."""
+    # Host/Origin first, then a GatewayServer's auth middleware (before any route runs).
+    guard = []
+    if bound is not None:
+        rules = getattr(server, "host_rules", HostRules())
+        guard.append(Middleware(HostGuard, policy=host_policy(rules, *bound)))
     middleware = [
+        *guard,
         *getattr(server, "http_middleware", []),
         Middleware(JsonBodyGuard, max_bytes=max_body_bytes, paths=(mcp_path,)),
         *getattr(server, "http_inner_middleware", []),  # the lane: it reads the parsed body
     ]
+    # host_origin_protection off: FastMCP's own guard (FASTMCP_HTTP_HOST_ORIGIN_PROTECTION)
+    # would refuse what allowed_hosts allows and probes by IP; ours covers every route.
     app = server.http_app(
-        path=mcp_path, transport="http", middleware=middleware, stateless_http=stateless
+        path=mcp_path,
+        transport="http",
+        middleware=middleware,
+        stateless_http=stateless,
+        host_origin_protection=False,
     )
     if isinstance(server, GatewayServer):
         server.open_http_sessions = sdk_compat.http_session_counter(app)

@@ -19,6 +19,7 @@ from typing import Any
 from starlette.middleware import Middleware as StarletteMiddleware
 
 from archon_gateway.gateway.core.sdk_compat import LifespanHookServer
+from archon_gateway.gateway.host_guard import HostRules
 from archon_gateway.gateway.stdio import LineTap
 
 ResourceFactory = Callable[[], AbstractAsyncContextManager[Any]]
@@ -37,6 +38,8 @@ class GatewayServer(LifespanHookServer):
         # the stdio line, and an ASGI layer inside the HTTP body guard.
         self.stdio_tap: LineTap | None = None
         self.http_inner_middleware: list[StarletteMiddleware] = []
+        # Allowed Host/Origin values for the HTTP listener (gateway.host_guard).
+        self.host_rules = HostRules()
 
     def add_lifetime(self, factory: ResourceFactory) -> None:
         """Enter `factory()` when the server starts and exit it when the server stops."""

@@ -104,7 +104,12 @@ async def serve(
                 http = await tg.start(
                     _run_http,
                     _uvicorn_config(
-                        server, mcp_path, shutdown_grace, max_message_bytes, http_limits
+                        server,
+                        mcp_path,
+                        shutdown_grace,
+                        max_message_bytes,
+                        http_limits,
+                        bound=listener.getsockname()[:2],  # the real port, for Host checks
                     ),
                     listener,
                     stop,
@@ -173,9 +178,13 @@ def _uvicorn_config(
     shutdown_grace: float,
     max_message_bytes: int,
     limits: HttpLimits,
+    *,
+    bound: tuple[str, int] | None = None,
 ) -> uvicorn.Config:
     return uvicorn.Config(
-        build_http_app(server, mcp_path, max_message_bytes, stateless=limits.stateless),
+        build_http_app(
+            server, mcp_path, max_message_bytes, stateless=limits.stateless, bound=bound
+        ),
         http=sdk_compat.slow_client_protocol(limits.header_timeout, limits.body_timeout),
         timeout_keep_alive=limits.keepalive_timeout,  # type: ignore[arg-type]
         limit_concurrency=limits.max_connections,

@@ -57,6 +57,10 @@ DEFAULT_RETENTION_DAYS: dict[StoreTable, float] = {
 DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 # What a webhook may trigger; `restart_upstream:<name>` names the upstream.
 HookAction = Annotated[str, StringConstraints(pattern=r"^(restart_upstream:[\w.-]+|none)$")]
+# Allowed Host / Origin entries: a name or IP literal ([v6] in brackets), optional :port or :*.
+_HOST_NAME = r"([A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(:([0-9]{1,5}|\*))?"
+HostEntry = Annotated[str, StringConstraints(pattern=rf"^{_HOST_NAME}$")]
+OriginEntry = Annotated[str, StringConstraints(pattern=rf"^https?://{_HOST_NAME}$")]
 
 
 # Expensive native tools get a concurrency limit by default (admission control).
@@ -432,6 +436,22 @@ class Settings(BaseSettings):
     kafka_admin_events: bool = Field(
         True,
         description="handle gateway-admin events (breaker reset/open, upstream restart)",
+    )
+
+    # DNS-rebinding protection (docs/hardening.md#dns-rebinding-host-and-origin).
+    allowed_hosts: list[HostEntry] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Host header values accepted besides 127.0.0.1, localhost and [::1] "
+        "with the bound port (name:port, or name:* for any port); needed when HTTP is bound "
+        "to a non-loopback address without auth",
+    )
+    allowed_origins: list[OriginEntry] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Origin header values accepted besides http://127.0.0.1, localhost and "
+        "[::1] with the bound port (scheme://name:port, or :* for any port); requests "
+        "without Origin always pass",
     )
 
     @field_validator("service_auth_token", "auth_stdio_token")

@@ -24,6 +24,7 @@ PROCESS_FIXTURES = frozenset(
         "write_manifest",
         "node_bin",
         "client_node",
+        "conformance_suite",
         "standin_url",
         "kafka_broker",
         "own_broker",

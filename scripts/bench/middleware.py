@@ -5,7 +5,8 @@ All in one process, same run, rounds interleaved so machine noise hits both side
 1. a native `echo` tool through FastMCP's in-memory client: the full gateway stack (error
    translation, metrics, stdio auth, breaker, timeout) vs a bare FastMCP server (none);
 2. the same with the tool behind a (closed) breaker, i.e. every layer doing work;
-3. the HTTP service-auth check (ASGI middleware with a valid token) vs the same app without;
+3. the HTTP service-auth check (ASGI middleware with a valid token) vs the same app without,
+   and the Host/Origin check (DNS-rebinding guard, allowed Host and Origin) likewise;
 4. an open breaker: `breaker.call` fast-fail, and a whole tool call through the gateway that
    is fast-failed by an open breaker, against a successful call in the same run.
 
@@ -38,6 +39,7 @@ from archon_gateway.gateway.auth.decisions import Authenticator
 from archon_gateway.gateway.auth.http_guard import HttpAuthMiddleware
 from archon_gateway.gateway.core.circuit_breaker import CircuitBreaker
 from archon_gateway.gateway.core.errors import CircuitOpen
+from archon_gateway.gateway.host_guard import HostGuard, HostRules, host_policy
 from archon_gateway.gateway.middleware.breaker_guard import BreakerMiddleware
 from archon_gateway.gateway.settings import Settings
 
@@ -152,6 +154,48 @@ async def http_auth(calls: int) -> None:
     print(f"  added per request: {added * 1e6:.1f} us (mean)")
 
 
+async def host_check(calls: int, rounds: int) -> None:
+    """The guard on a request with the headers an SDK client sends, Host and Origin allowed
+    (the path every legitimate browser-less request takes too: it reads the same headers)."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    rules = HostRules(allowed_hosts=("gw.example:*",), allowed_origins=("https://app.example",))
+    guarded = HostGuard(app, host_policy(rules, "127.0.0.1", 8787))
+    headers = [
+        (b"host", b"127.0.0.1:8787"),
+        (b"origin", b"http://localhost:8787"),
+        (b"accept", b"application/json, text/event-stream"),
+        (b"content-type", b"application/json"),
+        (b"user-agent", b"python-httpx/0.28"),
+        (b"mcp-protocol-version", b"2025-11-25"),
+        (b"mcp-session-id", b"0123456789abcdef0123456789abcdef"),
+        (b"content-length", b"120"),
+    ]
+    scope = {"type": "http", "method": "POST", "path": "/mcp", "headers": headers}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        return None
+
+    await timed(lambda: guarded(dict(scope), receive, send), 500)
+    plain: list[float] = []
+    checked: list[float] = []
+    for _ in range(rounds):  # interleaved: drift hits both
+        plain += await timed(lambda: app(dict(scope), receive, send), calls // rounds)
+        checked += await timed(lambda: guarded(dict(scope), receive, send), calls // rounds)
+    print(f"HTTP Host/Origin check (ASGI, allowed, {calls} requests, {rounds} rounds):")
+    base = percentiles(plain)
+    report("app alone", base)
+    report("app behind HostGuard", percentiles(checked), base)
+    added = percentiles(checked)["mean"] - base["mean"]
+    print(f"  added per request: {added * 1e6:.1f} us (mean)")
+
+
 async def open_breaker(calls: int, data_dir: Path) -> None:
     breaker = CircuitBreaker("bench", fail_max=1, reset_timeout=3600)
 
@@ -209,6 +253,7 @@ async def main(calls: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         await tool_calls(calls, rounds, Path(tmp))
         await http_auth(calls * 5)
+        await host_check(calls * 5, rounds)
         await open_breaker(calls, Path(tmp))
 
 
