@@ -167,8 +167,8 @@ class Upstream:
             )
         if state is UpstreamState.CRASH_LOOPING:
             return (
-                f"upstream '{self.name}' is crash-looping ({self.history.recent} crashes in "
-                f"{self.policy.crash_loop_window:g} s), next {when} "
+                f"upstream '{self.name}' is crash-looping ({self.history.in_a_row} crashes "
+                f"without staying up {self.policy.crash_loop_window:g} s), next {when} "
                 f"(last: it {self.last_error or 'stopped'}); see its log, or restart it with "
                 "gateway_restart_upstream"
             )
