@@ -295,7 +295,7 @@ def add(
         _fail(f"cannot write the manifest into {folder}: {exc.strerror or exc}", 1)
     print(f"wrote {path}")
     if not manifest.is_remote and manifest.resolve_command(os.environ.get("PATH")) is None:
-        print(f"warning: {manifest.command} is not on PATH; the gateway will list it as disabled")
+        print(f"warning: {manifest.command} is not on PATH; /health says degraded until it is")
 
 
 @app.command

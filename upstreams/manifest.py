@@ -72,6 +72,10 @@ class Manifest(BaseModel):
     allow_tools: list[str] | None = Field(None, description="only these upstream tools")
     deny_tools: list[str] = Field(default_factory=list, description="never these tools")
     install_hint: str = ""
+    optional: bool = Field(
+        False,
+        description="an offer (the shipped manifests): its command missing leaves health ok",
+    )
     lazy_start: bool | None = Field(
         None, description="start on first use (default: the gateway's upstream_lazy_start)"
     )
