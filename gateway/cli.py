@@ -157,6 +157,8 @@ def import_config(
         _fail(f"cannot write manifests: {exc}", 1)
     for outcome in outcomes:
         print(outcome)
+        for warning in outcome.warnings:
+            print(f"archon-gateway: warning: {warning}", file=sys.stderr)
     if settings.manifests_dir is None and into is not None:
         print(f"serve them with: archon-gateway serve --manifests {target}")
 
@@ -272,7 +274,8 @@ def add(
     `add NAME --url URL [--header 'K: V' ...]` for a remote one. Writes NAME.toml into the
     user manifest folder; a running gateway picks it up by itself."""
     from archon_gateway.gateway.live_config.configuration import user_manifest_folder
-    from archon_gateway.upstreams.user_manifests import new_manifest, write_manifest
+    from archon_gateway.upstreams.manifest_writer import write_manifest
+    from archon_gateway.upstreams.user_manifests import new_manifest
 
     settings = _settings_or_exit(config)
     folder = user_manifest_folder(settings)
