@@ -159,6 +159,8 @@ def import_config(
         _fail(f"cannot write manifests: {exc}", 1)
     for outcome in outcomes:
         print(outcome)
+        for warning in outcome.warnings:
+            print(f"archon-gateway: warning: {warning}", file=sys.stderr)
     if settings.manifests_dir is None and into is not None:
         print(f"serve them with: archon-gateway serve --manifests {target}")
 
@@ -274,7 +276,8 @@ def add(
     `add NAME --url URL [--header 'K: V' ...]` for a remote one. Writes NAME.toml into the
     user manifest folder; a running gateway picks it up by itself."""
     from archon_gateway.gateway.live_config.configuration import user_manifest_folder
-    from archon_gateway.upstreams.user_manifests import new_manifest, write_manifest
+    from archon_gateway.upstreams.manifest_writer import write_manifest
+    from archon_gateway.upstreams.user_manifests import new_manifest
 
     settings = _settings_or_exit(config)
     folder = user_manifest_folder(settings)
@@ -297,7 +300,7 @@ def add(
         _fail(f"cannot write the manifest into {folder}: {exc.strerror or exc}", 1)
     print(f"wrote {path}")
     if not manifest.is_remote and manifest.resolve_command(os.environ.get("PATH")) is None:
-        print(f"warning: {manifest.command} is not on PATH; the gateway will list it as disabled")
+        print(f"warning: {manifest.command} is not on PATH; /health says degraded until it is")
 
 
 @app.command

@@ -46,6 +46,8 @@ class UpstreamReport(BaseModel):
     # Shipped with the gateway (not written by the user): an offer, so its command being
     # missing is not a failure, just as `serve` shows it as disabled.
     shipped: bool = False
+    # `optional = true` in its manifest (the shipped ones say so): an offer, like shipped.
+    optional: bool = False
     enabled: bool = True
     command: str | None = None
     command_found: str | None = None
@@ -59,9 +61,10 @@ class UpstreamReport(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
-        """Disabled upstreams never fail a run, nor shipped ones that are not installed;
-        every other enabled one must be ready."""
-        return self.state in ("ready", "disabled") or (self.state == "not_found" and self.shipped)
+        """Disabled upstreams never fail a run, nor shipped or optional ones that are not
+        installed (as /health counts them); every other enabled one must be ready."""
+        offer = self.shipped or self.optional
+        return self.state in ("ready", "disabled") or (self.state == "not_found" and offer)
 
 
 async def diagnose(
@@ -184,6 +187,7 @@ def _report(
         name=manifest.name,
         file=None if file is None else str(file),
         shipped=file is not None and file.parent.resolve() == _SHIPPED_DIR,
+        optional=manifest.optional,
         enabled=manifest.enabled,
         command=manifest.command or remote_address(manifest),
         command_found=command_found or (remote_address(manifest) if manifest.is_remote else None),
@@ -254,7 +258,7 @@ def summary(reports: list[UpstreamReport]) -> str:
     counts = {
         "ready": sum(1 for r in reports if r.state == "ready"),
         "failing": sum(1 for r in reports if not r.ok),
-        "shipped but not installed": sum(1 for r in reports if r.ok and r.state == "not_found"),
+        "not installed (optional)": sum(1 for r in reports if r.ok and r.state == "not_found"),
         "disabled": sum(1 for r in reports if r.state == "disabled"),
     }
     return ", ".join(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from json import JSONDecodeError
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -27,6 +28,7 @@ from pydantic_settings import (
     InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from archon_gateway.gateway.catalog.profiles import (
@@ -603,6 +605,23 @@ def load_settings(
         message = "; ".join(_describe(error, config_path) for error in exc.errors())
         # from None: pydantic's error quotes the input values, which may be secrets.
         raise SettingsInvalid(message) from None
+    except SettingsError as exc:
+        raise SettingsInvalid(_describe_unparsable(exc)) from None
+
+
+# pydantic-settings names the field it could not decode only in its message.
+_UNPARSABLE_FIELD = re.compile(r'field "(\w+)"')
+
+
+def _describe_unparsable(exc: SettingsError) -> str:
+    """One line for a JSON-valued setting whose environment value is not JSON: the
+    variable and where the JSON broke, never the value (it may hold tokens)."""
+    found = _UNPARSABLE_FIELD.search(str(exc))
+    name = found.group(1) if found else "settings"
+    cause = exc.__cause__
+    where = f" ({cause.msg} at character {cause.pos})" if isinstance(cause, JSONDecodeError) else ""
+    env_name = ENV_PREFIX + name.upper()
+    return f"invalid setting '{name}' ({env_name}): not valid JSON{where}"
 
 
 def unknown_env_settings(environ: Mapping[str, str] | None = None) -> list[str]:

@@ -4,9 +4,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from pydantic import ValidationError
 from archon_gateway.gateway.core.config_files import UnusableFile, read_json
 from archon_gateway.gateway.core.errors import ManifestInvalid
 from archon_gateway.upstreams.manifest import Manifest, describe_validation_error, parse_manifest
+from archon_gateway.upstreams.manifest_writer import write_manifest
 
 
 @dataclass(frozen=True)
@@ -23,6 +22,7 @@ class ImportOutcome:
     server: str
     written: Path | None
     note: str
+    warnings: tuple[str, ...] = ()  # one line each, for stderr
 
     def __str__(self) -> str:
         return f"{self.server}: {self.note}"
@@ -109,46 +109,42 @@ def _remote_values(url: Any, kind: Any, headers: Any) -> dict[str, Any]:
 
 
 def import_config(path: Path, into: Path, *, overwrite: bool = False) -> list[ImportOutcome]:
-    """Write one manifest per server in `path` into `into`; report every server."""
+    """Write one manifest per server in `path` into `into` (readable by the owner only, as
+    `add` writes them: env values and headers may be secrets); report every server."""
     outcomes = []
-    into.mkdir(parents=True, exist_ok=True)
     for server, entry in read_servers(path).items():
         try:
             manifest = manifest_from_entry(server, entry, path)
         except ManifestInvalid as exc:
             outcomes.append(ImportOutcome(server, None, f"skipped: {exc}"))
             continue
-        target = into / f"{manifest.name}.toml"
-        if target.exists() and not overwrite:
-            outcomes.append(ImportOutcome(server, None, f"skipped: {target} exists (--force)"))
+        try:
+            target = write_manifest(into, manifest, overwrite=overwrite)
+        except FileExistsError as exc:
+            outcomes.append(ImportOutcome(server, None, f"skipped: {exc} exists (--force)"))
             continue
-        target.write_text(to_toml(manifest))
-        outcomes.append(ImportOutcome(server, target, f"wrote {target}"))
+        warnings = tuple(f"{server}: {line}" for line in unresolved_placeholders(manifest))
+        outcomes.append(ImportOutcome(server, target, f"wrote {target}", warnings))
     return outcomes
 
 
-def to_toml(manifest: Manifest) -> str:
-    """The manifest's non-default fields as TOML (strings, lists and tables of strings)."""
-    data = manifest.model_dump(exclude_defaults=True, mode="json")
-    lines = []
-    tables = []
-    for key, value in data.items():
-        if isinstance(value, Mapping):
-            tables.append((key, value))
-        else:
-            lines.append(f"{key} = {_toml_value(value)}")
-    for key, table in tables:
-        lines.append(f"\n[{key}]")
-        lines.extend(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in table.items())
-    return "\n".join(lines) + "\n"
+# A client's own variables (`${workspaceFolder}`, `${userHome}`, ...): the gateway has no
+# workspace to fill them from. (Headers are left out: there `${NAME}` is an environment
+# variable, and a missing one is reported when the gateway starts.)
+_PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    # JSON string escapes are valid TOML basic-string escapes.
-    return json.dumps(str(value))
+def unresolved_placeholders(manifest: Manifest) -> list[str]:
+    """One line per `${...}` the gateway will pass on as written. Names where it is (the
+    field, an env or header name), never a value: values may be secrets."""
+    places: list[tuple[str, str]] = [("command", manifest.command or "")]
+    places += [("args", arg) for arg in manifest.args]
+    places += [(f"env {name}", value) for name, value in manifest.env.items()]
+    places += [("cwd", str(manifest.cwd))] if manifest.cwd is not None else []
+    places += [("url", manifest.url or "")]
+    return [
+        f"{placeholder} in {where} cannot be resolved by the gateway and is passed on as "
+        "written; replace it with a real value"
+        for where, text in places
+        for placeholder in _PLACEHOLDER.findall(text)
+    ]

@@ -20,14 +20,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from archon_gateway.gateway.core.child_env import child_env, is_private
 from archon_gateway.gateway.core.config_files import UnusableFile, read_toml
 from archon_gateway.gateway.core.errors import MissingVariable
 
-# Env names an upstream may never receive from the gateway's own environment: they are the
-# gateway's secrets and settings, not the upstream's.
-_PRIVATE_ENV = re.compile(r"^(ARCHON_.*|SERVICE_AUTH_TOKEN)$")
-# What every upstream gets, besides what its manifest declares.
-BASE_ENV_NAMES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "USER")
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{0,31}$"
 # `${NAME}` in a header value: replaced by that variable of the gateway's environment.
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -76,6 +72,10 @@ class Manifest(BaseModel):
     allow_tools: list[str] | None = Field(None, description="only these upstream tools")
     deny_tools: list[str] = Field(default_factory=list, description="never these tools")
     install_hint: str = ""
+    optional: bool = Field(
+        False,
+        description="an offer (the shipped manifests): its command missing leaves health ok",
+    )
     lazy_start: bool | None = Field(
         None, description="start on first use (default: the gateway's upstream_lazy_start)"
     )
@@ -91,7 +91,7 @@ class Manifest(BaseModel):
     @field_validator("pass_env")
     @classmethod
     def _no_gateway_secrets(cls, names: list[str]) -> list[str]:
-        private = [name for name in names if _PRIVATE_ENV.match(name)]
+        private = [name for name in names if is_private(name)]
         if private:
             raise ValueError(f"{', '.join(private)} belongs to the gateway, not an upstream")
         return names
@@ -120,7 +120,7 @@ class Manifest(BaseModel):
     @classmethod
     def _header_references(cls, headers: dict[str, str]) -> dict[str, str]:
         for name, value in headers.items():
-            private = [ref for ref in _ENV_REFERENCE.findall(value) if _PRIVATE_ENV.match(ref)]
+            private = [ref for ref in _ENV_REFERENCE.findall(value) if is_private(ref)]
             if private:
                 raise ValueError(
                     f"header {name} uses {', '.join(private)}, which belongs to the gateway"
@@ -187,10 +187,7 @@ class Manifest(BaseModel):
 
     def process_env(self, gateway_env: Mapping[str, str]) -> dict[str, str]:
         """A minimal environment: base names, the declared pass-through names, then `env`."""
-        names = (*BASE_ENV_NAMES, *self.pass_env)
-        env = {name: gateway_env[name] for name in names if name in gateway_env}
-        env.update(self.env)
-        return env
+        return child_env(gateway_env, pass_names=self.pass_env, values=self.env)
 
 
 @dataclass(frozen=True)

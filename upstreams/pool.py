@@ -99,10 +99,10 @@ class UpstreamPool:
             try:
                 upstream.headers = manifest.resolve_headers(self._gateway_env)
             except MissingVariable as exc:
-                upstream.disable(str(exc))
+                upstream.disable(str(exc), fault=True)
         elif command is None:
             hint = f" ({manifest.install_hint})" if manifest.install_hint else ""
-            upstream.disable(f"command not found: {manifest.command}{hint}")
+            upstream.disable(f"command not found: {manifest.command}{hint}", fault=True)
         return upstream
 
     def on_tools_changed(self, listener: Callable[[], Awaitable[None]]) -> None:

@@ -48,6 +48,9 @@ class CrashHistory:
         self._rand = rand
         self._crashes: deque[float] = deque()
         self.looping = False
+        # Every crash since the last healthy run (or forced restart): what a user is told.
+        # The window's deque forgets the earlier ones once slow retries outlast the window.
+        self.in_a_row = 0
 
     def crashed(self, uptime: float) -> float:
         """Record a crash of a run that lasted `uptime` seconds; the delay before the next
@@ -57,6 +60,7 @@ class CrashHistory:
             self.reset()  # it had been healthy: earlier crashes say nothing now
         now = self._clock()
         self._crashes.append(now)
+        self.in_a_row += 1
         while self._crashes and self._crashes[0] <= now - policy.crash_loop_window:
             self._crashes.popleft()
         if len(self._crashes) >= policy.crash_loop_after:
@@ -76,3 +80,4 @@ class CrashHistory:
     def reset(self) -> None:
         self._crashes.clear()
         self.looping = False
+        self.in_a_row = 0

@@ -105,6 +105,7 @@ class Upstream:
     _passthrough_listed: anyio.Event = field(default_factory=anyio.Event)
     _in_flight: int = 0
     _failing: bool = False  # the last run crashed, and no run has been ready since
+    _disabled_by_fault: bool = False  # disabled because it cannot run as configured
     _last_used: float = 0.0
     _started: float = 0.0  # when the current run began
     headers: dict[str, str] = field(default_factory=dict, repr=False)  # remote; secret
@@ -117,15 +118,21 @@ class Upstream:
     def pid(self) -> int | None:
         return self.session.pid if self.session is not None else None
 
-    def disable(self, reason: str) -> None:
+    def disable(self, reason: str, *, fault: bool = False) -> None:
+        """Off for `reason`; a `fault` (it cannot run as configured: its command or a
+        header's variable is missing) makes the gateway degraded, unless the manifest is
+        optional."""
         self.state, self.last_error = UpstreamState.DISABLED, reason
+        self._disabled_by_fault = fault
 
     # -- what others see -------------------------------------------------------------------
 
     def status(self) -> ComponentStatus:
         state = self.state
         if state is UpstreamState.DISABLED:
-            return ComponentStatus("disabled", self.last_error or "disabled")
+            fault = self._disabled_by_fault and not self.manifest.optional
+            detail = self.last_error or "disabled"
+            return ComponentStatus("degraded" if fault else "disabled", detail)
         if state is UpstreamState.READY:
             return ComponentStatus("ok", f"{len(self.tools)} tools")
         if state is UpstreamState.STOPPED:
@@ -167,8 +174,8 @@ class Upstream:
             )
         if state is UpstreamState.CRASH_LOOPING:
             return (
-                f"upstream '{self.name}' is crash-looping ({self.history.recent} crashes in "
-                f"{self.policy.crash_loop_window:g} s), next {when} "
+                f"upstream '{self.name}' is crash-looping ({self.history.in_a_row} crashes "
+                f"without staying up {self.policy.crash_loop_window:g} s), next {when} "
                 f"(last: it {self.last_error or 'stopped'}); see its log, or restart it with "
                 "gateway_restart_upstream"
             )
@@ -298,6 +305,7 @@ class Upstream:
     def retired(self, reason: str) -> None:
         """Stopped for good: calls still waiting for it to start learn why."""
         self.session = None
+        self._disabled_by_fault = False
         self._set_state(UpstreamState.DISABLED, reason)
 
     # -- supervision -----------------------------------------------------------------------

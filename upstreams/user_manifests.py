@@ -1,11 +1,8 @@
 """The user's manifest folder as `archon-gateway add`, `remove` and `list` change and read
-it (the shape of `claude mcp add`). A file is written whole under a temporary name and
-renamed into place, so a watching gateway never reads half a manifest."""
+it (the shape of `claude mcp add`); files are written by `manifest_writer`."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +10,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from archon_gateway.gateway.core.errors import ManifestInvalid, NotFound
-from archon_gateway.upstreams.import_config import to_toml
 from archon_gateway.upstreams.manifest import (
     Manifest,
     RemoteTransport,
@@ -66,25 +62,6 @@ def new_manifest(
     except ValidationError as exc:
         # from None: pydantic's error quotes the input values (env, headers may be secrets).
         raise ManifestInvalid(describe_validation_error(exc)) from None
-
-
-def write_manifest(folder: Path, manifest: Manifest, *, overwrite: bool = False) -> Path:
-    """Write `<folder>/<name>.toml` atomically (readable by the owner only: env values and
-    headers may be secrets); FileExistsError when it exists and `overwrite` is off."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{manifest.name}.toml"
-    if target.exists() and not overwrite:
-        raise FileExistsError(target)
-    # Not *.toml while incomplete: a watching gateway ignores it until the rename.
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{manifest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(to_toml(manifest))
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
 
 
 def remove_manifest(folder: Path, name: str, *, shipped: Sequence[str] = ()) -> Path:

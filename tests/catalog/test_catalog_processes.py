@@ -14,8 +14,8 @@ import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 
-from archon_gateway.upstreams.import_config import to_toml
 from archon_gateway.upstreams.manifest import Manifest
+from archon_gateway.upstreams.manifest_writer import to_toml
 from tests.support import gateway_command, running_http_gateway
 
 pytestmark = [pytest.mark.anyio, pytest.mark.processes]

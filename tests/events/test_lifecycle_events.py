@@ -13,8 +13,8 @@ from fastmcp import Client
 from archon_gateway.gateway.app import build_gateway
 from archon_gateway.gateway.events.topics import Topics
 from archon_gateway.gateway.settings import Settings
-from archon_gateway.upstreams.import_config import to_toml
 from archon_gateway.upstreams.manifest import Manifest
+from archon_gateway.upstreams.manifest_writer import to_toml
 from tests.events.conftest import Broker
 from tests.events.kafka_support import collecting, produce, request, unique
 from tests.upstreams.conftest import FAULTY

@@ -17,8 +17,8 @@ from fastmcp.client.transports import StreamableHttpTransport
 from fastmcp.server.auth.providers.jwt import RSAKeyPair
 from prometheus_client.parser import text_string_to_metric_families
 
-from archon_gateway.upstreams.import_config import to_toml
 from archon_gateway.upstreams.manifest import Manifest
+from archon_gateway.upstreams.manifest_writer import to_toml
 from tests.support import INITIALIZE, running_http_gateway
 from tests.upstreams.conftest import TOOLBOX
 

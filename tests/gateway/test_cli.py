@@ -95,3 +95,22 @@ async def test_stdio_with_a_closed_standard_stream_fails_with_a_clear_message(
         "archon-gateway: error: the stdio transport needs an open stdin and stdout, "
         f"but fd {fd} is closed; for a service use --transport http"
     )
+
+
+@pytest.mark.parametrize("command", [["serve"], ["import-config", "servers.json"]])
+async def test_malformed_json_in_a_json_valued_setting_is_one_line_naming_it_without_its_value(
+    gateway_env: dict[str, str], tmp_path: Path, command: list[str]
+) -> None:
+    secret = "tok-3f9a-never-shown"
+    env = {**gateway_env, "ARCHON_SERVICE_TOKENS": "{bad " + secret}
+    with anyio.fail_after(30):
+        done = await anyio.run_process(
+            [gateway_command(), *command], env=env, cwd=tmp_path, check=False
+        )
+    assert done.returncode == 2
+    lines = done.stderr.decode().strip().splitlines()
+    assert lines == [
+        "archon-gateway: error: invalid setting 'service_tokens' (ARCHON_SERVICE_TOKENS): "
+        "not valid JSON (Expecting property name enclosed in double quotes at character 1)"
+    ]
+    assert secret not in done.stdout.decode() + done.stderr.decode()

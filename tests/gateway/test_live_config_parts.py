@@ -26,7 +26,8 @@ from archon_gateway.gateway.live_config.settings_diff import (
 )
 from archon_gateway.gateway.settings import Settings
 from archon_gateway.upstreams.manifest import load_manifest_file
-from archon_gateway.upstreams.user_manifests import new_manifest, remove_manifest, write_manifest
+from archon_gateway.upstreams.manifest_writer import write_manifest
+from archon_gateway.upstreams.user_manifests import new_manifest, remove_manifest
 
 pytestmark = pytest.mark.anyio
 TOOLBOX = Path(__file__).resolve().parents[1] / "upstreams" / "toolbox_server.py"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from archon_gateway.upstreams.import_config import to_toml
 from archon_gateway.upstreams.manifest import Manifest
+from archon_gateway.upstreams.manifest_writer import to_toml
 from tests.support import npm_installed
 
 HERE = Path(__file__).parent

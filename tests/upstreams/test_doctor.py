@@ -207,6 +207,12 @@ async def test_shipped_upstreams_that_are_not_installed_are_listed_but_do_not_fa
     mine = by_name(document)["mine"]
     assert (mine["state"], mine["shipped"], mine["ok"]) == ("not_found", False, False)
 
+    # Unless it says it is an offer, as the shipped ones do (and as /health counts it).
+    (user_dir / "mine.toml").write_text('command = "archon-no-such-command"\noptional = true\n')
+    code, document = await doctor_json(env, tmp_path)
+    assert code == 0
+    assert by_name(document)["mine"]["ok"] is True
+
 
 async def test_an_upstream_that_never_answers_ping_fails(
     tmp_path: Path, manifests_dir: Path, write_manifest: WriteManifest

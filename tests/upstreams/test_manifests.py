@@ -171,6 +171,38 @@ def test_import_config_writes_stdio_manifests_and_reports_the_rest(tmp_path: Pat
     assert "exists (--force)" in again.stdout
 
 
+@pytest.mark.processes
+def test_import_config_writes_owner_only_manifests_and_warns_of_each_unresolvable_placeholder(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "mcp.json"
+    entry = {
+        "command": "${workspaceFolder}/bin/server",
+        "args": ["--root", "${workspaceFolder}", "--home=${userHome}"],
+        "env": {"API_KEY": "sk-live-4be1", "CONFIG": "${workspaceFolder}/.cfg"},
+    }
+    config.write_text(json.dumps({"mcpServers": {"project": entry, "plain": {"command": "x"}}}))
+    into = tmp_path / "manifests"
+    done = import_config(config, into)
+    assert done.returncode == 0, done.stderr
+    for name in ("project", "plain"):
+        assert (into / f"{name}.toml").stat().st_mode & 0o777 == 0o600
+    suffix = (
+        "cannot be resolved by the gateway and is passed on as written; "
+        "replace it with a real value"
+    )
+    assert done.stderr.splitlines() == [
+        f"archon-gateway: warning: project: ${{{name}}} in {where} {suffix}"
+        for name, where in (
+            ("workspaceFolder", "command"),
+            ("workspaceFolder", "args"),
+            ("userHome", "args"),
+            ("workspaceFolder", "env CONFIG"),
+        )
+    ]
+    assert "sk-live-4be1" not in done.stdout + done.stderr
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

@@ -237,7 +237,7 @@ async def test_broken_manifests_and_upstreams_are_reported_while_good_ones_serve
     toolbox_tools = sum(name.startswith("toolbox_") for name in names)
     assert components["upstream:toolbox"] == {"status": "ok", "detail": f"{toolbox_tools} tools"}
     assert components["upstream:missing"] == {
-        "status": "disabled",
+        "status": "degraded",
         "detail": "command not found: no-such-mcp-server (pip x)",
     }
     crashy = components["upstream:crashy"]
@@ -245,6 +245,33 @@ async def test_broken_manifests_and_upstreams_are_reported_while_good_ones_serve
     assert "exited with code 3 at start" in crashy["detail"]
     assert "missing configuration file toolbox.yaml" in crashy["detail"]
     assert "unknown field 'timout'" in components["manifests"]["detail"]
+
+
+async def test_a_missing_command_degrades_health_unless_the_upstream_is_off_or_optional(
+    gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    """A configured upstream that cannot run is a fault (as `doctor` counts it); one the
+    user turned off, or an optional offer (the shipped manifests) not installed, is not."""
+    write_manifest("off", toolbox=False, command="no-such-mcp-server", enabled=False)
+    write_manifest("offer", toolbox=False, command="no-such-mcp-server", optional=True)
+    async with running_http_gateway(gateway_env, tmp_path) as (_, url, _stderr):
+        async with httpx.AsyncClient() as web:
+            health = (await web.get(url.removesuffix("/mcp") + "/health")).json()
+        assert health["status"] == "ok"
+        assert health["components"]["upstream:off"]["status"] == "disabled"
+        assert health["components"]["upstream:offer"] == {
+            "status": "disabled",
+            "detail": "command not found: no-such-mcp-server",
+        }
+    write_manifest("missing", toolbox=False, command="no-such-mcp-server")
+    async with running_http_gateway(gateway_env, tmp_path) as (_, url, _stderr):
+        async with httpx.AsyncClient() as web:
+            health = (await web.get(url.removesuffix("/mcp") + "/health")).json()
+        assert health["status"] == "degraded"
+        assert health["components"]["upstream:missing"] == {
+            "status": "degraded",
+            "detail": "command not found: no-such-mcp-server",
+        }
 
 
 async def test_upstreams_get_a_minimal_environment_and_no_caller_headers(

@@ -86,6 +86,19 @@ def test_crash_looping_lasts_until_a_run_stays_up_for_a_window() -> None:
     assert not crashes.looping
 
 
+def test_every_crash_of_a_loop_is_counted_in_a_row_after_the_window_has_let_it_go() -> None:
+    clock = Clock()
+    crashes = history(clock)
+    for _ in range(5):
+        crashes.crashed(uptime=0.1)
+    for _ in range(2):
+        clock.now += 300  # slow retries: the window now holds only the latest crash
+        crashes.crashed(uptime=0.1)
+    assert (crashes.recent, crashes.in_a_row) == (1, 7)
+    crashes.crashed(uptime=61)  # it ran a whole window first: a fresh count
+    assert crashes.in_a_row == 1
+
+
 def test_reset_forgives_the_history() -> None:
     clock = Clock()
     crashes = history(clock)

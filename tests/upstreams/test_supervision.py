@@ -187,7 +187,9 @@ async def test_an_upstream_that_keeps_dying_is_crash_looping_and_retried_only_sl
             # Its tools were never listed; a call in its namespace says why, not "unknown".
             called = await client.call_tool("dying_anything", {}, raise_on_error=False)
             message = text(called)
-            assert message.startswith("upstream 'dying' is crash-looping (3 crashes in 120 s)")
+            assert message.startswith(
+                "upstream 'dying' is crash-looping (3 crashes without staying up 120 s)"
+            )
             assert "next retry in" in message
             assert "gateway_restart_upstream" in message
             forced = await client.call_tool("gateway_restart_upstream", {"name": "dying"})
@@ -199,6 +201,33 @@ async def test_an_upstream_that_keeps_dying_is_crash_looping_and_retried_only_sl
                 "gateway_restart_upstream", {"name": "nope"}, raise_on_error=False
             )
             assert unknown.content[0].text == "no upstream named 'nope' (upstreams: dying)"  # type: ignore[union-attr]
+
+
+async def test_a_crash_loop_retried_more_slowly_than_its_window_counts_every_crash(
+    gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    """Slow retries outlast the window, so the window alone holds one crash; the message
+    counts every crash since the upstream last stayed up (it used to say "1 crashes")."""
+    write_manifest("dying", toolbox=False, command="sh", args=["-c", "exit 7"])
+    env = {
+        **gateway_env,
+        **FAST_RESTARTS,
+        "ARCHON_UPSTREAM_CRASH_LOOP_RESTARTS": "2",
+        "ARCHON_UPSTREAM_CRASH_LOOP_WINDOW": "1",
+        "ARCHON_UPSTREAM_CRASH_LOOP_RETRY": "1.3",
+    }
+    async with http_gateway(env, tmp_path) as (client, base):
+        with anyio.fail_after(60):
+            while True:  # until a message is read between two crashes, after the 4th
+                before = (await upstream_health(base, "dying"))["restarts"]
+                called = await client.call_tool("dying_anything", {}, raise_on_error=False)
+                after = (await upstream_health(base, "dying"))["restarts"]
+                if before == after >= 4:
+                    break
+                await anyio.sleep(0.05)
+    assert text(called).startswith(
+        f"upstream 'dying' is crash-looping ({after} crashes without staying up 1 s)"
+    )
 
 
 async def test_an_upstream_that_stops_answering_pings_is_restarted(

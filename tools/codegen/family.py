@@ -6,7 +6,8 @@ libcst is imported only when code_correct first runs, to keep gateway start-up f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastmcp.tools import Tool
@@ -62,8 +63,8 @@ def _read_only(title: str) -> ToolAnnotations:
 
 
 class CodegenTools(ToolFamily):
-    """code_validate, code_correct, code_analyze and mixin_recommend. No lifespan, no
-    probe; ruff runs as a subprocess with its own time limit."""
+    """code_validate, code_correct, code_analyze and mixin_recommend. No probe; ruff runs
+    as a subprocess with its own time limit; the lifespan stops the worker processes."""
 
     def __init__(
         self,
@@ -78,6 +79,14 @@ class CodegenTools(ToolFamily):
         self._max_input_bytes = max_input_bytes
         self._max_complexity = max_complexity
         self._ruff = Ruff(time_limit=ruff_timeout)
+
+    @asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        """Worker processes start on demand; they stop with the server."""
+        try:
+            yield
+        finally:
+            await self._work.aclose()
 
     def tools(self) -> Sequence[Tool]:
         return [

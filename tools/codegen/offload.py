@@ -3,26 +3,28 @@ ends at the call's time limit.
 
 Small inputs (the usual case, milliseconds) run in this process: parsing and checks in
 threads. Inputs of `offload_bytes` or more run in a bounded pool of worker processes
-(anyio's), and a call cancelled at its limit kills its worker, so the work really stops
+(`workers.WorkerPool`, started with the allow-listed environment, never the gateway's
+secrets), and a call cancelled at its limit kills its worker, so the work really stops
 and its memory is returned. A worker imports the code tools once and is reused.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-import anyio
-import anyio.to_process
 import anyio.to_thread
 from pydantic import BaseModel
 
+from archon_gateway.gateway.core.child_env import child_env
 from archon_gateway.gateway.core.errors import InvalidArgument
 from archon_gateway.tools.codegen.models import NodeKind
 from archon_gateway.tools.codegen.ruff import Ruff
 from archon_gateway.tools.codegen.rules import RuleSet
+from archon_gateway.tools.codegen.workers import WorkerPool
 
 
 def too_deep(tool: str) -> InvalidArgument:
@@ -90,13 +92,14 @@ class CodeWork:
 
     def __init__(self, *, workers: int, offload_bytes: int) -> None:
         self._offload_bytes = offload_bytes
-        self._workers = anyio.CapacityLimiter(workers)
+        self._workers = WorkerPool(workers, child_env(os.environ))
+
+    async def aclose(self) -> None:
+        await self._workers.aclose()
 
     async def run(self, size: int, job: str, *args: Any) -> BaseModel:
         if size >= self._offload_bytes:
-            return await anyio.to_process.run_sync(
-                run_in_worker, job, args, cancellable=True, limiter=self._workers
-            )
+            return await self._workers.run(run_in_worker, job, args)
         if job in _ASYNC_JOBS:
             try:
                 return await _ASYNC_JOBS[job](*args)

@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 from anyio.abc import ByteReceiveStream
 
+from archon_gateway.gateway.core.child_env import child_env
 from archon_gateway.gateway.core.errors import InvalidArgument, ToolFailed
 from archon_gateway.tools.codegen.models import Finding, Severity
 from archon_gateway.tools.codegen.rules import RuleSet
@@ -57,7 +58,8 @@ def _common_args(rules: RuleSet, filename: str) -> list[str]:
 
 async def _exec(command: list[str], data: bytes) -> tuple[int, bytes, bytes]:
     """Run `command` with `data` on stdin; (exit code, stdout, stderr). The process is
-    killed if this is cancelled. A command that exits without reading stdin is fine."""
+    killed if this is cancelled. A command that exits without reading stdin is fine. It
+    gets the allow-listed environment, never the gateway's secrets."""
     chunks: tuple[list[bytes], list[bytes]] = ([], [])
 
     async def drain(stream: ByteReceiveStream | None, into: list[bytes]) -> None:
@@ -65,7 +67,8 @@ async def _exec(command: list[str], data: bytes) -> tuple[int, bytes, bytes]:
             async for chunk in stream:
                 into.append(chunk)
 
-    async with await anyio.open_process(command) as process, anyio.create_task_group() as group:
+    process = await anyio.open_process(command, env=child_env(os.environ))
+    async with process, anyio.create_task_group() as group:
         group.start_soon(drain, process.stdout, chunks[0])
         group.start_soon(drain, process.stderr, chunks[1])
         if process.stdin is not None:
@@ -112,20 +115,24 @@ class Fixed:
 
 
 class Ruff:
-    """Runs ruff: each run bounded by `time_limit` seconds, at most `processes` at once
-    (a burst of tool calls queues here instead of forking a process each)."""
+    """Runs ruff (or `binary`): each run bounded by `time_limit` seconds, at most
+    `processes` at once (a burst of tool calls queues here instead of forking a process
+    each)."""
 
-    def __init__(self, time_limit: float = 10.0, processes: int | None = None) -> None:
+    def __init__(
+        self, time_limit: float = 10.0, processes: int | None = None, binary: str | None = None
+    ) -> None:
         self.time_limit = time_limit
         self._processes = processes
+        self._binary = binary
         self._limiter = anyio.CapacityLimiter(processes or max(2, os.cpu_count() or 2))
 
-    def __reduce__(self) -> tuple[type[Ruff], tuple[float, int | None]]:
+    def __reduce__(self) -> tuple[type[Ruff], tuple[float, int | None, str | None]]:
         # Sent to a code worker process: the limiter is per process (and not picklable).
-        return (Ruff, (self.time_limit, self._processes))
+        return (Ruff, (self.time_limit, self._processes, self._binary))
 
     async def _run(self, args: list[str], code: str) -> tuple[bytes, bytes]:
-        command = [ruff_binary(), *args]
+        command = [self._binary or ruff_binary(), *args]
         async with self._limiter:
             try:
                 with anyio.fail_after(self.time_limit):
