@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastmcp import FastMCP
@@ -20,6 +21,8 @@ from archon_gateway.gateway.core.health import ComponentRegistry
 from archon_gateway.gateway.core.version import __version__
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
 from archon_gateway.gateway.mcp_server import GatewayServer
+from archon_gateway.gateway.request_cap import McpRequestCap
+from archon_gateway.gateway.session_bounds import bound_sessions
 
 
 def add_http_routes(
@@ -70,19 +73,33 @@ def add_http_routes(
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
+@dataclass(frozen=True)
+class RequestBounds:
+    """MCP requests in flight, and handshake-era sessions: idle time and count (see
+    gateway.request_cap, gateway.session_bounds)."""
+
+    max_requests: int = 512
+    session_idle_s: float = 1800.0
+    max_sessions: int = 1000
+
+
 def build_http_app(
     server: FastMCP,
     mcp_path: str,
     max_body_bytes: int = 32 * 1024 * 1024,
     *,
     stateless: bool = False,
+    bounds: RequestBounds | None = None,
 ) -> Starlette:
     """Streamable HTTP MCP at `mcp_path` plus the server's custom routes; JSON-RPC bodies
     over `max_body_bytes` (or nested too deeply) are refused before the SDK reads them.
     `stateless`: no handshake-era sessions are kept between requests (for replicas behind a
     load balancer; 2026-07-28 requests never need one)."""
     # A GatewayServer brings its auth middleware (outermost: before any route runs).
+    bounds = bounds or RequestBounds()
     middleware = [
+        # Outermost of ours: a full gateway still answers /health (never counted).
+        Middleware(McpRequestCap, max_requests=bounds.max_requests, paths=(mcp_path,)),
         *getattr(server, "http_middleware", []),
         Middleware(JsonBodyGuard, max_bytes=max_body_bytes, paths=(mcp_path,)),
         *getattr(server, "http_inner_middleware", []),  # the lane: it reads the parsed body
@@ -90,6 +107,14 @@ def build_http_app(
     app = server.http_app(
         path=mcp_path, transport="http", middleware=middleware, stateless_http=stateless
     )
+    if not stateless:
+        bound_sessions(
+            app,
+            idle_s=bounds.session_idle_s,
+            max_sessions=bounds.max_sessions,
+            paths=(mcp_path,),
+            after=JsonBodyGuard,  # it reads the parsed body to tell an initialize
+        )
     if isinstance(server, GatewayServer):
         server.open_http_sessions = sdk_compat.http_session_counter(app)
     endpoints = {

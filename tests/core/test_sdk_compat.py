@@ -67,6 +67,8 @@ COVERED: dict[str, str] = {
     "http_session_counter": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
     "refuse_before_initialize": "test_a_request_before_initialize_is_told_to_initialize",
     "slow_client_protocol": "test_the_slow_client_guard_closes_a_connection_that_sends_nothing",
+    "HttpSessionRegistry": "test_the_session_registry_closes_a_session_and_its_teardown_runs",
+    "when_connection_closes": "test_the_session_registry_closes_a_session_and_its_teardown_runs",
     "embedded_uvicorn": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
     "stop_uvicorn": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
     "allow_sse_streams": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
@@ -497,6 +499,69 @@ async def test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams() -
     assert AppStatus.should_exit is True
     sdk_compat.allow_sse_streams()
     assert AppStatus.should_exit is False
+
+
+async def test_the_session_registry_closes_a_session_and_its_teardown_runs() -> None:
+    torn_down = anyio.Event()
+    registered: list[bool] = []
+
+    async def teardown() -> None:
+        torn_down.set()
+
+    class OnClose(Middleware):
+        async def on_initialize(
+            self,
+            context: MiddlewareContext[mt.InitializeRequest],
+            call_next: CallNext[mt.InitializeRequest, mt.InitializeResult | None],
+        ) -> mt.InitializeResult | None:
+            result = await call_next(context)
+            assert context.fastmcp_context is not None
+            connection = sdk_compat.session_connection(context.fastmcp_context.session)
+            registered.append(sdk_compat.when_connection_closes(connection, teardown))
+            return result
+
+    server: FastMCP[Any] = FastMCP("sessions", middleware=[OnClose()])
+    app = server.http_app(path="/mcp", transport="http")
+    registry = sdk_compat.HttpSessionRegistry(app)
+    assert len(registry) == 0  # not started yet
+    assert not sdk_compat.when_connection_closes(object(), teardown)
+    config = uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=1)
+    listener = free_listener()
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listening = anyio.Event()
+    http = sdk_compat.embedded_uvicorn(config, listening.set)
+    served: list[bool] = []
+    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INITIALIZE}
+    try:
+        with anyio.fail_after(20):
+            async with (
+                anyio.create_task_group() as tg,
+                httpx.AsyncClient(base_url=base, timeout=20) as web,
+            ):
+                tg.start_soon(lambda: _serve(http, listener, served))
+                await listening.wait()
+                registry.take_over_limits(max_sessions=1)
+                first = await web.post("/mcp", json=body, headers=MCP_HEADERS)
+                assert first.status_code == 200
+                session = first.headers["mcp-session-id"]
+                assert registered == [True]
+                assert (len(registry), registry.ids(), session in registry) == (1, [session], True)
+                # The SDK's own limit now backs the gateway's admission up.
+                assert (await web.post("/mcp", json=body, headers=MCP_HEADERS)).status_code == 503
+
+                assert await registry.close(session)
+                assert session not in registry
+                await torn_down.wait()  # the connection's teardown ran
+                ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+                headers = MCP_HEADERS | {
+                    "mcp-session-id": session,
+                    "mcp-protocol-version": INITIALIZE["protocolVersion"],
+                }
+                assert (await web.post("/mcp", json=ping, headers=headers)).status_code == 404
+                assert not await registry.close(session)
+                sdk_compat.stop_uvicorn(http)
+    finally:
+        listener.close()
 
 
 async def _serve(http: uvicorn.Server, listener: socket.socket, served: list[bool]) -> None:
