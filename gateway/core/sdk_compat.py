@@ -509,7 +509,8 @@ def slow_client_protocol(
         def on_response_complete(self) -> None:
             self._disarm()
             super().on_response_complete()
-            idle = not self.pipeline and (self.cycle is None or self.cycle.response_complete)
+            queued = getattr(self, "pipeline", ())  # httptools queues pipelined requests
+            idle = not queued and (self.cycle is None or self.cycle.response_complete)
             if slots is not None and idle and not self.transport.is_closing():
                 slots.waiting(self)
 

@@ -39,6 +39,7 @@ from mcp.shared.subscriptions import (
 from starlette.applications import Starlette
 
 from archon_gateway.gateway.core import sdk_compat
+from archon_gateway.gateway.core.connection_slots import ConnectionSlots
 from tests.support import INITIALIZE, CallErrors, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -234,8 +235,9 @@ async def test_a_request_before_initialize_is_told_to_initialize() -> None:
 
 async def test_the_slow_client_guard_closes_a_connection_that_sends_nothing() -> None:
     app = Starlette()
+    slots = ConnectionSlots(2)
     config = uvicorn.Config(
-        app, http=sdk_compat.slow_client_protocol(0.3, 0.3), log_config=None, lifespan="off"
+        app, http=sdk_compat.slow_client_protocol(0.3, 0.3, slots), log_config=None, lifespan="off"
     )
     server = uvicorn.Server(config)
     sock = socket.socket()
@@ -250,6 +252,19 @@ async def test_the_slow_client_guard_closes_a_connection_that_sends_nothing() ->
             with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
                 await idle.receive()  # closed by the server at the header deadline
             await idle.aclose()
+            await wait_until(lambda: len(slots) == 0)
+            # The slots hear when a connection is busy and when it waits again.
+            async with await anyio.connect_tcp("127.0.0.1", port) as served:
+                await served.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert (await served.receive()).startswith(b"HTTP/1.1 404")
+                await wait_until(lambda: slots.waiting_count == 1)
+                waiting = await anyio.connect_tcp("127.0.0.1", port)
+                third = await anyio.connect_tcp("127.0.0.1", port)  # the cap is 2
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await served.receive()  # it had waited longest: it gave way
+                assert slots.evicted == 1
+                await waiting.aclose()
+                await third.aclose()
             server.should_exit = True
 
 
