@@ -95,10 +95,6 @@ class ResourceSubscriptions:
         for uri in [u for u, fs in self._followers.items() if any(f is client for f in fs)]:
             await self.unsubscribe(uri, client)
 
-    def following(self) -> int:
-        """How many (URI, client) pairs are followed now."""
-        return sum(len(fs) for fs in self._followers.values())
-
     @asynccontextmanager
     async def listening(self, uris: list[str], stream: object) -> AsyncIterator[None]:
         """For a 2026-07-28 listen stream: its URIs are followed while it is open."""
