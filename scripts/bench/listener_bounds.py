@@ -177,8 +177,9 @@ def run(pid: int, url: str, args: argparse.Namespace) -> int:
             rss_idle.append(rss_mb(pid))
             flood = [socket.create_connection((host, int(port))) for _ in range(args.connections)]
             try:
-                rss_flood.append(rss_mb(pid))
+                # Probes queue behind the flood: once one is answered, all were accepted.
                 times, failed = health_probes(host, int(port), args.probes)
+                rss_flood.append(rss_mb(pid))
                 flood_failed += failed
                 flood_p50.append(pct(times, 0.5) if times else float("nan"))
                 flood_p99.append(pct(times, 0.99) if times else float("nan"))
