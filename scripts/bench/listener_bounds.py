@@ -51,6 +51,10 @@ def rss_mb(pid: int) -> float:
     return int(found.group(1)) / 1024 if found else float("nan")
 
 
+def open_fds(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/fd").iterdir()))
+
+
 def open_sessions(web: httpx.Client, url: str) -> float:
     found = re.search(r'archon_active_sessions\{transport="http"\} (\S+)', web.get(url).text)
     return float(found.group(1)) if found else float("nan")
@@ -175,11 +179,13 @@ def run(pid: int, url: str, args: argparse.Namespace) -> int:
             idle_p50.append(pct(times, 0.5))
             idle_p99.append(pct(times, 0.99))
             rss_idle.append(rss_mb(pid))
+            fds_idle = open_fds(pid)
             flood = [socket.create_connection((host, int(port))) for _ in range(args.connections)]
             try:
                 # Probes queue behind the flood: once one is answered, all were accepted.
                 times, failed = health_probes(host, int(port), args.probes)
                 rss_flood.append(rss_mb(pid))
+                fds_flood = open_fds(pid)
                 flood_failed += failed
                 flood_p50.append(pct(times, 0.5) if times else float("nan"))
                 flood_p99.append(pct(times, 0.99) if times else float("nan"))
@@ -191,7 +197,8 @@ def run(pid: int, url: str, args: argparse.Namespace) -> int:
                 f"round {round_no} flood: /health p50/p99 {idle_p50[-1]:.2f}/{idle_p99[-1]:.2f} "
                 f"ms idle vs {flood_p50[-1]:.2f}/{flood_p99[-1]:.2f} ms with "
                 f"{still_open[-1]} of {args.connections} idle connections still open at the end; "
-                f"RSS {rss_idle[-1]:.1f} -> {rss_flood[-1]:.1f} MB; non-200 answers {failed}"
+                f"RSS {rss_idle[-1]:.1f} -> {rss_flood[-1]:.1f} MB; gateway fds {fds_idle} -> "
+                f"{fds_flood}; non-200 answers {failed}"
             )
     for row in rows:
         print(row)
