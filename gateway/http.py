@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastmcp import FastMCP
@@ -21,6 +22,8 @@ from archon_gateway.gateway.core.version import __version__
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
 from archon_gateway.gateway.host_guard import HOST_VERIFIED, HostGuard, HostRules, host_policy
 from archon_gateway.gateway.mcp_server import GatewayServer
+from archon_gateway.gateway.request_cap import McpRequestCap
+from archon_gateway.gateway.session_bounds import bound_sessions
 
 
 def add_http_routes(
@@ -73,6 +76,16 @@ def add_http_routes(
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
+@dataclass(frozen=True)
+class RequestBounds:
+    """MCP requests in flight, and handshake-era sessions: idle time and count (see
+    gateway.request_cap, gateway.session_bounds)."""
+
+    max_requests: int = 512
+    session_idle_s: float = 1800.0
+    max_sessions: int = 1000
+
+
 def build_http_app(
     server: FastMCP,
     mcp_path: str,
@@ -80,20 +93,25 @@ def build_http_app(
     *,
     stateless: bool = False,
     bound: tuple[str, int] | None = None,
+    bounds: RequestBounds | None = None,
 ) -> Starlette:
     """Streamable HTTP MCP at `mcp_path` plus the server's custom routes; JSON-RPC bodies
     over `max_body_bytes` (or nested too deeply) are refused before the SDK reads them.
     `stateless`: no handshake-era sessions are kept between requests (for replicas behind a
     load balancer; 2026-07-28 requests never need one). `bound`: the listener's address
     (host, real port); with it, every route checks Host and Origin first
-    (gateway.host_guard; the server's `host_rules` add to the loopback defaults)."""
-    # Host/Origin first, then a GatewayServer's auth middleware (before any route runs).
+    (gateway.host_guard; the server's `host_rules` add to the loopback defaults).
+    `bounds`: the MCP request cap and the handshake-era session limits."""
+    # Host/Origin first, then the request cap, then a GatewayServer's auth middleware.
     guard = []
     if bound is not None:
         rules = getattr(server, "host_rules", HostRules())
         guard.append(Middleware(HostGuard, policy=host_policy(rules, *bound)))
+    bounds = bounds or RequestBounds()
     middleware = [
         *guard,
+        # Outermost after Host: a full gateway still answers /health (never counted).
+        Middleware(McpRequestCap, max_requests=bounds.max_requests, paths=(mcp_path,)),
         *getattr(server, "http_middleware", []),
         Middleware(JsonBodyGuard, max_bytes=max_body_bytes, paths=(mcp_path,)),
         *getattr(server, "http_inner_middleware", []),  # the lane: it reads the parsed body
@@ -107,6 +125,14 @@ def build_http_app(
         stateless_http=stateless,
         host_origin_protection=False,
     )
+    if not stateless:
+        bound_sessions(
+            app,
+            idle_s=bounds.session_idle_s,
+            max_sessions=bounds.max_sessions,
+            paths=(mcp_path,),
+            after=JsonBodyGuard,  # it reads the parsed body to tell an initialize
+        )
     if isinstance(server, GatewayServer):
         server.open_http_sessions = sdk_compat.http_session_counter(app)
     endpoints = {

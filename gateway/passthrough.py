@@ -36,6 +36,8 @@ class ResourceSubscriptions:
     def __init__(self, pool: UpstreamPool) -> None:
         self._pool = pool
         self._followers: dict[str, list[object]] = {}
+        # Clients whose end already releases what they follow (ids: held weakly elsewhere).
+        self._released_at_close: set[int] = set()
 
     def followers(self, uri: str) -> list[object]:
         return list(self._followers.get(uri, ()))
@@ -48,6 +50,7 @@ class ResourceSubscriptions:
         if any(f is client for f in followers):
             return
         followers.append(client)
+        self._release_when_closed(client)
         if len(followers) == 1:
             try:
                 with anyio.fail_after(_UPSTREAM_LIMIT):
@@ -71,6 +74,26 @@ class ResourceSubscriptions:
                     await session.request("resources/unsubscribe", {"uri": owner[1]})
                 except GatewayError as exc:
                     log.debug("unsubscribing %s upstream failed: %s", uri, exc)
+
+    def _release_when_closed(self, client: object) -> None:
+        """A handshake-era session that ends (its client's DELETE, idle expiry, eviction at
+        the session cap) stops following its URIs, so upstreams are unsubscribed when it
+        was the last follower and the connection is not kept alive here."""
+        key = id(client)
+        if key in self._released_at_close:
+            return
+
+        async def release() -> None:
+            self._released_at_close.discard(key)
+            await self.forget(client)
+
+        if sdk_compat.when_connection_closes(client, release):
+            self._released_at_close.add(key)
+
+    async def forget(self, client: object) -> None:
+        """Stop `client` following anything."""
+        for uri in [u for u, fs in self._followers.items() if any(f is client for f in fs)]:
+            await self.unsubscribe(uri, client)
 
     @asynccontextmanager
     async def listening(self, uris: list[str], stream: object) -> AsyncIterator[None]:

@@ -22,8 +22,10 @@ from anyio.abc import TaskStatus
 from fastmcp import FastMCP
 
 from archon_gateway.gateway.core import sdk_compat
+from archon_gateway.gateway.core.connection_slots import ConnectionSlots
 from archon_gateway.gateway.core.errors import FrontDoorFailed, ListenFailed, SettingsInvalid
-from archon_gateway.gateway.http import build_http_app
+from archon_gateway.gateway.fd_limit import connection_room
+from archon_gateway.gateway.http import RequestBounds, build_http_app
 from archon_gateway.gateway.middleware.drain import InFlightCalls
 from archon_gateway.gateway.stdio import StdioChannel, stdio_streams
 
@@ -159,15 +161,21 @@ def _settle_garbage_collector() -> None:
 
 @dataclass(frozen=True)
 class HttpLimits:
-    """How long a slow client may take, and how many connections may be open (see
-    docs/hardening.md): headers within `header_timeout` s, body stalls of at most
-    `body_timeout` s, idle keep-alive connections closed after `keepalive_timeout` s, and
-    beyond `max_connections` open connections requests are answered 503."""
+    """How long a slow client may take, and how many connections, requests and sessions
+    may be open (see docs/hardening.md): headers within `header_timeout` s, body stalls of
+    at most `body_timeout` s, idle keep-alive connections closed after `keepalive_timeout`
+    s; at `max_connections` a new connection displaces the longest-waiting one that has no
+    request in flight; MCP requests beyond `max_requests` in flight are answered 503;
+    sessions idle for `session_idle_s` are closed, and at `max_sessions` the least recently
+    used idle one is."""
 
-    header_timeout: float = 10.0
+    header_timeout: float = 5.0
     body_timeout: float = 30.0
     keepalive_timeout: float = 5.0
-    max_connections: int = 512
+    max_connections: int = 4096
+    max_requests: int = 512
+    session_idle_s: float = 1800.0
+    max_sessions: int = 1000
     # No handshake-era sessions kept between requests (replicas behind a load balancer).
     stateless: bool = False
 
@@ -181,13 +189,26 @@ def _uvicorn_config(
     *,
     bound: tuple[str, int] | None = None,
 ) -> uvicorn.Config:
+    slots = ConnectionSlots(
+        connection_room(limits.max_connections),
+        f"too many open connections: all {limits.max_connections} (http_max_connections) "
+        "are serving requests; retry shortly",
+    )
+    app = build_http_app(
+        server,
+        mcp_path,
+        max_message_bytes,
+        stateless=limits.stateless,
+        bounds=RequestBounds(limits.max_requests, limits.session_idle_s, limits.max_sessions),
+        bound=bound,
+    )
     return uvicorn.Config(
-        build_http_app(
-            server, mcp_path, max_message_bytes, stateless=limits.stateless, bound=bound
-        ),
-        http=sdk_compat.slow_client_protocol(limits.header_timeout, limits.body_timeout),
+        app,
+        http=sdk_compat.slow_client_protocol(limits.header_timeout, limits.body_timeout, slots),
         timeout_keep_alive=limits.keepalive_timeout,  # type: ignore[arg-type]
-        limit_concurrency=limits.max_connections,
+        # Not uvicorn's limit_concurrency: it counts idle connections against requests
+        # (600 idle sockets made /health answer 503); the slots and RequestBounds split them.
+        limit_concurrency=None,
         log_config=None,
         lifespan="on",
         ws="none",

@@ -227,7 +227,7 @@ class Settings(BaseSettings):
         8 * 1024 * 1024, ge=1024, description="total pattern text one pattern_index call may carry"
     )
     http_header_timeout: float = Field(
-        10.0, gt=0, le=600, description="seconds a client may take to send a request's headers"
+        5.0, gt=0, le=600, description="seconds a client may take to send a request's headers"
     )
     http_body_timeout: float = Field(
         30.0, gt=0, le=3600, description="seconds a request body may stall between chunks"
@@ -236,7 +236,29 @@ class Settings(BaseSettings):
         5.0, gt=0, le=600, description="seconds an idle keep-alive connection stays open"
     )
     http_max_connections: int = Field(
-        512, ge=1, description="open HTTP connections at most; more are answered 503 and closed"
+        4096,
+        ge=1,
+        description="open HTTP connections at most; at the cap a new connection closes the "
+        "one that has waited longest without sending a request, or is answered 503 when "
+        "every connection has a request in flight",
+    )
+    http_max_requests: int = Field(
+        512,
+        ge=1,
+        description="MCP POST/DELETE requests in flight at most; more are answered 503 "
+        "(/health, /metrics and GET streams are not counted)",
+    )
+    http_session_idle_s: float = Field(
+        1800.0,
+        gt=0,
+        description="seconds a handshake-era HTTP session may go without a request in flight "
+        "before it is closed (its next request gets 404, so the client re-initializes)",
+    )
+    http_max_sessions: int = Field(
+        1000,
+        ge=1,
+        description="handshake-era HTTP sessions open at most; at the cap the least recently "
+        "used idle one is closed, or a new initialize gets 503 when none is idle",
     )
     event_loop: Literal["uvloop", "asyncio"] = Field(
         "uvloop",

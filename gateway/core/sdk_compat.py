@@ -39,9 +39,12 @@ if TYPE_CHECKING:
     from mcp.shared.message import SessionMessage
     from starlette.applications import Starlette
 
+    from archon_gateway.gateway.core.connection_slots import ConnectionSlots
+
 # `Connection` (the SDK's per-client connection) is re-exported for type annotations only.
 __all__ = [
     "FastMCPComponent",
+    "HttpSessionRegistry",
     "LifespanHookServer",
     "TaskConfig",
     "VersionSpec",
@@ -68,6 +71,7 @@ __all__ = [
     "stop_uvicorn",
     "tool_error_cause",
     "transport_set",
+    "when_connection_closes",
 ]
 
 # --- fastmcp: the server's lifespan --------------------------------------------------------
@@ -242,6 +246,21 @@ def session_connection(session: object) -> Connection | None:
     return connection if isinstance(connection, Connection) else None
 
 
+def when_connection_closes(client: object, cleanup: Callable[[], Awaitable[None]]) -> bool:
+    """Run `cleanup` when the handshake-era client connection `client` (as given by
+    `session_connection`) ends, however it ends (DELETE, idle expiry, eviction, a crash);
+    False when `client` is not such a connection."""
+    # Why: the SDK's per-connection teardown is `Connection.exit_stack`, unwound (shielded)
+    # when the connection's loop ends; Connection lives in the undocumented
+    # mcp.server.connection.
+    from mcp.server.connection import Connection
+
+    if not isinstance(client, Connection):
+        return False
+    client.exit_stack.push_async_callback(cleanup)
+    return True
+
+
 def allowed_log_levels(version: str, meta: Any) -> frozenset[str]:
     """The log levels a request opted into (2026-07-28: its `_meta` log level and above;
     handshake era: every level)."""
@@ -309,6 +328,54 @@ def http_session_counter(app: Starlette) -> Callable[[], int]:
         return len(getattr(manager, "_server_instances", ())) if manager is not None else 0
 
     return count
+
+
+class HttpSessionRegistry:
+    """The open handshake-era sessions of an app from FastMCP's `http_app`, by id: count,
+    look up, close one (its id answers 404 from then on), and take over their limits."""
+
+    # Why: fastmcp keeps the SDK's StreamableHTTPSessionManager as an undocumented
+    # `session_manager` on its MCP endpoint (created when the app starts); the sessions are
+    # the manager's private `_server_instances`, and closing one so that its id answers
+    # 404 at once is the manager's private `_discard_session` (forget, then terminate).
+    def __init__(self, app: Starlette) -> None:
+        endpoints = [getattr(route, "endpoint", None) for route in app.routes]
+        self._endpoints = [e for e in endpoints if hasattr(e, "session_manager")]
+
+    def _manager(self) -> Any:
+        return getattr(self._endpoints[0], "session_manager", None) if self._endpoints else None
+
+    def _sessions(self) -> dict[str, Any]:
+        manager = self._manager()
+        found = getattr(manager, "_server_instances", None) if manager is not None else None
+        return found if isinstance(found, dict) else {}
+
+    def __len__(self) -> int:
+        return len(self._sessions())
+
+    def __contains__(self, session_id: object) -> bool:
+        return session_id in self._sessions()
+
+    def ids(self) -> list[str]:
+        return list(self._sessions())
+
+    def take_over_limits(self, max_sessions: int) -> None:
+        """Once the app has started: the gateway expires idle sessions itself (the SDK's
+        timer does not see calls the lane serves), and the SDK refuses sessions past
+        `max_sessions` as a backstop to the gateway's own admission."""
+        manager = self._manager()
+        if manager is not None:
+            manager.session_idle_timeout = None  # read for each new session's transport
+            manager.max_sessions = max_sessions
+
+    async def close(self, session_id: str) -> bool:
+        """Close the session (its streams end; its id answers 404); False if it was gone."""
+        manager = self._manager()
+        transport = self._sessions().get(session_id)
+        if manager is None or transport is None:
+            return False
+        await manager._discard_session(session_id, transport)
+        return True
 
 
 # --- sse-starlette -------------------------------------------------------------------------
@@ -384,15 +451,21 @@ def stop_uvicorn(server: uvicorn.Server) -> None:
     server.should_exit = True
 
 
-def slow_client_protocol(header_timeout: float, body_timeout: float) -> type[Any]:
+def slow_client_protocol(
+    header_timeout: float, body_timeout: float, slots: ConnectionSlots | None = None
+) -> type[Any]:
     """uvicorn's HTTP protocol (httptools' C parser when installed, else h11) with read
     deadlines: a connection must send a request's
     headers within `header_timeout` seconds of opening (or of its first byte after a
     keep-alive pause), and its body may stall at most `body_timeout` seconds between
     chunks; otherwise the connection is closed. (Idle keep-alive connections are closed by
-    uvicorn's own `timeout_keep_alive`.)"""
-    # Why: uvicorn has no header or body read timeout; its protocol class's `cycle`,
-    # `loop`, `data_received` and `on_response_complete` are undocumented.
+    uvicorn's own `timeout_keep_alive`.) With `slots`, each connection takes a slot when it
+    opens and reports when it is waiting (no request in flight) or busy; a connection the
+    slots refuse is answered 503 with `slots.refusal` and closed."""
+    # Why: uvicorn has no header or body read timeout, and its only connection bound
+    # (`limit_concurrency`) counts idle connections against requests; its protocol class's
+    # `cycle`, `pipeline`, `loop`, `data_received` and `on_response_complete` are
+    # undocumented.
     import asyncio
 
     base = _http_protocol()
@@ -402,9 +475,22 @@ def slow_client_protocol(header_timeout: float, body_timeout: float) -> type[Any
 
         def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
+            if slots is not None and not slots.admit(self):
+                transport.write(_refusal(slots.refusal))
+                transport.close()
+                return
             self._arm(header_timeout)
 
+        def cut(self) -> None:
+            """Close now: the connection slots need its place (it is only waiting)."""
+            self._cut()
+
         def data_received(self, data: bytes) -> None:
+            self._data_received(data)
+            if slots is not None and self.cycle is not None and not self.cycle.response_complete:
+                slots.busy(self)  # its headers are in: it keeps its slot
+
+        def _data_received(self, data: bytes) -> None:
             before = self.cycle
             between_requests = before is None or before.response_complete
             super().data_received(data)
@@ -423,9 +509,15 @@ def slow_client_protocol(header_timeout: float, body_timeout: float) -> type[Any
         def on_response_complete(self) -> None:
             self._disarm()
             super().on_response_complete()
+            queued = getattr(self, "pipeline", ())  # httptools queues pipelined requests
+            idle = not queued and (self.cycle is None or self.cycle.response_complete)
+            if slots is not None and idle and not self.transport.is_closing():
+                slots.waiting(self)
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            if slots is not None:
+                slots.closed(self)
             super().connection_lost(exc)
 
         def _arm(self, seconds: float) -> None:
@@ -443,6 +535,15 @@ def slow_client_protocol(header_timeout: float, body_timeout: float) -> type[Any
                 self.transport.close()
 
     return SlowClientGuard
+
+
+def _refusal(reason: str) -> bytes:
+    body = reason.encode()
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode() + body
 
 
 def _http_protocol() -> type[Any]:

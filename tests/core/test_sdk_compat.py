@@ -39,6 +39,7 @@ from mcp.shared.subscriptions import (
 from starlette.applications import Starlette
 
 from archon_gateway.gateway.core import sdk_compat
+from archon_gateway.gateway.core.connection_slots import ConnectionSlots
 from tests.support import INITIALIZE, CallErrors, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -67,6 +68,8 @@ COVERED: dict[str, str] = {
     "http_session_counter": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
     "refuse_before_initialize": "test_a_request_before_initialize_is_told_to_initialize",
     "slow_client_protocol": "test_the_slow_client_guard_closes_a_connection_that_sends_nothing",
+    "HttpSessionRegistry": "test_the_session_registry_closes_a_session_and_its_teardown_runs",
+    "when_connection_closes": "test_the_session_registry_closes_a_session_and_its_teardown_runs",
     "embedded_uvicorn": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
     "stop_uvicorn": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
     "allow_sse_streams": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
@@ -232,8 +235,9 @@ async def test_a_request_before_initialize_is_told_to_initialize() -> None:
 
 async def test_the_slow_client_guard_closes_a_connection_that_sends_nothing() -> None:
     app = Starlette()
+    slots = ConnectionSlots(2)
     config = uvicorn.Config(
-        app, http=sdk_compat.slow_client_protocol(0.3, 0.3), log_config=None, lifespan="off"
+        app, http=sdk_compat.slow_client_protocol(0.3, 0.3, slots), log_config=None, lifespan="off"
     )
     server = uvicorn.Server(config)
     sock = socket.socket()
@@ -248,6 +252,19 @@ async def test_the_slow_client_guard_closes_a_connection_that_sends_nothing() ->
             with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
                 await idle.receive()  # closed by the server at the header deadline
             await idle.aclose()
+            await wait_until(lambda: len(slots) == 0)
+            # The slots hear when a connection is busy and when it waits again.
+            async with await anyio.connect_tcp("127.0.0.1", port) as served:
+                await served.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert (await served.receive()).startswith(b"HTTP/1.1 404")
+                await wait_until(lambda: slots.waiting_count == 1)
+                waiting = await anyio.connect_tcp("127.0.0.1", port)
+                third = await anyio.connect_tcp("127.0.0.1", port)  # the cap is 2
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await served.receive()  # it had waited longest: it gave way
+                assert slots.evicted == 1
+                await waiting.aclose()
+                await third.aclose()
             server.should_exit = True
 
 
@@ -497,6 +514,69 @@ async def test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams() -
     assert AppStatus.should_exit is True
     sdk_compat.allow_sse_streams()
     assert AppStatus.should_exit is False
+
+
+async def test_the_session_registry_closes_a_session_and_its_teardown_runs() -> None:
+    torn_down = anyio.Event()
+    registered: list[bool] = []
+
+    async def teardown() -> None:
+        torn_down.set()
+
+    class OnClose(Middleware):
+        async def on_initialize(
+            self,
+            context: MiddlewareContext[mt.InitializeRequest],
+            call_next: CallNext[mt.InitializeRequest, mt.InitializeResult | None],
+        ) -> mt.InitializeResult | None:
+            result = await call_next(context)
+            assert context.fastmcp_context is not None
+            connection = sdk_compat.session_connection(context.fastmcp_context.session)
+            registered.append(sdk_compat.when_connection_closes(connection, teardown))
+            return result
+
+    server: FastMCP[Any] = FastMCP("sessions", middleware=[OnClose()])
+    app = server.http_app(path="/mcp", transport="http")
+    registry = sdk_compat.HttpSessionRegistry(app)
+    assert len(registry) == 0  # not started yet
+    assert not sdk_compat.when_connection_closes(object(), teardown)
+    config = uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=1)
+    listener = free_listener()
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listening = anyio.Event()
+    http = sdk_compat.embedded_uvicorn(config, listening.set)
+    served: list[bool] = []
+    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INITIALIZE}
+    try:
+        with anyio.fail_after(20):
+            async with (
+                anyio.create_task_group() as tg,
+                httpx.AsyncClient(base_url=base, timeout=20) as web,
+            ):
+                tg.start_soon(lambda: _serve(http, listener, served))
+                await listening.wait()
+                registry.take_over_limits(max_sessions=1)
+                first = await web.post("/mcp", json=body, headers=MCP_HEADERS)
+                assert first.status_code == 200
+                session = first.headers["mcp-session-id"]
+                assert registered == [True]
+                assert (len(registry), registry.ids(), session in registry) == (1, [session], True)
+                # The SDK's own limit now backs the gateway's admission up.
+                assert (await web.post("/mcp", json=body, headers=MCP_HEADERS)).status_code == 503
+
+                assert await registry.close(session)
+                assert session not in registry
+                await torn_down.wait()  # the connection's teardown ran
+                ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+                headers = MCP_HEADERS | {
+                    "mcp-session-id": session,
+                    "mcp-protocol-version": INITIALIZE["protocolVersion"],
+                }
+                assert (await web.post("/mcp", json=ping, headers=headers)).status_code == 404
+                assert not await registry.close(session)
+                sdk_compat.stop_uvicorn(http)
+    finally:
+        listener.close()
 
 
 async def _serve(http: uvicorn.Server, listener: socket.socket, served: list[bool]) -> None:
