@@ -79,8 +79,9 @@ def idle_sockets(base: str, count: int) -> list[socket.socket]:
 def stalled_post(base: str) -> socket.socket:
     """A connection whose request headers are complete and whose body never finishes."""
     (sock,) = idle_sockets(base, 1)
+    host = base.removeprefix("http://").encode()  # an allowed Host (DNS-rebinding guard)
     sock.sendall(
-        b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /mcp HTTP/1.1\r\nHost: " + host + b"\r\nContent-Type: application/json\r\n"
         b'Content-Length: 100\r\n\r\n{"jsonrpc"'
     )
     return sock
