@@ -90,6 +90,8 @@ def build_http_app(
     app = server.http_app(
         path=mcp_path, transport="http", middleware=middleware, stateless_http=stateless
     )
+    # One limit (max_message_bytes) on every path: the SDK's own, lower one is raised to it.
+    sdk_compat.lift_http_body_limit(app, max_body_bytes)
     if isinstance(server, GatewayServer):
         server.open_http_sessions = sdk_compat.http_session_counter(app)
     endpoints = {
