@@ -64,8 +64,19 @@ def test_the_one_parser_refuses_non_finite_numbers_naming_the_field_and_alters_n
         with pytest.raises(JsonRejected, match=r"non-finite number at a\[1\]\.b") as refused:
             parse_json(f'{{"a": [0, {{"b": {literal}}}]}}', max_bytes=10_000)
         assert refused.value.limit == "non_finite"
+    # In numeric arrays too, whatever their sum does (overflows, or meets a huge integer).
+    for array in ("[1.0, 2, 1e400]", "[1e308, 1e308, NaN]", f"[1, {10**400}, -1e400]"):
+        with pytest.raises(JsonRejected, match=r"non-finite number at \[2\]"):
+            parse_json(array, max_bytes=10_000)
     # Finite numbers, huge integers and strings that merely look like numbers pass unchanged.
-    kept = {"big": 1.7e308, "tiny": 5e-324, "int": 10**400, "text": "1e400 NaN Infinity"}
+    kept = {
+        "big": 1.7e308,
+        "tiny": 5e-324,
+        "int": 10**400,
+        "text": "1e400 NaN Infinity",
+        "sum_overflows": [1.7e308, 1.7e308],
+        "mixed": [1.5, 10**400, True, "x", {"y": [0.5]}],
+    }
     assert parse_json(json.dumps(kept), max_bytes=10_000) == kept
 
 
