@@ -121,6 +121,35 @@ async def test_a_non_finite_number_gets_the_same_error_naming_the_field_on_stdio
             assert reply.json()["result"]["structuredContent"] == {"result": "still here"}
 
 
+@pytest.mark.anyio
+@pytest.mark.processes
+async def test_an_upstream_reply_with_a_non_finite_number_fails_its_call_at_once(
+    gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    # A NaN reply was skipped as garbage (the call waited for its time limit); a 1e400 one
+    # reached the client as null.
+    write_manifest("hostile", faulty="hostile", tool_timeouts={"non_finite": 60})
+    with anyio.fail_after(50):
+        async with running_gateway(gateway_env, tmp_path) as (process, _):
+            peer = RawStdioPeer(process)
+            await peer.initialize()
+            for literal in ("NaN", "1e400", "-Infinity"):
+                arguments = {"literal": literal}
+                reply = await peer.request(
+                    "tools/call", {"name": "hostile_non_finite", "arguments": arguments}
+                )
+                result = reply["result"]
+                assert result["isError"] is True, literal
+                assert (
+                    "upstream 'hostile' sent a reply the gateway cannot read: reply has a "
+                    "non-finite number at result.structuredContent.value"
+                ) in result["content"][0]["text"], literal
+            echoed = await peer.request(
+                "tools/call", {"name": "hostile_echo", "arguments": {"text": "still here"}}
+            )
+            assert echoed["result"]["content"][0]["text"] == "still here"
+
+
 def pattern(i: int) -> dict[str, Any]:
     return {"id": f"big-{i}", "name": f"big pattern {i}", "text": f"{i} " + "y" * 199_990}
 
@@ -153,6 +182,10 @@ async def test_max_message_bytes_is_the_one_body_limit_on_every_path(
                     f"Invalid Request: the body ({len(too_big)} bytes) is over "
                     f"max_message_bytes, the {6 * MiB}-byte limit"
                 )
+                # The same door serves the next request.
+                served = await web.post(url, content=echo_call(8, '"x"'))
+                assert served.status_code == 200
+                assert "Unknown tool 'toolbox_echo'" in served.text  # no upstreams in this one
 
             peer = RawStdioPeer(process)
             await peer.send_raw(too_big + b"\n")
