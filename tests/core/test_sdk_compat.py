@@ -595,6 +595,8 @@ PRIVATE_NAMES = {
     "_mcp_server",  # FastMCP
     "_connection",  # mcp ServerSession
     "_server_instances",  # mcp StreamableHTTPSessionManager
+    "asgi_app",  # mcp StreamableHTTPSessionManager (its body-limit wrapper)
+    "max_body_size",  # mcp RequestBodyLimitMiddleware
     "session_manager",  # fastmcp's streamable-HTTP endpoint
     "set_transport",  # fastmcp.server.context
     "reset_transport",  # fastmcp.server.context
