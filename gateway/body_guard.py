@@ -1,10 +1,12 @@
 """Bounds every JSON-RPC body POSTed to the MCP endpoint before the SDK reads it.
 
-The SDK parses a body of any size and reads a request whose `id` is an object, a float, a
-bool or null as a notification (answering 202 and nothing else). Here the body is read up
-to `max_bytes` (413 past it), parsed with the kernel's bounded parser (depth and size), and
-a message with an unusable id is answered -32600; what passes is replayed to the app
-unchanged.
+The SDK reads a request whose `id` is an object, a float, a bool or null as a notification
+(answering 202 and nothing else), forwards a NaN or 1e400 as null, and has its own body
+limit answered in plain text. Here the body is read up to `max_bytes` (`max_message_bytes`,
+the one limit: the SDK's is raised to it; 413 with a JSON-RPC error past it), parsed with
+the kernel's bounded parser (depth, size, finite numbers: -32700 naming the field, as on
+stdio), and a message with an unusable id is answered -32600; what passes is replayed to
+the app unchanged.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from archon_gateway.gateway.core.bounded_json import JsonRejected, parse_json
+from archon_gateway.gateway.core.line_framing import OversizedLine
 
 PARSE_ERROR = -32700
 PARSED_BODY = "archon.parsed_body"  # scope key under which the parsed body travels on
@@ -39,6 +42,10 @@ class JsonBodyGuard:
         if not self._guards(scope):
             await self.app(scope, receive, send)
             return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await _answer(send, 413, INVALID_REQUEST, self._too_large(f"{declared} bytes"))
+            return
         body = bytearray()
         more = True
         while more:
@@ -48,13 +55,16 @@ class JsonBodyGuard:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > self.max_bytes:
-                text = f"Invalid Request: body is over the {self.max_bytes}-byte limit"
-                await _answer(send, 413, INVALID_REQUEST, text)
+                # The rest is not read: its size is unknown.
+                size = f"{len(body)} bytes so far" if more else f"{len(body)} bytes"
+                await _answer(send, 413, INVALID_REQUEST, self._too_large(size))
                 return
         try:
-            document = parse_json(bytes(body), max_bytes=self.max_bytes, what="body")
+            # "message", as on stdio: the same input gets the same error on both doors.
+            document = parse_json(bytes(body), max_bytes=self.max_bytes, what="message")
         except JsonRejected as exc:
-            await _answer(send, 400, PARSE_ERROR, f"Parse error: {exc}")
+            request_id = OversizedLine(body).request_id()
+            await _answer(send, 400, PARSE_ERROR, f"Parse error: {exc}", request_id)
             return
         if not _usable_ids(document):
             text = "Invalid Request: id must be a string or an integer"
@@ -63,6 +73,19 @@ class JsonBodyGuard:
         # Layers inside (the lane) read the parsed document instead of parsing it again.
         scope = {**scope, PARSED_BODY: document}
         await self.app(scope, _replay(bytes(body), receive), send)
+
+    def _too_large(self, size: str) -> str:
+        return (
+            f"Invalid Request: the body ({size}) is over max_message_bytes, "
+            f"the {self.max_bytes}-byte limit"
+        )
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() and len(value) < 20 else None
+    return None
 
 
 def _usable_ids(document: Any) -> bool:
@@ -90,8 +113,10 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _answer(send: Send, status: int, code: int, text: str) -> None:
-    payload = {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": text}}
+async def _answer(
+    send: Send, status: int, code: int, text: str, request_id: str | int | None = None
+) -> None:
+    payload = {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": text}}
     data = json.dumps(payload).encode()
     await send(
         {

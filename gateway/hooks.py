@@ -2,22 +2,21 @@
 owns.
 
 Each configured source has a secret. A delivery carries `X-Archon-Signature:
-sha256=<hex>`, the HMAC-SHA256 of `<X-Archon-Timestamp>.<raw body>` (the timestamp is signed
-so the replay window cannot be moved), a timestamp within `tolerance` seconds, and
-`X-Archon-Delivery` (a redelivery is acknowledged, not stored twice). The `github` source
-speaks GitHub's scheme instead: `X-Hub-Signature-256` over the raw body, `X-GitHub-Event`
-and `X-GitHub-Delivery` (GitHub sends no timestamp; its delivery id guards replays).
+sha256=<hex>`, the HMAC-SHA256 of `<X-Archon-Timestamp>.<X-Archon-Delivery>.<raw body>`
+(gateway/webhook_signature.py says why each part is signed), a timestamp of whole epoch
+seconds within `tolerance` seconds, and `X-Archon-Delivery` (a redelivery is acknowledged,
+not stored twice). The `github` source speaks GitHub's scheme instead: `X-Hub-Signature-256`
+over the raw body, `X-GitHub-Event` and `X-GitHub-Delivery` (GitHub sends no timestamp; its
+delivery id guards replays).
 
 Answers: 202 stored (and acted on in the background), 200 duplicate, 400 missing delivery
-id or body not JSON, 401 bad/missing signature or stale timestamp (each audited), 404
+id or body not JSON, 401 bad/missing signature or bad/stale timestamp (each audited), 404
 unknown source, 413 too large, 415 not JSON, 503 store unavailable.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -34,6 +33,7 @@ from archon_gateway.gateway.auth.audit import AuditEvent, AuditSink
 from archon_gateway.gateway.core.bounded_json import parse_json
 from archon_gateway.gateway.core.errors import GatewayError, JsonRejected, WebhookRejected
 from archon_gateway.gateway.mcp_server import GatewayServer
+from archon_gateway.gateway.webhook_signature import verify_archon, verify_github
 from archon_gateway.store.intervals import EventMetrics
 from archon_gateway.store.service import Store
 
@@ -127,8 +127,18 @@ class Webhooks:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             raise WebhookRejected(415, "not_json", "webhook bodies must be application/json")
         github = source == "github"
-        self._verify(request, body, secret.get_secret_value(), github=github)
         delivery = request.headers.get("x-github-delivery" if github else "x-archon-delivery")
+        if github:
+            verify_github(request.headers, body, secret.get_secret_value())
+        else:
+            verify_archon(
+                request.headers,
+                body,
+                secret.get_secret_value(),
+                delivery=delivery or "",
+                now=self.clock(),
+                tolerance=self.tolerance,
+            )
         if not delivery or len(delivery) > 200:
             raise WebhookRejected(
                 400, "no_delivery_id", "a delivery id header (X-Archon-Delivery) is required"
@@ -170,32 +180,6 @@ class Webhooks:
         except ClientDisconnect:
             raise WebhookRejected(400, "disconnected", "the sender went away mid-body") from None
         return b"".join(chunks)
-
-    def _verify(self, request: Request, body: bytes, secret: str, *, github: bool) -> None:
-        header = "x-hub-signature-256" if github else "x-archon-signature"
-        given = request.headers.get(header) or request.headers.get("x-archon-signature")
-        if not given:
-            raise WebhookRejected(401, "missing_signature", f"the {header} header is required")
-        if github:
-            signed = body
-        else:
-            stamp = request.headers.get("x-archon-timestamp", "")
-            try:
-                sent = float(stamp)
-            except ValueError:
-                raise WebhookRejected(
-                    401, "missing_timestamp", "X-Archon-Timestamp (epoch seconds) is required"
-                ) from None
-            if abs(self.clock() - sent) > self.tolerance:
-                raise WebhookRejected(
-                    401,
-                    "stale_timestamp",
-                    f"X-Archon-Timestamp is more than {self.tolerance:g} s off the gateway's clock",
-                )
-            signed = stamp.encode() + b"." + body
-        expected = "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(given.strip().encode(), expected.encode()):
-            raise WebhookRejected(401, "bad_signature", "the webhook signature does not match")
 
     async def _store(
         self, source: str, delivery: str, event: str, body: bytes, action: str

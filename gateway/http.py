@@ -133,6 +133,8 @@ def build_http_app(
             paths=(mcp_path,),
             after=JsonBodyGuard,  # it reads the parsed body to tell an initialize
         )
+    # One limit (max_message_bytes) on every path: the SDK's own, lower one is raised to it.
+    sdk_compat.lift_http_body_limit(app, max_body_bytes)
     if isinstance(server, GatewayServer):
         server.open_http_sessions = sdk_compat.http_session_counter(app)
     endpoints = {

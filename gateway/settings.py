@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(
         32 * 1024 * 1024,
         ge=1024,
-        description="largest JSON-RPC message accepted from a stdio client",
+        description="largest JSON-RPC message accepted from a client (stdio line, HTTP body)",
     )
     qdrant_url: str | None = Field(
         None,

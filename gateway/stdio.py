@@ -234,15 +234,19 @@ class _LineReader:
         while chunk := await self._read_chunk():
             for line in lines.feed(chunk):
                 if isinstance(line, OversizedLine):
-                    await self._reply_error(line.request_id(), INVALID_REQUEST, self._too_large())
+                    text = self._too_large(line.size)
+                    await self._reply_error(line.request_id(), INVALID_REQUEST, text)
                 else:
                     await self._handle_line(line)
         if (last := lines.finish()) is not None:
             await self._handle_line(last)
         await self._outstanding.wait_answered(self._eof_grace)
 
-    def _too_large(self) -> str:
-        return f"Invalid Request: message exceeds the {self._max_bytes} byte limit"
+    def _too_large(self, size: int) -> str:
+        return (
+            f"Invalid Request: message of {size} bytes exceeds the {self._max_bytes} byte "
+            "limit (max_message_bytes)"
+        )
 
     async def _read_chunk(self) -> bytes:
         if self._pollable:
@@ -256,16 +260,25 @@ class _LineReader:
     async def _handle_line(self, line: bytes) -> None:
         if not line.strip():
             return
-        if self.tap is not None and self._offered(line):
+        # Parsed once, by the gateway's one bounded parser, for the tap and the SDK alike:
+        # it refuses what the SDK's own parser would take and alter (NaN, 1e400).
+        try:
+            document = parse_json(line, max_bytes=self._max_bytes, what="message")
+        except JsonRejected as exc:
+            text = f"Parse error: {exc}"
+            log.warning("rejected stdin line: %s", text)
+            await self._reply_error(_edge_id(line), PARSE_ERROR, text)
+            return
+        if self.tap is not None and self._offered(line, document):
             return
         try:
-            message = mt.jsonrpc_message_adapter.validate_json(line, by_name=False)
+            message = mt.jsonrpc_message_adapter.validate_python(document, by_name=False)
         except ValidationError as exc:
-            request_id, code, text = _classify_invalid(line, exc, self._max_bytes)
+            request_id, code, text = _classify_invalid(document, exc)
             log.warning("rejected stdin line: %s", text)
             await self._reply_error(request_id, code, text)
             return
-        if isinstance(message, mt.JSONRPCNotification) and _has_id(line, self._max_bytes):
+        if isinstance(message, mt.JSONRPCNotification) and "id" in document:
             # The SDK reads a request whose id is not a string or integer (an object, a
             # float, a bool, null) as a notification and never answers it.
             text = "Invalid Request: id must be a string or an integer"
@@ -275,16 +288,12 @@ class _LineReader:
         self._outstanding.delivered(message)
         await self._messages.send(SessionMessage(message))
 
-    def _offered(self, line: bytes) -> bool:
-        """Whether the tap took the line (a cheap look first: most lines are not calls)."""
+    def _offered(self, line: bytes, message: Any) -> bool:
+        """Whether the tap took the message (a cheap look first: most lines are not calls)."""
         assert self.tap is not None
         calls, cancels = b'"tools/call"' in line, b'"notifications/cancelled"' in line
         if not (calls or cancels):
             return False
-        try:
-            message = parse_json(line, max_bytes=self._max_bytes)
-        except JsonRejected:
-            return False  # the SDK's path answers with the parse error
         if cancels and isinstance(message, dict) and isinstance(message.get("params"), dict):
             self.tap.cancel(message["params"].get("requestId"))
             return False  # the SDK hears it too (for the requests it serves)
@@ -309,24 +318,9 @@ class _LineReader:
         await self._replies.send(SessionMessage(error))
 
 
-def _has_id(line: bytes, max_bytes: int) -> bool:
-    try:
-        document = parse_json(line, max_bytes=max_bytes)
-    except JsonRejected:
-        return False
-    return isinstance(document, dict) and "id" in document
-
-
-def _classify_invalid(
-    line: bytes, exc: ValidationError, max_bytes: int
-) -> tuple[str | int | None, int, str]:
-    """Parse error when the line is not JSON at all (or breaks the size or depth limit);
-    invalid request when it is JSON but not a JSON-RPC message. The request id is echoed
-    back when it can be recovered."""
-    try:
-        document: Any = parse_json(line, max_bytes=max_bytes, what="line")
-    except JsonRejected as parse_exc:
-        return _edge_id(line), PARSE_ERROR, f"Parse error: {parse_exc}"
+def _classify_invalid(document: Any, exc: ValidationError) -> tuple[str | int | None, int, str]:
+    """Invalid request: the line is JSON but not a JSON-RPC message. The request id is
+    echoed back when it is usable."""
     request_id = document.get("id") if isinstance(document, dict) else None
     if isinstance(request_id, bool) or not isinstance(request_id, str | int):
         request_id = None

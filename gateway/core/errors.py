@@ -116,7 +116,8 @@ class MalformedEvent(CallerError):
 
 class JsonRejected(CallerError):
     """Outside input that is not JSON, or that breaks a size or depth limit. `limit` is
-    "size", "depth" or None (plain syntax error)."""
+    "size", "depth", "non_finite" (NaN, Infinity, or a number that overflows) or None
+    (plain syntax error)."""
 
     def __init__(self, message: str, limit: str | None = None, detail: str = "") -> None:
         super().__init__(message)

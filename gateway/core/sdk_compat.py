@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
     from archon_gateway.gateway.core.connection_slots import ConnectionSlots
 
+log = logging.getLogger(__name__)
+
 # `Connection` (the SDK's per-client connection) is re-exported for type annotations only.
 __all__ = [
     "FastMCPComponent",
@@ -54,6 +56,7 @@ __all__ = [
     "embedded_uvicorn",
     "http_session_counter",
     "lifespan",
+    "lift_http_body_limit",
     "new_subscription_bus",
     "publish_list_changed",
     "publish_resource_updated",
@@ -376,6 +379,34 @@ class HttpSessionRegistry:
             return False
         await manager._discard_session(session_id, transport)
         return True
+
+
+def lift_http_body_limit(app: Starlette, max_bytes: int) -> None:
+    """Let the SDK's streamable-HTTP transport in an app from FastMCP's `http_app` take
+    bodies up to `max_bytes` (the gateway's JsonBodyGuard enforces that limit first, with a
+    JSON-RPC error): its own limit is 4 MiB, answered in plain text."""
+    # Why: fastmcp builds the SDK's StreamableHTTPSessionManager in the app's lifespan
+    # without passing its `max_request_body_size`; the manager has already wrapped its
+    # handler in a RequestBodyLimitMiddleware (its `asgi_app`, undocumented) whose
+    # `max_body_size` is read on every request, so it is raised once the lifespan built it.
+    endpoints: list[Any] = [getattr(route, "endpoint", None) for route in app.routes]
+    mcp_apps = [e for e in endpoints if hasattr(e, "session_manager")]
+    enter = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(running: Any) -> AsyncGenerator[Any, None]:
+        async with enter(running) as state:
+            for mcp_app in mcp_apps:
+                manager = mcp_app.session_manager
+                limiter = getattr(manager, "asgi_app", None)
+                if limiter is None or not hasattr(limiter, "max_body_size"):
+                    log.warning("cannot raise the MCP SDK's HTTP body limit to %d", max_bytes)
+                    continue
+                limiter.max_body_size = max(max_bytes, limiter.max_body_size)
+                manager.max_request_body_size = limiter.max_body_size
+            yield state
+
+    app.router.lifespan_context = lifespan
 
 
 # --- sse-starlette -------------------------------------------------------------------------

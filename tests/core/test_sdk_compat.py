@@ -66,6 +66,7 @@ COVERED: dict[str, str] = {
     "search_tokens": "test_search_tokens_are_fastmcp_bm25_words",
     "tool_error_cause": "test_middleware_sees_a_tool_exception_as_the_cause_of_a_tool_error",
     "http_session_counter": "test_embedded_uvicorn_serves_counts_sessions_and_stops_sse_streams",
+    "lift_http_body_limit": "test_the_sdk_http_body_limit_is_raised_to_the_one_given",
     "refuse_before_initialize": "test_a_request_before_initialize_is_told_to_initialize",
     "slow_client_protocol": "test_the_slow_client_guard_closes_a_connection_that_sends_nothing",
     "HttpSessionRegistry": "test_the_session_registry_closes_a_session_and_its_teardown_runs",
@@ -601,6 +602,42 @@ async def test_uvicorn_reports_a_failed_startup_instead_of_exiting() -> None:
     assert not never.is_set()
 
 
+async def test_the_sdk_http_body_limit_is_raised_to_the_one_given() -> None:
+    # A 5 MiB initialize: over the SDK's own 4 MiB limit, under the 8 MiB one given here.
+    pad = "x" * (5 * 1024 * 1024)
+    params = {**INITIALIZE, "_meta": {"pad": pad}}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}
+
+    async def status_of(lift: bool) -> tuple[int, str]:
+        app = FastMCP("big").http_app(path="/mcp", transport="http")
+        if lift:
+            sdk_compat.lift_http_body_limit(app, 8 * 1024 * 1024)
+        config = uvicorn.Config(app, log_config=None, lifespan="on")
+        listening = anyio.Event()
+        http = sdk_compat.embedded_uvicorn(config, listening.set)
+        listener = free_listener()
+        base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        served: list[bool] = []
+        try:
+            with anyio.fail_after(30):
+                async with (
+                    anyio.create_task_group() as tg,
+                    httpx.AsyncClient(base_url=base, timeout=30) as web,
+                ):
+                    tg.start_soon(lambda: _serve(http, listener, served))
+                    await listening.wait()
+                    answer = await web.post("/mcp", json=body, headers=MCP_HEADERS)
+                    sdk_compat.stop_uvicorn(http)
+        finally:
+            listener.close()
+        return answer.status_code, answer.text[:100]
+
+    # The SDK's own limit, in plain text: why the seam exists.
+    assert await status_of(lift=False) == (413, "Request body too large")
+    status, text = await status_of(lift=True)
+    assert status == 200, text
+
+
 def test_the_cut_stream_error_is_the_message_uvicorn_logs() -> None:
     from uvicorn.protocols.http import h11_impl
 
@@ -638,6 +675,8 @@ PRIVATE_NAMES = {
     "_mcp_server",  # FastMCP
     "_connection",  # mcp ServerSession
     "_server_instances",  # mcp StreamableHTTPSessionManager
+    "asgi_app",  # mcp StreamableHTTPSessionManager (its body-limit wrapper)
+    "max_body_size",  # mcp RequestBodyLimitMiddleware
     "session_manager",  # fastmcp's streamable-HTTP endpoint
     "set_transport",  # fastmcp.server.context
     "reset_transport",  # fastmcp.server.context

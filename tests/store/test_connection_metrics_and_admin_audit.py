@@ -42,7 +42,8 @@ class Clock:
 
 def signed(body: bytes, delivery: str) -> dict[str, str]:
     stamp = str(int(time.time()))
-    mac = hmac.new(HOOK_SECRET.encode(), stamp.encode() + b"." + body, hashlib.sha256)
+    message = f"{stamp}.{delivery}.".encode() + body
+    mac = hmac.new(HOOK_SECRET.encode(), message, hashlib.sha256)
     return {
         "content-type": "application/json",
         "x-archon-timestamp": stamp,

@@ -59,12 +59,14 @@ async def gateway(
 
 def signed(body: bytes, *, at: float | None = None, delivery: str | None = None) -> dict[str, str]:
     stamp = str(int(time.time() if at is None else at))
-    mac = hmac.new(HOOK_SECRET.encode(), stamp.encode() + b"." + body, hashlib.sha256)
+    delivery = delivery or uuid.uuid4().hex
+    message = f"{stamp}.{delivery}.".encode() + body
+    mac = hmac.new(HOOK_SECRET.encode(), message, hashlib.sha256)
     return {
         "content-type": "application/json",
         "x-archon-timestamp": stamp,
         "x-archon-signature": "sha256=" + mac.hexdigest(),
-        "x-archon-delivery": delivery or uuid.uuid4().hex,
+        "x-archon-delivery": delivery,
     }
 
 

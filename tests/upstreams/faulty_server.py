@@ -24,7 +24,8 @@ Modes:
   0.01) it fails (JSON-RPC error), hangs (never answers) or crashes (exit 5), a third each.
 - hostile: tool `deep(depth)` replies with a result nested `depth` levels deep; `binary`
   writes a line of invalid UTF-8 (and one with a lone surrogate escape) before replying;
-  `drip(seconds)` writes its reply one byte at a time, `seconds` apart.
+  `drip(seconds)` writes its reply one byte at a time, `seconds` apart; `non_finite(literal)`
+  replies with a result holding the raw number `literal` (NaN, 1e400: not JSON).
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ MODE_TOOLS: dict[str, list[dict[str, Any]]] = {
         tool("deep", "Reply with a result nested `depth` levels deep.", depth="integer"),
         tool("binary", "Write invalid UTF-8 and a lone surrogate, then reply."),
         tool("drip", "Write the reply a byte every `seconds`.", seconds="number"),
+        tool(
+            "non_finite", "Reply with the raw JSON number `literal` (NaN, 1e400).", literal="string"
+        ),
     ],
 }
 
@@ -193,6 +197,13 @@ class Server:
             with self.writing:
                 head = json.dumps({"jsonrpc": "2.0", "id": request_id})[:-1]
                 sys.stdout.write(head + ', "result": {"x": ' + "[" * depth + "]" * depth + "}}\n")
+                sys.stdout.flush()
+        elif name == "non_finite":
+            literal = str(args.get("literal", "NaN"))
+            with self.writing:
+                head = json.dumps({"jsonrpc": "2.0", "id": request_id})[:-1]
+                result = '{"content": [], "structuredContent": {"value": ' + literal + "}}"
+                sys.stdout.write(head + ', "result": ' + result + "}\n")
                 sys.stdout.flush()
         elif name == "binary":
             with self.writing:
