@@ -144,6 +144,7 @@ async def serve(
             watcher.cancel()
     finally:
         server.middleware.remove(in_flight)
+        sdk_compat.allow_sse_streams()  # leave the process-global flag as we found it
         logging.getLogger("uvicorn.error").removeFilter(sdk_compat.drop_cut_stream_errors)
     log.info("stopped")
 

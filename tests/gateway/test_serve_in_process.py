@@ -15,7 +15,7 @@ from archon_gateway.gateway.app import build_gateway
 from archon_gateway.gateway.core.errors import GatewayError
 from archon_gateway.gateway.serve_loop import bind_listener, http_url, serve
 from archon_gateway.gateway.settings import Settings
-from tests.support import INITIALIZE
+from tests.support import INITIALIZE, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -124,3 +124,52 @@ async def test_stop_answers_a_stdio_call_in_flight_before_the_process_would_exit
         os.close(fd)
     await to_gateway.aclose()
     await from_gateway.aclose()
+
+
+async def test_after_serve_stops_an_app_in_the_same_process_still_streams_its_answers(
+    tmp_path: Path,
+) -> None:
+    """Stopping serve() ends open SSE streams through a process-global flag; an embedded
+    serve must leave it as it found it, or every later SSE answer here comes back empty."""
+    import httpx
+
+    from archon_gateway.gateway.http import build_http_app
+
+    server = build_gateway(Settings(transport="http", data_dir=tmp_path / "first"))
+    listener = bind_listener("127.0.0.1", 0)
+    stop = anyio.Event()
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(
+                lambda: serve(
+                    server,
+                    stdio=False,
+                    listener=listener,
+                    shutdown_grace=0.2,
+                    stop=stop,
+                    handle_signals=False,
+                )
+            )
+            async with httpx.AsyncClient(timeout=10) as web:
+                url = http_url(listener, "/health")
+
+                async def healthy() -> bool:
+                    try:
+                        return (await web.get(url)).status_code == 200
+                    except httpx.TransportError:
+                        return False
+
+                await wait_until(healthy)
+            stop.set()
+
+        later = build_http_app(
+            build_gateway(Settings(transport="http", data_dir=tmp_path / "later")), "/mcp"
+        )
+        headers = {"accept": "application/json, text/event-stream"}
+        call = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INITIALIZE}
+        async with later.router.lifespan_context(later):
+            transport = httpx.ASGITransport(later)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as web:
+                answer = await web.post("/mcp", json=call, headers=headers)
+    assert answer.status_code == 200
+    assert '"serverInfo"' in answer.text
