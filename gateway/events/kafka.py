@@ -441,8 +441,10 @@ class KafkaEvents:
         try:
             await _shielded_commit(consumer, offsets, self._options.request_timeout_ms)
         except CommitFailedError as exc:
+            # The group went on without this member (or forgot it: a broker that lost its
+            # data). Dropped, not retried: committed on revocation they would land as a
+            # memberless commit, over an emptied log too; the records are delivered again.
             log.warning("offset commit refused after a rebalance: %s", one_line(exc))
-            return
         except KafkaError as exc:
             log.warning("offset commit failed, will retry: %s", one_line(exc))
             return

@@ -124,3 +124,32 @@ async def test_publishing_while_the_broker_is_down_fails_at_once_saying_kafka_is
     assert str(unacknowledged.value).startswith("Kafka is not connected (")
     assert "no acknowledgement within 2 s" in str(unacknowledged.value)
     assert str(refused.value).startswith("Kafka is not connected (")
+
+
+async def test_a_gateway_that_outlives_a_quick_broker_restart_commits_nothing_of_the_lost_log(
+    own_broker: Broker,
+) -> None:
+    # The broker is back before the gateway's watcher (every 2 s, as in production) sees it
+    # gone: the consumer rejoins a group that forgot it, holding positions of the lost log.
+    seen = Counter[str]()
+    options = short_options(
+        own_broker.bootstrap, unique("g"), partitions=PARTITIONS, watch_interval=2.0
+    )
+    under = kafka_events(options, unique("quick"), [counting_handler(seen)])
+    topic = under.topics.request("mixin")
+    before = [request(ECHO, {"n": i}) for i in range(300)]
+    after = [request(ECHO, {"n": i}) for i in range(244)]
+    own_broker.start()
+    with anyio.fail_after(90):
+        async with under.events.running():
+            await under.events.wait_connected()
+            await produce(own_broker.bootstrap, topic, keyed(before))
+            await wait_until(lambda: len(seen) == len(before))
+            own_broker.kill()
+            own_broker.start()
+            await produce(own_broker.bootstrap, topic, keyed(after))
+            await wait_until(lambda: all(seen[event_id] for event_id, _ in after), within=60)
+    # Each partition was read from the earliest at most once: positions of the lost log were
+    # never committed to the new one (where they would be found, and reset, again).
+    resets = under.registry.get_sample_value("archon_event_offset_resets_total", {"topic": topic})
+    assert (resets or 0) <= PARTITIONS
