@@ -536,6 +536,27 @@ class KafkaEvents:
 
     # -- rebalancing -----------------------------------------------------------------------
 
+    async def _within_log(
+        self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]
+    ) -> dict[TopicPartition, int]:
+        """The offsets not past their partition's end. A revocation also follows a broker
+        that restarted empty (the group forgot this member): committed then, as a memberless
+        commit, positions of the lost log would land over the new one."""
+        try:
+            with anyio.fail_after(self._options.request_timeout_ms / 1000):
+                ends = await consumer.end_offsets(list(offsets))
+        except (KafkaError, TimeoutError) as exc:
+            reason = one_line(exc) if str(exc) else "no answer"
+            log.warning("revoked partitions not committed, their log end is unknown: %s", reason)
+            return {}
+        kept = {tp: offset for tp, offset in offsets.items() if offset <= ends.get(tp, -1)}
+        if past := {tp: offset for tp, offset in offsets.items() if tp not in kept}:
+            where = ", ".join(f"{tp.topic}[{tp.partition}]@{offset}" for tp, offset in past.items())
+            log.warning(
+                "not committing offsets past the log (did the broker lose its data?): %s", where
+            )
+        return kept
+
     def _assigned(self, assigned: set[TopicPartition]) -> None:
         for tp in assigned:
             if tp not in self._flows:
@@ -553,7 +574,10 @@ class KafkaEvents:
             self._flows.pop(tp, None)
         self._paused -= set(flows)
         offsets = {tp: self._to_commit.pop(tp) for tp in flows if tp in self._to_commit}
-        if offsets and consumer is not None:
+        if not offsets or consumer is None:
+            return
+        offsets = await self._within_log(consumer, offsets)
+        if offsets:
             try:
                 await _shielded_commit(consumer, offsets, self._options.request_timeout_ms)
             except KafkaError as exc:

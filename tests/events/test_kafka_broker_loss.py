@@ -126,14 +126,21 @@ async def test_publishing_while_the_broker_is_down_fails_at_once_saying_kafka_is
     assert str(refused.value).startswith("Kafka is not connected (")
 
 
+# Positions handed to the periodic commit (refused: the group forgot this member), or still
+# waiting for it when the partitions are revoked.
+@pytest.mark.parametrize("commit_interval", [0.2, 30.0], ids=["commit-refused", "uncommitted"])
 async def test_a_gateway_that_outlives_a_quick_broker_restart_commits_nothing_of_the_lost_log(
-    own_broker: Broker,
+    own_broker: Broker, commit_interval: float
 ) -> None:
     # The broker is back before the gateway's watcher (every 2 s, as in production) sees it
     # gone: the consumer rejoins a group that forgot it, holding positions of the lost log.
     seen = Counter[str]()
     options = short_options(
-        own_broker.bootstrap, unique("g"), partitions=PARTITIONS, watch_interval=2.0
+        own_broker.bootstrap,
+        unique("g"),
+        partitions=PARTITIONS,
+        watch_interval=2.0,
+        commit_interval=commit_interval,
     )
     under = kafka_events(options, unique("quick"), [counting_handler(seen)])
     topic = under.topics.request("mixin")
