@@ -220,6 +220,10 @@ class VectorStoreUnavailable(Unavailable):
     """The vector store cannot be opened or reached (in use by another process, server down)."""
 
 
+class BrokerUnavailable(Unavailable):
+    """The event broker (Kafka) is not connected, or did not acknowledge in time."""
+
+
 class EmbeddingFailed(Unavailable):
     """The embedding model failed, timed out, or returned vectors of the wrong shape."""
 

@@ -69,6 +69,13 @@ class EventMetrics:
             "Times a partition's fetching was paused for backpressure",
             registry=registry,
         )
+        self.offset_resets = Counter(
+            "archon_event_offset_resets",
+            "Partitions read again from their earliest offset because the committed (or "
+            "current) offset was beyond the log, e.g. after a broker lost its data",
+            ["topic"],
+            registry=registry,
+        )
         self.broker_up = Gauge(
             "archon_event_broker_up", "1 while the Kafka broker answers", registry=registry
         )

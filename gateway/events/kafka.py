@@ -13,6 +13,12 @@ gateway runs.
   all of them when the overall bound is reached; they resume as records finish.
 - On a rebalance, records of revoked partitions get `drain_timeout` seconds to finish and
   their offsets are committed, so the next owner does not handle them again.
+- A position beyond the log (a broker that lost its data, a committed offset left from
+  before) is read again from the earliest offset: counted, one warning a minute. Some
+  brokers (Tansu) answer such a fetch with nothing rather than OFFSET_OUT_OF_RANGE, so the
+  position is also checked against the high watermark.
+- `publish` fails within `publish_timeout` with "Kafka is not connected" while the broker
+  is down or does not acknowledge.
 """
 
 from __future__ import annotations
@@ -30,10 +36,20 @@ import anyio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    NodeNotReadyError,
+    NoOffsetForPartitionError,
+    OffsetOutOfRangeError,
+    RequestTimedOutError,
+    UnknownError,
+)
 from anyio.abc import TaskGroup
 
-from archon_gateway.gateway.core.errors import Unavailable
+from archon_gateway.gateway.core.errors import BrokerUnavailable, Unavailable
 from archon_gateway.gateway.core.health import ComponentStatus
 from archon_gateway.gateway.core.text import one_line
 from archon_gateway.gateway.events.dispatch import Dispatcher, Handled, Record
@@ -42,6 +58,19 @@ from archon_gateway.gateway.events.flow import PartitionFlow
 from archon_gateway.gateway.events.workers import WorkerPool
 
 log = logging.getLogger(__name__)
+
+# Errors of a send that mean the broker is gone or restarting (Tansu answers UnknownError
+# while it comes back), as opposed to a record the broker refuses.
+_DISCONNECTED = (
+    KafkaConnectionError,
+    NodeNotReadyError,
+    KafkaTimeoutError,
+    RequestTimedOutError,
+    UnknownError,
+)
+# At most one warning per this many seconds about offsets reset to the earliest (each
+# reset is counted in archon_event_offset_resets_total).
+_RESET_WARNING_INTERVAL = 60.0
 
 
 @dataclass(frozen=True)
@@ -65,11 +94,15 @@ class KafkaOptions:
     max_buffered: int = 5_000
     fetch_max_records: int = 500
     commit_interval: float = 0.2
+    # How often lag is measured and positions are checked against the log's end.
+    lag_interval: float = 0.2
     watch_interval: float = 2.0
     drain_timeout: float = 10.0
     reconnect_backoff: float = 0.5
     reconnect_backoff_max: float = 30.0
     request_timeout_ms: int = 10_000
+    # `publish` waits this long for the broker's acknowledgement.
+    publish_timeout: float = 2.0
 
     def client_kwargs(self) -> dict[str, Any]:
         return {
@@ -133,6 +166,7 @@ class KafkaEvents:
         self._status = ComponentStatus("down", f"connecting to {options.bootstrap_servers}")
         self._connected = anyio.Event()
         self._lag = 0
+        self._reset_warned_at: float | None = None
 
     # -- what others see ------------------------------------------------------------------
 
@@ -147,12 +181,23 @@ class KafkaEvents:
         await self._connected.wait()
 
     async def publish(self, topic: str, key: bytes | None, value: bytes) -> None:
-        """Produce one record and wait for the broker's acknowledgement."""
+        """Produce one record and wait (at most `publish_timeout`) for the broker's
+        acknowledgement; fails at once while the broker is known to be down."""
         producer = self._producer
-        if producer is None:
-            raise Unavailable(f"Kafka is not connected ({self._status.detail})")
+        if producer is None or self._status.status != "ok":
+            raise BrokerUnavailable(f"Kafka is not connected ({self._status.detail})")
+        limit = self._options.publish_timeout
         try:
-            await producer.send_and_wait(topic, value, key=key)
+            with anyio.fail_after(limit):
+                await producer.send_and_wait(topic, value, key=key)
+        except TimeoutError as exc:
+            # aiokafka keeps the record queued: it may still arrive once the broker is back.
+            raise BrokerUnavailable(
+                f"Kafka is not connected (no acknowledgement within {limit:g} s; "
+                "the event may still be delivered)"
+            ) from exc
+        except _DISCONNECTED as exc:
+            raise BrokerUnavailable(f"Kafka is not connected ({one_line(exc)})") from exc
         except KafkaError as exc:
             raise Unavailable(f"Kafka did not take the event: {one_line(exc)}") from exc
         self._metrics.produced_on(topic)
@@ -210,7 +255,10 @@ class KafkaEvents:
             consumer = AIOKafkaConsumer(
                 group_id=options.group_id,
                 enable_auto_commit=False,
-                auto_offset_reset="earliest",
+                # Raised instead of reset silently, so a reset is counted and logged: a
+                # partition without a committed offset starts at the earliest, one whose
+                # offset is out of range too (_fetch_loop).
+                auto_offset_reset="none",
                 session_timeout_ms=options.session_timeout_ms,
                 heartbeat_interval_ms=options.heartbeat_interval_ms,
                 max_poll_records=options.fetch_max_records,
@@ -229,6 +277,7 @@ class KafkaEvents:
                 workers = WorkerPool[_Job](tg, options.concurrency, self._handle)
                 tg.start_soon(self._watch_broker, consumer, tg)
                 tg.start_soon(self._commit_loop, consumer)
+                tg.start_soon(self._lag_loop, consumer)
                 tg.start_soon(self._send_loop, producer)
                 tg.start_soon(self._ack_loop)
                 await self._fetch_loop(consumer, workers)
@@ -279,9 +328,16 @@ class KafkaEvents:
                     await self._space.wait()
                 self._space = anyio.Event()
                 self._apply_backpressure(consumer)
-            batch = await consumer.getmany(
-                timeout_ms=200, max_records=self._options.fetch_max_records
-            )
+            try:
+                batch = await consumer.getmany(
+                    timeout_ms=200, max_records=self._options.fetch_max_records
+                )
+            except NoOffsetForPartitionError as exc:  # nothing committed yet: a new group
+                await self._from_earliest(consumer, {exc.args[0]: None})
+                continue
+            except OffsetOutOfRangeError as exc:  # the broker says the offset is gone
+                await self._from_earliest(consumer, dict(exc.args[0]))
+                continue
             for tp, records in batch.items():
                 flow = self._flows.get(tp)
                 if flow is None:  # fetched just before a revocation: the next owner has it
@@ -371,6 +427,10 @@ class KafkaEvents:
         while True:
             await anyio.sleep(self._options.commit_interval)
             await self._commit(consumer)
+
+    async def _lag_loop(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            await anyio.sleep(self._options.lag_interval)
             await self._measure_lag(consumer)
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
@@ -381,8 +441,10 @@ class KafkaEvents:
         try:
             await _shielded_commit(consumer, offsets, self._options.request_timeout_ms)
         except CommitFailedError as exc:
+            # The group went on without this member (or forgot it: a broker that lost its
+            # data). Dropped, not retried: committed on revocation they would land as a
+            # memberless commit, over an emptied log too; the records are delivered again.
             log.warning("offset commit refused after a rebalance: %s", one_line(exc))
-            return
         except KafkaError as exc:
             log.warning("offset commit failed, will retry: %s", one_line(exc))
             return
@@ -391,7 +453,10 @@ class KafkaEvents:
                 del self._to_commit[tp]
 
     async def _measure_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Lag per partition; a position past the high watermark means the log behind it
+        is gone (a broker that lost its data answers such a fetch with nothing)."""
         total = 0
+        beyond: dict[TopicPartition, int | None] = {}
         for tp in consumer.assignment():
             high = consumer.highwater(tp)
             if high is None:
@@ -400,10 +465,47 @@ class KafkaEvents:
                 position = await consumer.position(tp)
             except KafkaError:
                 continue
+            if position > high:
+                beyond[tp] = position
             lag = max(0, high - position)
             total += lag
             self._metrics.lag.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
         self._lag = total
+        if beyond:
+            await self._from_earliest(consumer, beyond)
+
+    async def _from_earliest(
+        self, consumer: AIOKafkaConsumer, positions: dict[TopicPartition, int | None]
+    ) -> None:
+        """Read partitions again from their earliest offset. `positions`: where each one
+        stood, None when it had no committed offset (a new group: not counted as a reset)."""
+        tps = [tp for tp in positions if tp in consumer.assignment()]
+        if not tps:
+            return
+        for tp in tps:
+            # Records in flight belong to the lost log: none of their offsets is committed.
+            old = self._flows.get(tp)
+            if old is not None:
+                old.revoked = True
+                self._flows[tp] = PartitionFlow[_Job]()
+            self._to_commit.pop(tp, None)
+        await consumer.seek_to_beginning(*tps)
+        lost = {tp: offset for tp, offset in positions.items() if tp in tps and offset is not None}
+        if not lost:
+            return
+        for tp in lost:
+            self._metrics.offset_resets.labels(topic=tp.topic).inc()
+        where = ", ".join(f"{tp.topic}[{tp.partition}]@{offset}" for tp, offset in lost.items())
+        now = anyio.current_time()
+        if self._reset_warned_at is None or now - self._reset_warned_at >= _RESET_WARNING_INTERVAL:
+            self._reset_warned_at = now
+            log.warning(
+                "Kafka offsets beyond the log (did the broker lose its data?): %s; reading "
+                "from the earliest offset (archon_event_offset_resets_total counts resets)",
+                where,
+            )
+        else:
+            log.info("Kafka offsets beyond the log: %s; reading from the earliest offset", where)
 
     async def _watch_broker(self, consumer: AIOKafkaConsumer, tg: TaskGroup) -> None:
         """Readiness follows the broker: aiokafka reconnects by itself, this only notices.
@@ -434,6 +536,27 @@ class KafkaEvents:
 
     # -- rebalancing -----------------------------------------------------------------------
 
+    async def _within_log(
+        self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]
+    ) -> dict[TopicPartition, int]:
+        """The offsets not past their partition's end. A revocation also follows a broker
+        that restarted empty (the group forgot this member): committed then, as a memberless
+        commit, positions of the lost log would land over the new one."""
+        try:
+            with anyio.fail_after(self._options.request_timeout_ms / 1000):
+                ends = await consumer.end_offsets(list(offsets))
+        except (KafkaError, TimeoutError) as exc:
+            reason = one_line(exc) if str(exc) else "no answer"
+            log.warning("revoked partitions not committed, their log end is unknown: %s", reason)
+            return {}
+        kept = {tp: offset for tp, offset in offsets.items() if offset <= ends.get(tp, -1)}
+        if past := {tp: offset for tp, offset in offsets.items() if tp not in kept}:
+            where = ", ".join(f"{tp.topic}[{tp.partition}]@{offset}" for tp, offset in past.items())
+            log.warning(
+                "not committing offsets past the log (did the broker lose its data?): %s", where
+            )
+        return kept
+
     def _assigned(self, assigned: set[TopicPartition]) -> None:
         for tp in assigned:
             if tp not in self._flows:
@@ -451,7 +574,10 @@ class KafkaEvents:
             self._flows.pop(tp, None)
         self._paused -= set(flows)
         offsets = {tp: self._to_commit.pop(tp) for tp in flows if tp in self._to_commit}
-        if offsets and consumer is not None:
+        if not offsets or consumer is None:
+            return
+        offsets = await self._within_log(consumer, offsets)
+        if offsets:
             try:
                 await _shielded_commit(consumer, offsets, self._options.request_timeout_ms)
             except KafkaError as exc:

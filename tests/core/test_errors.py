@@ -20,6 +20,7 @@ from archon_gateway.gateway.core.circuit_breaker import CircuitBreaker
 from archon_gateway.gateway.core.errors import (
     AuthRejected,
     BackendTimeout,
+    BrokerUnavailable,
     CallerError,
     CircuitOpen,
     EmbeddingTimeout,
@@ -86,6 +87,7 @@ def test_no_error_class_is_defined_outside_the_error_tree() -> None:
         (UpstreamStartTimeout("x"), True),
         (BackendTimeout("x"), True),
         (VectorStoreUnavailable("x"), True),
+        (BrokerUnavailable("x"), True),
         (EmbeddingTimeout("x"), True),
         (CircuitOpen("qdrant", 3), True),
         (InternalFault("x"), True),

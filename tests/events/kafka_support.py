@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
 from archon_gateway.gateway.events.dispatch import Dispatcher, RetryPolicy
@@ -37,6 +38,7 @@ def short_options(bootstrap: str, group: str, **overrides: Any) -> KafkaOptions:
         "heartbeat_interval_ms": 500,
         "partitions": 4,
         "commit_interval": 0.05,
+        "lag_interval": 0.05,
         "watch_interval": 0.2,
         "drain_timeout": 5.0,
         "reconnect_backoff": 0.1,
@@ -63,6 +65,41 @@ async def produce(
             await future
     finally:
         await producer.stop()
+
+
+async def committed_offsets(
+    bootstrap: str, group: str, topic: str, partitions: int
+) -> dict[int, int]:
+    """The group's committed offset of each partition that has one."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        found = {p: await consumer.committed(TopicPartition(topic, p)) for p in range(partitions)}
+    finally:
+        await consumer.stop()
+    return {p: offset for p, offset in found.items() if offset is not None}
+
+
+async def commit_offsets(
+    bootstrap: str, group: str, topic: str, offsets: dict[int, int], partitions: int
+) -> None:
+    """Create `topic` and commit `offsets` for `group` (not a member: the group is empty)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = {TopicPartition(topic, p): offset for p, offset in offsets.items()}
+        consumer.assign(list(tps))
+        await consumer.commit(tps)
+    finally:
+        await consumer.stop()
 
 
 @dataclass
