@@ -15,9 +15,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from fastmcp.server.middleware import Middleware
-
 from archon_gateway.gateway.auth.audit import AuditSink, FanOutAuditSink, LogAuditSink
+from archon_gateway.gateway.call_pipeline import CallPipeline, CallSteps, PipelineMiddleware
 from archon_gateway.gateway.catalog.view import CatalogView
 from archon_gateway.gateway.catalog.wiring import CALL_TOOL_LIMIT, add_catalog, report_at_start
 from archon_gateway.gateway.client_sessions import ClientSessions
@@ -40,14 +39,17 @@ from archon_gateway.gateway.live_config.configuration import (
     layered_manifests,
 )
 from archon_gateway.gateway.live_config.reloader import ConfigReloader
-from archon_gateway.gateway.mcp_server import GatewayServer
-from archon_gateway.gateway.middleware.admission import AdmissionMiddleware
-from archon_gateway.gateway.middleware.call_metrics import MetricsMiddleware
+from archon_gateway.gateway.mcp_server import FrontDoor, GatewayServer
+from archon_gateway.gateway.middleware.admission import Admission
+from archon_gateway.gateway.middleware.call_metrics import CountCalls, count_sessions
 from archon_gateway.gateway.middleware.connection_log import ConnectionLog
-from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
+from archon_gateway.gateway.middleware.drain import InFlightCalls
+from archon_gateway.gateway.middleware.error_translation import TranslateErrors
 from archon_gateway.gateway.middleware.session_log import SessionLog
-from archon_gateway.gateway.middleware.timeout import TimeoutMiddleware
+from archon_gateway.gateway.middleware.stdio_auth import StdioRequestGate
+from archon_gateway.gateway.middleware.timeout import TimeLimit, TimeLimits
 from archon_gateway.gateway.passthrough import serve_passthrough
+from archon_gateway.gateway.session_registry import SessionRegistry
 from archon_gateway.gateway.settings import Settings
 from archon_gateway.gateway.store_wiring import (
     BreakerConnections,
@@ -123,41 +125,47 @@ def build_gateway(
         audit=FanOutAuditSink(LogAuditSink(), StoreAuditSink(store)) if store else None,
         clock=clock,
     )
-    native_limits: dict[str, float] = dict(CALL_TOOL_LIMIT)  # + the families' own, below
     native_namespaces: dict[str, str] = {}  # native tool -> its family, added below
-    catalog = add_catalog(
+    catalog, profile_paths = add_catalog(
         server,
         settings,
         lambda tool: (
             (pool.upstream_of(tool) if pool else None) or native_namespaces.get(tool, SERVER_NAME)
         ),
     )
-    upstream_limit = pool.timeout_for if pool else _not_upstream
-    reloader: ConfigReloader | None = None  # set below; the gateway's tool_timeout, live
-    timeouts = TimeoutMiddleware(
-        settings.tool_timeout,
-        lambda tool: (
-            native_limits.get(tool)
-            or upstream_limit(tool)
-            or (reloader.tool_timeout if reloader else None)
-        ),
+    time_limits = TimeLimits(settings.tool_timeout, pool.timeout_for if pool else _not_upstream)
+    time_limits.add_native(CALL_TOOL_LIMIT)  # + the families' own, below
+    sessions = SessionRegistry()
+    server.add_middleware(sessions)
+    count_sessions(metrics, sessions)
+    steps = CallSteps(
+        drain=InFlightCalls(),
+        errors=TranslateErrors(),
+        metrics=CountCalls(metrics),
+        stdio_auth=guards.stdio_auth,
+        breakers=guards.breaker_guard,
+        admission=Admission(settings.tool_concurrency),
+        time_limit=TimeLimit(time_limits.limit_for),
     )
-    # Outermost first: errors are translated after metrics have seen the raw outcome; then
-    # stdio auth and breakers; the timeout is innermost so it measures only the tool itself.
-    # The store's session and connection logs sit beside metrics: they count what the
-    # caller saw.
-    store_logs = _store_logs(server, store, pool, connections)
-    layers = (ErrorTranslationMiddleware(), MetricsMiddleware(metrics), *store_logs)
-    for layer in (*layers, *guards.middleware):
-        server.add_middleware(layer)
-    # Inside metrics (busy refusals are counted) and outside the timeout.
-    server.add_middleware(AdmissionMiddleware(settings.tool_concurrency))
-    server.add_middleware(timeouts)
+    _add_store_logs(steps, server, store, sessions, pool, connections)
+    pipeline = CallPipeline(steps)
+    upstream_of = pool.upstream_of if pool else _not_upstream
+    server.add_middleware(PipelineMiddleware(pipeline, sessions=sessions, upstream_of=upstream_of))
+    server.add_middleware(StdioRequestGate(guards.stdio_auth))
     if connections is not None:
         guards.breakers.add_listener(BreakerConnections(connections))
-    upstreams = _serve_upstreams(server, pool, metrics, components, guards.audit)
+    upstreams = _serve_upstreams(server, pool, metrics, components, guards.audit, sessions)
+    lane = None
     if settings.fast_lane:
-        add_lane(server, pool, catalog.shows, metrics, mcp_path=settings.http_path)
+        lane = add_lane(
+            server, pipeline, sessions, pool, catalog.shows, metrics, mcp_path=settings.http_path
+        )
+    server.front = FrontDoor(
+        http_outer=(guards.http_auth, profile_paths),
+        http_inner=(lane.http,) if lane is not None else (),
+        stdio_tap=lane.stdio if lane is not None else None,
+        drain=steps.drain,
+    )
     reloader = ConfigReloader(
         source or ConfigSource(lambda: settings),
         running,
@@ -169,6 +177,7 @@ def build_gateway(
         audit=guards.audit,
         notify_others=upstreams.others_changed,
         start_problems=start_problems,
+        time_limits=time_limits,
     )
     server.add_lifetime(reloader.running)
     add_reload_tool(server, reloader)
@@ -205,7 +214,7 @@ def build_gateway(
     )
     if families is None:
         families = tool_families(settings, guards.breakers, store, connections)
-    native_limits.update(add_tool_families(server, components, families))
+    time_limits.add_native(add_tool_families(server, components, families))
     events.attach(
         server,
         components,
@@ -221,20 +230,21 @@ def build_gateway(
     return server
 
 
-def _store_logs(
+def _add_store_logs(
+    steps: CallSteps,
     server: GatewayServer,
     store: Store | None,
+    sessions: SessionRegistry,
     pool: UpstreamPool | None,
     connections: ConnectionMetrics | None,
-) -> list[Middleware]:
+) -> None:
     """The session log and, with upstreams, the per-upstream call log."""
     if store is None:
-        return []
-    sessions = SessionLog(store)
-    server.add_lifetime(sessions.running)
-    if pool is None or connections is None:
-        return [sessions]
-    return [sessions, ConnectionLog(connections, pool.upstream_of)]
+        return
+    steps.session_log = SessionLog(store, sessions)
+    server.add_lifetime(steps.session_log.running)
+    if pool is not None and connections is not None:
+        steps.upstream_log = ConnectionLog(connections)
 
 
 def _running(server: GatewayServer, intervals: IntervalsT) -> IntervalsT:
@@ -277,6 +287,7 @@ def _serve_upstreams(
     metrics: GatewayMetrics,
     components: ComponentRegistry,
     audit: AuditSink,
+    sessions: SessionRegistry,
 ) -> _UpstreamViews:
     """Serve the pool's tools, its admin tool and health; tell clients of catalog changes."""
     if pool is None:
@@ -284,8 +295,7 @@ def _serve_upstreams(
         components.register("upstreams", lambda: disabled)
         return _UpstreamViews()
     watch_upstreams(pool, metrics, components)
-    clients = ClientSessions()
-    server.add_middleware(clients)
+    clients = ClientSessions(sessions)
     serve_passthrough(server, pool, clients)  # resources, prompts, logs, subscriptions
     pool.on_tools_changed(clients.tools_changed)
     server.add_lifetime(pool.running)

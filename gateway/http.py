@@ -81,17 +81,19 @@ def build_http_app(
     over `max_body_bytes` (or nested too deeply) are refused before the SDK reads them.
     `stateless`: no handshake-era sessions are kept between requests (for replicas behind a
     load balancer; 2026-07-28 requests never need one)."""
-    # A GatewayServer brings its auth middleware (outermost: before any route runs).
+    # A GatewayServer brings its auth layer (outermost: before any route runs) and the lane
+    # (inside the body guard: it reads the parsed body).
+    front = server.front if isinstance(server, GatewayServer) else None
     middleware = [
-        *getattr(server, "http_middleware", []),
+        *(front.http_outer if front else ()),
         Middleware(JsonBodyGuard, max_bytes=max_body_bytes, paths=(mcp_path,)),
-        *getattr(server, "http_inner_middleware", []),  # the lane: it reads the parsed body
+        *(front.http_inner if front else ()),
     ]
     app = server.http_app(
         path=mcp_path, transport="http", middleware=middleware, stateless_http=stateless
     )
-    if isinstance(server, GatewayServer):
-        server.open_http_sessions = sdk_compat.http_session_counter(app)
+    if front is not None:
+        front.open_http_sessions = sdk_compat.http_session_counter(app)
     endpoints = {
         "mcp": mcp_path,
         "mcp_profile": f"{mcp_path.rstrip('/')}/{{profile}}",

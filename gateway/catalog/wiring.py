@@ -26,21 +26,19 @@ CALL_TOOL_LIMIT = {"archon_call_tool": math.inf}
 
 def add_catalog(
     server: GatewayServer, settings: Settings, namespace_of: NamespaceOf
-) -> CatalogView:
-    """The profile view on every listing and lookup, and `/mcp/{profile}` over HTTP (behind
-    the auth guard, which `build_guards` has added already)."""
+) -> tuple[CatalogView, StarletteMiddleware]:
+    """The profile view on every listing and lookup, and the ASGI layer serving
+    `/mcp/{profile}` over HTTP (to sit behind the auth guard)."""
     profiles = build_profiles(settings.profiles, settings.catalog_mode)
     view = CatalogView(profiles, settings.default_profile, namespace_of, meta_tools)
     server.add_transform(view)
-    server.http_middleware.append(
-        StarletteMiddleware(
-            ProfilePathMiddleware,
-            mcp_path=settings.http_path,
-            profiles=view.profiles,  # the view's own dict: a reload updates it in place
-            default=lambda: view.default,
-        )
+    paths = StarletteMiddleware(
+        ProfilePathMiddleware,
+        mcp_path=settings.http_path,
+        profiles=view.profiles,  # the view's own dict: a reload updates it in place
+        default=lambda: view.default,
     )
-    return view
+    return view, paths
 
 
 def report_at_start(

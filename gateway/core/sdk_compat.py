@@ -47,6 +47,7 @@ __all__ = [
     "VersionSpec",
     "allow_sse_streams",
     "allowed_log_levels",
+    "cancelled_request_error",
     "drop_cut_stream_errors",
     "embedded_uvicorn",
     "http_session_counter",
@@ -67,7 +68,10 @@ __all__ = [
     "stop_sse_streams",
     "stop_uvicorn",
     "tool_error_cause",
+    "tool_error_result",
+    "tool_failure_text",
     "transport_set",
+    "wire_tool_result",
 ]
 
 # --- fastmcp: the server's lifespan --------------------------------------------------------
@@ -462,3 +466,59 @@ def drop_cut_stream_errors(record: logging.LogRecord) -> bool:
     cut at shutdown (cut on purpose)."""
     # Why: uvicorn logs a cut response only as this exact, undocumented message.
     return record.getMessage() != "ASGI callable returned without completing response."
+
+
+# --- fastmcp / mcp: wire shapes a call served off the SDK's runner must mirror --------------
+
+
+def tool_failure_text(tool: str) -> str:
+    """What FastMCP answers (masked) when a tool fails with an unexpected exception."""
+    # Why: the text is FastMCP's own (fastmcp.server.server, call_tool), not an API; the
+    # fast path gives the same line for the same failure.
+    return f"Error calling tool {tool!r}"
+
+
+def cancelled_request_error() -> dict[str, Any]:
+    """The JSON-RPC error the SDK answers a cancelled streamable-HTTP request with."""
+    # Why: the SDK builds it inline in mcp.server.streamable_http (REQUEST_CANCELLED,
+    # "Request cancelled"); a POST the fast path served and its client cancelled still
+    # needs an answer, and the same one.
+    return {"code": -32800, "message": "Request cancelled"}
+
+
+def tool_error_result(text: str) -> dict[str, Any]:
+    """A tools/call result that reports a failure as one line of text (`isError`)."""
+    # Why: the shape FastMCP gives a ToolError raised by a tool or its middleware.
+    return {"content": [{"type": "text", "text": text}], "isError": True}
+
+
+def wire_tool_result(result: Any, *, modern: bool) -> dict[str, Any]:
+    """A native tool's ToolResult as FastMCP's tools/call handler puts it on the wire: a
+    handshake-era client gets a non-object structured value wrapped under `result` (and
+    `_meta.fastmcp.wrap_result`); a 2026-07-28 client gets it as it is."""
+    # Why: the wrapping happens in FastMCP's handler, keyed on its RawStructuredToolResult
+    # (exported only from the undocumented fastmcp.tools.base).
+    from fastmcp.tools.base import RawStructuredToolResult
+
+    structured, meta = result.structured_content, result.meta
+    fastmcp_meta = (meta or {}).get("fastmcp")
+    wrapped = isinstance(fastmcp_meta, dict) and fastmcp_meta.get("wrap_result") is True
+    raw_value = isinstance(result, RawStructuredToolResult) or (
+        structured is not None and not isinstance(structured, dict)
+    )
+    if not modern and raw_value and not wrapped:
+        structured = {"result": structured}
+        extra = fastmcp_meta if isinstance(fastmcp_meta, dict) else {}
+        meta = {**(meta or {}), "fastmcp": {**extra, "wrap_result": True}}
+    wire: dict[str, Any] = {
+        "content": [
+            block.model_dump(by_alias=True, mode="json", exclude_none=True)
+            for block in result.content
+        ],
+        "isError": bool(result.is_error),
+    }
+    if structured is not None:
+        wire["structuredContent"] = structured
+    if meta:
+        wire["_meta"] = meta
+    return wire

@@ -5,34 +5,28 @@ refused at once with a clear "busy, try again" error (counted in /metrics as out
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-import mcp_types as mt
-from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
-from fastmcp.tools import ToolResult
-
+from archon_gateway.gateway.call_context import CallContext, Next
 from archon_gateway.gateway.core.errors import ToolBusy, tool_errors
 
 
-class AdmissionMiddleware(Middleware):
+class Admission:
     def __init__(self, limits: Mapping[str, int]) -> None:
         self._limits = dict(limits)
         self._running: dict[str, int] = {}
 
-    async def on_call_tool(
-        self,
-        context: MiddlewareContext[mt.CallToolRequestParams],
-        call_next: CallNext[mt.CallToolRequestParams, ToolResult],
-    ) -> ToolResult:
-        tool = context.message.name
+    async def __call__(self, call: CallContext, call_next: Next) -> Any:
+        tool = call.tool
         limit = self._limits.get(tool)
         if limit is None:
-            return await call_next(context)
+            return await call_next(call)
         running = self._running.get(tool, 0)
         if running >= limit:
             with tool_errors():
                 raise ToolBusy(tool, limit)
         self._running[tool] = running + 1
         try:
-            return await call_next(context)
+            return await call_next(call)
         finally:
             self._running[tool] -= 1

@@ -1,7 +1,7 @@
-"""Circuit breakers on tool calls: the tool's breakers (if it has any) guard the call, so a
-dependency that keeps failing is answered at once with "... unavailable (circuit open, retry
-in N s)" instead of being waited on. Sits outside the timeout middleware, so timeouts count
-as failures; a caller that cancels does not.
+"""Circuit breakers on tool calls (a step of the call pipeline): the tool's breakers (if it
+has any) guard the call, so a dependency that keeps failing is answered at once with
+"... unavailable (circuit open, retry in N s)" instead of being waited on. Sits outside the
+time limit, so timeouts count as failures; a caller that cancels does not.
 
 An upstream tool has two breakers of different sizes (`upstream_breakers`): the upstream's
 own ("upstream zen"), which counts only upstream-wide faults (it crashed, refused the
@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
+from typing import Any
 
-import mcp_types as mt
 from fastmcp.exceptions import ToolError
-from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
-from fastmcp.tools import ToolResult
 
+from archon_gateway.gateway.call_context import CallContext, Next
 from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry, CircuitBreaker
 from archon_gateway.gateway.core.errors import (
     CircuitOpen,
@@ -38,24 +37,20 @@ _TOOL_FAULTS: tuple[type[BaseException], ...] = (ToolTimeout, UpstreamCallFailed
 _UPSTREAM_FAULTS: tuple[type[BaseException], ...] = (UpstreamUnavailable, CircuitOpen)
 
 
-class BreakerMiddleware(Middleware):
+class BreakerGuard:
     def __init__(self, breaker_for_tool: BreakerLookup) -> None:
-        self._breaker_for_tool = breaker_for_tool
+        self.breaker_for_tool = breaker_for_tool
 
-    async def on_call_tool(
-        self,
-        context: MiddlewareContext[mt.CallToolRequestParams],
-        call_next: CallNext[mt.CallToolRequestParams, ToolResult],
-    ) -> ToolResult:
-        found = self._breaker_for_tool(context.message.name)
+    async def __call__(self, call: CallContext, call_next: Next) -> Any:
+        found = self.breaker_for_tool(call.tool)
         if found is None:
-            return await call_next(context)
+            return await call_next(call)
         breakers = [found] if isinstance(found, CircuitBreaker) else list(found)
         async with AsyncExitStack() as guards:
             for breaker in breakers:
                 await guards.enter_async_context(breaker.guard())
             try:
-                return await call_next(context)
+                return await call_next(call)
             except ToolError as exc:
                 # FastMCP wraps what a tool raises; the breakers judge the real failure.
                 cause = tool_error_cause(exc)

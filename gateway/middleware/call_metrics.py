@@ -1,4 +1,5 @@
-"""Per-tool call counts by outcome and latency, and sessions per transport.
+"""Per-tool call counts by outcome and latency (sessions per transport: the session
+registry counts them).
 
 Outcomes: ok, error (the tool failed or answered with isError), timeout (ToolTimeout),
 circuit_open (CircuitOpen: fast-failed by a breaker), rejected (AuthRejected), cancelled
@@ -10,14 +11,13 @@ import time
 from typing import Any
 
 import anyio
-import mcp_types as mt
 from fastmcp.exceptions import NotFoundError
-from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
-from fastmcp.tools import ToolResult
 
+from archon_gateway.gateway.call_context import CallContext, Next
 from archon_gateway.gateway.core.errors import AuthRejected, CircuitOpen, ToolBusy, ToolTimeout
 from archon_gateway.gateway.core.sdk_compat import tool_error_cause
 from archon_gateway.gateway.gateway_metrics import UNKNOWN_TOOL, GatewayMetrics
+from archon_gateway.gateway.session_registry import ClientSession, SessionRegistry
 
 
 def outcome_of(exc: BaseException) -> str:
@@ -39,36 +39,19 @@ def outcome_of(exc: BaseException) -> str:
     return "error"
 
 
-class MetricsMiddleware(Middleware):
+class CountCalls:
     def __init__(self, metrics: GatewayMetrics) -> None:
         self._metrics = metrics
         # Labelled children, looked up once: `labels()` costs more than the count itself.
         self._counts: dict[tuple[str, str], Any] = {}
         self._latencies: dict[str, Any] = {}
 
-    async def on_initialize(
-        self,
-        context: MiddlewareContext[mt.InitializeRequest],
-        call_next: CallNext[mt.InitializeRequest, mt.InitializeResult | None],
-    ) -> mt.InitializeResult | None:
-        result = await call_next(context)
-        transport = context.fastmcp_context.transport if context.fastmcp_context else None
-        self._metrics.sessions.labels(transport=transport or "memory").inc()
-        if transport == "stdio":
-            # One stdio session per process, open until the process stops serving.
-            self._metrics.active_sessions.labels(transport="stdio").set(1)
-        return result
-
-    async def on_call_tool(
-        self,
-        context: MiddlewareContext[mt.CallToolRequestParams],
-        call_next: CallNext[mt.CallToolRequestParams, ToolResult],
-    ) -> ToolResult:
-        tool = context.message.name
+    async def __call__(self, call: CallContext, call_next: Next) -> Any:
+        tool = call.tool
         outcome = "error"
         started = time.perf_counter()
         try:
-            result = await call_next(context)
+            result = await call_next(call)
             outcome = "error" if _is_error(result) else "ok"
             return result
         except NotFoundError:
@@ -99,3 +82,16 @@ class MetricsMiddleware(Middleware):
 
 def _is_error(result: Any) -> bool:
     return bool(getattr(result, "is_error", False))
+
+
+def count_sessions(metrics: GatewayMetrics, registry: SessionRegistry) -> None:
+    """Sessions initialized, by transport; the stdio one is open until the process stops."""
+
+    def opened(session: ClientSession) -> None:
+        transport = session.transport or "memory"
+        metrics.sessions.labels(transport=transport).inc()
+        if transport == "stdio":
+            # One stdio session per process, open until the process stops serving.
+            metrics.active_sessions.labels(transport="stdio").set(1)
+
+    registry.on_open(opened)

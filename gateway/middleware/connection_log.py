@@ -4,34 +4,24 @@ latency sum/max and buckets): what an operator asks of a flaky upstream after th
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from typing import Any
 
-import mcp_types as mt
-from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
-from fastmcp.tools import ToolResult
-
+from archon_gateway.gateway.call_context import CallContext, Next
 from archon_gateway.store.intervals import ConnectionMetrics
 
 
-class ConnectionLog(Middleware):
-    def __init__(
-        self, connections: ConnectionMetrics, upstream_of: Callable[[str], str | None]
-    ) -> None:
+class ConnectionLog:
+    def __init__(self, connections: ConnectionMetrics) -> None:
         self.connections = connections
-        self.upstream_of = upstream_of
 
-    async def on_call_tool(
-        self,
-        context: MiddlewareContext[mt.CallToolRequestParams],
-        call_next: CallNext[mt.CallToolRequestParams, ToolResult],
-    ) -> ToolResult:
-        upstream = self.upstream_of(context.message.name)
+    async def __call__(self, call: CallContext, call_next: Next) -> Any:
+        upstream = call.upstream
         if upstream is None:
-            return await call_next(context)
+            return await call_next(call)
         started = time.perf_counter()
         ok = False
         try:
-            result = await call_next(context)
+            result = await call_next(call)
             ok = not getattr(result, "is_error", False)
             return result
         finally:

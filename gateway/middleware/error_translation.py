@@ -1,38 +1,32 @@
-"""Outermost middleware: turns gateway and lookup errors into one clear line for the caller."""
+"""Outermost step: turns gateway and lookup errors into one clear line for the caller."""
 
 from __future__ import annotations
 
 import difflib
+from typing import Any
 
-import mcp_types as mt
 from fastmcp.exceptions import NotFoundError, ToolError
-from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
-from fastmcp.tools import ToolResult
 
+from archon_gateway.gateway.call_context import CallContext, Next
 from archon_gateway.gateway.core.errors import GatewayError
 
 
-class ErrorTranslationMiddleware(Middleware):
-    async def on_call_tool(
-        self,
-        context: MiddlewareContext[mt.CallToolRequestParams],
-        call_next: CallNext[mt.CallToolRequestParams, ToolResult],
-    ) -> ToolResult:
+class TranslateErrors:
+    async def __call__(self, call: CallContext, call_next: Next) -> Any:
         try:
-            return await call_next(context)
+            return await call_next(call)
         except NotFoundError as exc:
-            raise ToolError(await _unknown_tool_message(context)) from exc
+            raise ToolError(await _unknown_tool_message(call)) from exc
         except GatewayError as exc:
             raise ToolError(str(exc)) from exc
 
 
-async def _unknown_tool_message(context: MiddlewareContext[mt.CallToolRequestParams]) -> str:
-    name = context.message.name
+async def _unknown_tool_message(call: CallContext) -> str:
+    name = call.tool
     message = f"Unknown tool {name!r}."
-    server = context.fastmcp_context.fastmcp if context.fastmcp_context else None
-    if server is None:
+    if call.tool_names is None:
         return message
-    names = sorted(tool.name for tool in await server.list_tools())
+    names = sorted(await call.tool_names())
     close = difflib.get_close_matches(name, names, n=3)
     if close:
         return f"{message} Did you mean {', '.join(repr(c) for c in close)}?"

@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import mcp_types as mt
-from fastmcp.server.dependencies import get_http_request
-from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
-from fastmcp.tools import ToolResult
 
-from archon_gateway.gateway.core import sdk_compat
+from archon_gateway.gateway.call_context import CallContext, Next
+from archon_gateway.gateway.session_registry import ClientSession, SessionRegistry
 from archon_gateway.store.service import Store
 
 TABLE = "service_sessions"
@@ -35,73 +31,53 @@ class _Counts:
     dirty: bool = False
 
 
-class SessionLog(Middleware):
-    def __init__(self, store: Store, *, interval: float = 5.0) -> None:
+class SessionLog:
+    """Listens to the session registry (rows) and is a step of the call pipeline (counts)."""
+
+    def __init__(self, store: Store, registry: SessionRegistry, *, interval: float = 5.0) -> None:
         self.store = store
         self.interval = interval
         self._open: dict[str, _Counts] = {}
-        # Filled by weakref finalizers, which may run in any thread (whichever triggers the
-        # garbage collection): drained on the event loop by `_refresh`.
+        # Filled when a session closes, which may be told in any thread (whichever triggers
+        # the garbage collection): drained on the event loop by `_refresh`.
         self._gone: list[str] = []
+        registry.on_open(self._started)
+        registry.on_close(self._closed)
 
-    async def on_initialize(
-        self,
-        context: MiddlewareContext[mt.InitializeRequest],
-        call_next: CallNext[mt.InitializeRequest, mt.InitializeResult | None],
-    ) -> mt.InitializeResult | None:
-        result = await call_next(context)
-        ctx = context.fastmcp_context
-        if ctx is None:
-            return result
-        with contextlib.suppress(RuntimeError):
-            key = ctx.session_id
-            if key not in self._open:
-                self._started(key, ctx.transport or "memory", context.message.params, ctx)
-        return result
-
-    def _started(self, key: str, transport: str, params: Any, ctx: Any) -> None:
-        principal, remote = "local", ""
-        with contextlib.suppress(RuntimeError):
-            request = get_http_request()
-            principal = str(getattr(request.state, "principal", "anonymous"))
-            remote = f"{request.client.host}:{request.client.port}" if request.client else ""
-        client = getattr(params, "client_info", None)
+    def _started(self, session: ClientSession) -> None:
+        key = session.session_id
+        if key is None or key in self._open:
+            return
         self._open[key] = _Counts()
         self.store.append(
             TABLE,
             {
                 "session_key": key[:100],
-                "transport": transport[:16],
-                "client_name": str(getattr(client, "name", ""))[:200],
-                "client_version": str(getattr(client, "version", ""))[:100],
-                "protocol": str(getattr(params, "protocol_version", ""))[:32],
-                "principal": principal[:200],
-                "remote": remote[:100],
-                "started_at": time.time(),
+                "transport": (session.transport or "memory")[:16],
+                "client_name": session.client_name[:200],
+                "client_version": session.client_version[:100],
+                "protocol": session.protocol[:32],
+                "principal": session.principal[:200],
+                "remote": session.remote[:100],
+                "started_at": session.started_at,
                 "ended_at": None,
                 "calls": 0,
                 "errors": 0,
             },
         )
-        connection = sdk_compat.session_connection(ctx.session)
-        if connection is not None:
-            weakref.finalize(connection, self._gone.append, key)
 
-    async def on_call_tool(
-        self,
-        context: MiddlewareContext[mt.CallToolRequestParams],
-        call_next: CallNext[mt.CallToolRequestParams, ToolResult],
-    ) -> ToolResult:
-        counts: _Counts | None = None
-        if context.fastmcp_context is not None:
-            with contextlib.suppress(RuntimeError):
-                counts = self._open.get(context.fastmcp_context.session_id)
+    def _closed(self, session: ClientSession) -> None:
+        if session.session_id is not None:
+            self._gone.append(session.session_id)
+
+    async def __call__(self, call: CallContext, call_next: Next) -> Any:
+        counts = self._open.get(call.session_id) if call.session_id is not None else None
         if counts is None:
-            return await call_next(context)
+            return await call_next(call)
         counts.calls += 1
         counts.dirty = True
         try:
-            result = await call_next(context)
+            result = await call_next(call)
         except BaseException:
             counts.errors += 1
             raise

@@ -1,5 +1,7 @@
 """The optional token check for stdio: decided once at start (`auth.decisions.stdio_decision`),
-enforced on every request here."""
+enforced on every request: tool calls as a step of the call pipeline (inside metrics, so
+refused calls count as `rejected`), every other request but `initialize` (so the client can
+show the error) by the request gate."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from mcp import MCPError
 
 from archon_gateway.gateway.auth.audit import AuditEvent, AuditSink
 from archon_gateway.gateway.auth.decisions import Decision
+from archon_gateway.gateway.call_context import CallContext, Next
 from archon_gateway.gateway.core.errors import AuthRejected
 
 STDIO_REFUSED = (
@@ -19,26 +22,41 @@ STDIO_REFUSED = (
 )
 
 
-class StdioAuthMiddleware(Middleware):
-    """Refuses every stdio request but `initialize` (so the client can show the error) when
-    the stdio decision was a reject. Sits inside the metrics middleware, so refused tool
-    calls count as `rejected`."""
-
+class StdioAuth:
     def __init__(self, decision: Decision, audit: AuditSink) -> None:
         self.decision = decision
         self.audit = audit
+
+    def refused(self, transport: str | None, method: str) -> bool:
+        """Whether a request is refused (and, if so, audited as such)."""
+        if self.decision.accepted or transport != "stdio" or method == "initialize":
+            return False
+        self.audit.record(AuditEvent("reject", "stdio", self.decision.reason, path=method))
+        return True
+
+    async def __call__(self, call: CallContext, call_next: Next) -> Any:
+        if self.refused(call.transport, "tools/call"):
+            raise AuthRejected(STDIO_REFUSED)
+        return await call_next(call)
+
+
+class StdioRequestGate(Middleware):
+    """Every request but tool calls (the pipeline's) and `initialize`, refused on stdio
+    when the stdio decision was a reject."""
+
+    def __init__(self, auth: StdioAuth) -> None:
+        self.auth = auth
 
     async def on_request(
         self,
         context: MiddlewareContext[mt.Request[Any, Any]],
         call_next: CallNext[mt.Request[Any, Any], Any],
     ) -> Any:
+        method = context.method or ""
+        if method == "tools/call":
+            return await call_next(context)
         fastmcp_context = context.fastmcp_context
         transport = fastmcp_context.transport if fastmcp_context else None
-        if self.decision.accepted or transport != "stdio" or context.method == "initialize":
-            return await call_next(context)
-        reason, method = self.decision.reason, context.method or ""
-        self.audit.record(AuditEvent("reject", "stdio", reason, path=method))
-        if context.method == "tools/call":
-            raise AuthRejected(STDIO_REFUSED)
-        raise MCPError(-32001, STDIO_REFUSED)
+        if self.auth.refused(transport, method):
+            raise MCPError(-32001, STDIO_REFUSED)
+        return await call_next(context)
