@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from starlette.middleware import Middleware as StarletteMiddleware
+
 from archon_gateway.gateway.auth.audit import AuditSink, FanOutAuditSink, LogAuditSink
 from archon_gateway.gateway.call_pipeline import CallPipeline, CallSteps, PipelineMiddleware
 from archon_gateway.gateway.catalog.view import CatalogView
@@ -28,7 +30,7 @@ from archon_gateway.gateway.core.version import __version__
 from archon_gateway.gateway.events.wiring import GatewayEvents
 from archon_gateway.gateway.gateway_info import add_admin_tools
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
-from archon_gateway.gateway.guards import build_guards
+from archon_gateway.gateway.guards import Guards, build_guards
 from archon_gateway.gateway.hooks import Webhooks
 from archon_gateway.gateway.http import add_http_routes
 from archon_gateway.gateway.lane.wiring import add_lane
@@ -133,39 +135,13 @@ def build_gateway(
             (pool.upstream_of(tool) if pool else None) or native_namespaces.get(tool, SERVER_NAME)
         ),
     )
-    time_limits = TimeLimits(settings.tool_timeout, pool.timeout_for if pool else _not_upstream)
-    time_limits.add_native(CALL_TOOL_LIMIT)  # + the families' own, below
-    sessions = SessionRegistry()
-    server.add_middleware(sessions)
-    count_sessions(metrics, sessions)
-    steps = CallSteps(
-        drain=InFlightCalls(),
-        errors=TranslateErrors(),
-        metrics=CountCalls(metrics),
-        stdio_auth=guards.stdio_auth,
-        breakers=guards.breaker_guard,
-        admission=Admission(settings.tool_concurrency),
-        time_limit=TimeLimit(time_limits.limit_for),
-    )
-    _add_store_logs(steps, server, store, sessions, pool, connections)
-    pipeline = CallPipeline(steps)
-    upstream_of = pool.upstream_of if pool else _not_upstream
-    server.add_middleware(PipelineMiddleware(pipeline, sessions=sessions, upstream_of=upstream_of))
-    server.add_middleware(StdioRequestGate(guards.stdio_auth))
+    calls = _call_path(server, settings, metrics, guards, store, pool, connections)
     if connections is not None:
         guards.breakers.add_listener(BreakerConnections(connections))
-    upstreams = _serve_upstreams(server, pool, metrics, components, guards.audit, sessions)
-    lane = None
-    if settings.fast_lane:
-        lane = add_lane(
-            server, pipeline, sessions, pool, catalog.shows, metrics, mcp_path=settings.http_path
-        )
-    server.front = FrontDoor(
-        http_outer=(guards.http_auth, profile_paths),
-        http_inner=(lane.http,) if lane is not None else (),
-        stdio_tap=lane.stdio if lane is not None else None,
-        drain=steps.drain,
-    )
+    upstreams = _serve_upstreams(server, pool, metrics, components, guards.audit, calls.sessions)
+    # Outermost first: service auth, then the profile path (it reads what auth decided).
+    http_outer = (guards.http_auth, profile_paths)
+    server.front = _front_door(server, settings, metrics, http_outer, calls, pool, catalog)
     reloader = ConfigReloader(
         source or ConfigSource(lambda: settings),
         running,
@@ -177,44 +153,18 @@ def build_gateway(
         audit=guards.audit,
         notify_others=upstreams.others_changed,
         start_problems=start_problems,
-        time_limits=time_limits,
+        time_limits=calls.time_limits,
     )
     server.add_lifetime(reloader.running)
     add_reload_tool(server, reloader)
     # Webhook actions and Kafka handlers count into one event_metrics interval writer.
     event_rows = _running(server, EventMetrics(store, interval=interval)) if store else None
     if store is not None and settings.hook_secrets:
-        Webhooks(
-            store,
-            guards.audit,
-            secrets=settings.hook_secrets,
-            actions=settings.hook_actions,
-            handlers=webhook_actions(pool, guards.audit),
-            max_bytes=settings.hook_max_bytes,
-            tolerance=settings.hook_tolerance,
-            events=event_rows,
-        ).install(server)
-    add_admin_tools(
-        server,
-        settings.transports,
-        metrics,
-        components,
-        upstreams.infos,
-        upstreams.tool_names,
-        profile_counts=catalog.tool_counts,
-    )
-    add_http_routes(
-        server,
-        metrics,
-        components,
-        breakers=guards.breakers,
-        protect_details=settings.auth_protect_health_details,
-        details=upstreams.details,
-        profiles=functools.partial(_profile_counts, server, catalog, upstreams.tool_names),
-    )
+        _add_webhooks(server, settings, store, guards.audit, pool, event_rows)
+    _add_reports(server, settings, metrics, components, guards.breakers, upstreams, catalog)
     if families is None:
         families = tool_families(settings, guards.breakers, store, connections)
-    time_limits.add_native(add_tool_families(server, components, families))
+    calls.time_limits.add_native(add_tool_families(server, components, families))
     events.attach(
         server,
         components,
@@ -228,6 +178,126 @@ def build_gateway(
     if pool is None or not settings.lazy_upstreams:  # lazy: checked at the first listing
         report_at_start(server, catalog, upstreams.tool_names, pool.settled if pool else None)
     return server
+
+
+@dataclass(frozen=True)
+class _CallPath:
+    """What every tool call runs through, and what the lane and reloads need of it."""
+
+    pipeline: CallPipeline
+    sessions: SessionRegistry
+    drain: InFlightCalls
+    time_limits: TimeLimits
+
+
+def _call_path(
+    server: GatewayServer,
+    settings: Settings,
+    metrics: GatewayMetrics,
+    guards: Guards,
+    store: Store | None,
+    pool: UpstreamPool | None,
+    connections: ConnectionMetrics | None,
+) -> _CallPath:
+    """The session registry and the call pipeline (its steps in gateway/call_pipeline.py's
+    order), which FastMCP reaches through one adapter middleware."""
+    time_limits = TimeLimits(settings.tool_timeout, pool.timeout_for if pool else _not_upstream)
+    time_limits.add_native(CALL_TOOL_LIMIT)  # + the families' own, once they are added
+    sessions = SessionRegistry()
+    server.add_middleware(sessions)
+    count_sessions(metrics, sessions)
+    drain = InFlightCalls()
+    steps = CallSteps(
+        drain=drain,
+        errors=TranslateErrors(),
+        metrics=CountCalls(metrics),
+        stdio_auth=guards.stdio_auth,
+        breakers=guards.breaker_guard,
+        admission=Admission(settings.tool_concurrency),
+        time_limit=TimeLimit(time_limits.limit_for),
+    )
+    _add_store_logs(steps, server, store, sessions, pool, connections)
+    pipeline = CallPipeline(steps)
+    upstream_of = pool.upstream_of if pool else _not_upstream
+    server.add_middleware(PipelineMiddleware(pipeline, sessions=sessions, upstream_of=upstream_of))
+    server.add_middleware(StdioRequestGate(guards.stdio_auth))
+    return _CallPath(pipeline, sessions, drain, time_limits)
+
+
+def _front_door(
+    server: GatewayServer,
+    settings: Settings,
+    metrics: GatewayMetrics,
+    http_outer: tuple[StarletteMiddleware, ...],
+    calls: _CallPath,
+    pool: UpstreamPool | None,
+    catalog: CatalogView,
+) -> FrontDoor:
+    """What the transports take: the HTTP door's layers, the lane and the drain step."""
+    if not settings.fast_lane:
+        return FrontDoor(http_outer=http_outer, drain=calls.drain)
+    lane = add_lane(
+        server,
+        calls.pipeline,
+        calls.sessions,
+        pool,
+        catalog.shows,
+        metrics,
+        mcp_path=settings.http_path,
+    )
+    return FrontDoor(
+        http_outer=http_outer, http_inner=(lane.http,), stdio_tap=lane.stdio, drain=calls.drain
+    )
+
+
+def _add_webhooks(
+    server: GatewayServer,
+    settings: Settings,
+    store: Store,
+    audit: AuditSink,
+    pool: UpstreamPool | None,
+    event_rows: EventMetrics | None,
+) -> None:
+    Webhooks(
+        store,
+        audit,
+        secrets=settings.hook_secrets,
+        actions=settings.hook_actions,
+        handlers=webhook_actions(pool, audit),
+        max_bytes=settings.hook_max_bytes,
+        tolerance=settings.hook_tolerance,
+        events=event_rows,
+    ).install(server)
+
+
+def _add_reports(
+    server: GatewayServer,
+    settings: Settings,
+    metrics: GatewayMetrics,
+    components: ComponentRegistry,
+    breakers: BreakerRegistry,
+    upstreams: _UpstreamViews,
+    catalog: CatalogView,
+) -> None:
+    """gateway_info (the admin tool), /health and /metrics."""
+    add_admin_tools(
+        server,
+        settings.transports,
+        metrics,
+        components,
+        upstreams.infos,
+        upstreams.tool_names,
+        profile_counts=catalog.tool_counts,
+    )
+    add_http_routes(
+        server,
+        metrics,
+        components,
+        breakers=breakers,
+        protect_details=settings.auth_protect_health_details,
+        details=upstreams.details,
+        profiles=functools.partial(_profile_counts, server, catalog, upstreams.tool_names),
+    )
 
 
 def _add_store_logs(

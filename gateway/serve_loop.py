@@ -20,6 +20,7 @@ import anyio
 import uvicorn
 from anyio.abc import TaskStatus
 from fastmcp import FastMCP
+from fastmcp.server.middleware import Middleware
 
 from archon_gateway.gateway.call_pipeline import as_middleware
 from archon_gateway.gateway.core import sdk_compat
@@ -90,15 +91,7 @@ async def serve(
         raise SettingsInvalid("nothing to serve: enable stdio, HTTP, or both")
     stop = stop or anyio.Event()
     http_limits = http_limits or HttpLimits()
-    # The gateway's pipeline has its drain step; a bare server gets one, outermost.
-    front = server.front if isinstance(server, GatewayServer) else None
-    in_flight = front.drain if front is not None and front.drain is not None else None
-    added = None
-    if in_flight is None:
-        in_flight = InFlightCalls()
-        added = as_middleware(in_flight)
-        server.middleware.insert(0, added)
-    in_flight.restart()
+    in_flight, added = _drain_step(server)
     sdk_compat.allow_sse_streams()  # process-global: a previous serve() here ended them
     try:
         # Entered once here so both transports share one lifespan (it is ref-counted inside).
@@ -149,6 +142,21 @@ async def serve(
             server.middleware.remove(added)
         logging.getLogger("uvicorn.error").removeFilter(sdk_compat.drop_cut_stream_errors)
     log.info("stopped")
+
+
+def _drain_step(server: FastMCP) -> tuple[InFlightCalls, Middleware | None]:
+    """The gateway's pipeline has its drain step; a bare server gets one, outermost (the
+    middleware added, to be removed when serving ends)."""
+    front = server.front if isinstance(server, GatewayServer) else None
+    added = None
+    if front is not None and front.drain is not None:
+        in_flight = front.drain
+    else:
+        in_flight = InFlightCalls()
+        added = as_middleware(in_flight)
+        server.middleware.insert(0, added)
+    in_flight.restart()
+    return in_flight, added
 
 
 def _settle_garbage_collector() -> None:
