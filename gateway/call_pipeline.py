@@ -21,6 +21,7 @@ A new per-call feature is one more name in `LAYERS` and one more field in `CallS
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 from functools import partial
@@ -146,6 +147,7 @@ class PipelineMiddleware(Middleware):
     def _identify(self, call: CallContext, sdk_session: object) -> None:
         session = self._sessions.of(sdk_session) if self._sessions and sdk_session else None
         if session is not None:
+            session.last_used = time.monotonic()  # what an idle-session reaper reads
             call.session_id = session.session_id
             call.principal, call.credential_kind = session.principal, session.credential_kind
         elif call.transport == "streamable-http":

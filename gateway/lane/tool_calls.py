@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -122,6 +123,8 @@ class CallLane:
         """The JSON-RPC `result` for the request: the upstream's result, or the one-line
         error result every other path gives (`isError`)."""
         self._served(transport)
+        if session is not None:
+            session.last_used = time.monotonic()  # what an idle-session reaper reads
 
         async def run_tool(call: CallContext) -> RelayedResult | ToolResult:
             if isinstance(route, NativeRoute):

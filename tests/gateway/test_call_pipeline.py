@@ -114,6 +114,34 @@ async def test_the_registry_resolves_a_session_once_and_tells_its_close_once() -
         assert closed == [session]  # the connection going away tells no one again
 
 
+async def test_each_call_on_a_session_marks_it_used_and_carries_who_calls() -> None:
+    registry = SessionRegistry()
+    seen: list[CallContext] = []
+
+    async def record(call: CallContext, call_next: Next) -> Any:
+        seen.append(call)
+        return await call_next(call)
+
+    adapter = PipelineMiddleware(CallPipeline((record,)), sessions=registry)
+    server: FastMCP[Any] = FastMCP("used", middleware=[registry, adapter])
+
+    @server.tool
+    def echo(text: str) -> str:
+        return text
+
+    with anyio.fail_after(30):
+        async with Client(server, mode="legacy") as client:
+            (session,) = list(registry)
+            opened = session.last_used
+            await client.call_tool("echo", {"text": "hi"})
+    assert session.last_used > opened
+    (call,) = seen
+    assert (call.tool, call.arguments) == ("echo", {"text": "hi"})
+    assert call.session_id == session.session_id
+    assert call.principal == "local"
+    assert call.upstream is None
+
+
 async def test_a_session_leaves_the_registry_when_its_connection_goes() -> None:
     registry = SessionRegistry()
     server: FastMCP[Any] = FastMCP("sessions", middleware=[registry])
