@@ -95,6 +95,8 @@ class HttpLane:
                 return None
         else:
             session = self._sessions.by_id(session_id) if session_id else None
+            if session is not None and session.transport != TRANSPORT:
+                session = None  # only an HTTP session is found by its header
             connection = session.ready() if session is not None else None
             if connection is None or may_be_asked(connection.client_capabilities):
                 return None
