@@ -17,23 +17,30 @@ from typing import Any, TypeVar
 
 from starlette.middleware import Middleware as StarletteMiddleware
 
-from archon_gateway.gateway.auth.audit import AuditSink, FanOutAuditSink, LogAuditSink
+from archon_gateway.catalog.view import CatalogView
+from archon_gateway.core import sdk_compat
+from archon_gateway.core.audit import AuditSink, FanOutAuditSink, LogAuditSink
+from archon_gateway.core.circuit_breaker import BreakerRegistry
+from archon_gateway.core.health import ComponentRegistry, ComponentStatus
+from archon_gateway.core.tool_family import ToolFamily
+from archon_gateway.core.version import __version__
 from archon_gateway.gateway.call_pipeline import CallPipeline, CallSteps, PipelineMiddleware
-from archon_gateway.gateway.catalog.view import CatalogView
-from archon_gateway.gateway.catalog.wiring import CALL_TOOL_LIMIT, add_catalog, report_at_start
+from archon_gateway.gateway.call_steps.admission import Admission
+from archon_gateway.gateway.call_steps.call_metrics import CountCalls, count_sessions
+from archon_gateway.gateway.call_steps.connection_log import ConnectionLog
+from archon_gateway.gateway.call_steps.drain import InFlightCalls
+from archon_gateway.gateway.call_steps.error_translation import TranslateErrors
+from archon_gateway.gateway.call_steps.session_log import SessionLog
+from archon_gateway.gateway.call_steps.stdio_auth import StdioRequestGate
+from archon_gateway.gateway.call_steps.timeout import TimeLimit, TimeLimits
+from archon_gateway.gateway.catalog_wiring import CALL_TOOL_LIMIT, add_catalog, report_at_start
 from archon_gateway.gateway.client_sessions import ClientSessions
-from archon_gateway.gateway.core import sdk_compat
-from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
-from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
-from archon_gateway.gateway.core.tool_family import ToolFamily
-from archon_gateway.gateway.core.version import __version__
-from archon_gateway.gateway.events.wiring import GatewayEvents
+from archon_gateway.gateway.events_wiring import GatewayEvents
 from archon_gateway.gateway.gateway_info import add_admin_tools
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
 from archon_gateway.gateway.guards import Guards, build_guards
-from archon_gateway.gateway.hooks import Webhooks
 from archon_gateway.gateway.http import add_http_routes
-from archon_gateway.gateway.lane.wiring import add_lane
+from archon_gateway.gateway.lane.lane_wiring import add_lane
 from archon_gateway.gateway.live_config.admin import add_reload_tool
 from archon_gateway.gateway.live_config.configuration import (
     ConfigSource,
@@ -42,14 +49,6 @@ from archon_gateway.gateway.live_config.configuration import (
 )
 from archon_gateway.gateway.live_config.reloader import ConfigReloader
 from archon_gateway.gateway.mcp_server import FrontDoor, GatewayServer
-from archon_gateway.gateway.middleware.admission import Admission
-from archon_gateway.gateway.middleware.call_metrics import CountCalls, count_sessions
-from archon_gateway.gateway.middleware.connection_log import ConnectionLog
-from archon_gateway.gateway.middleware.drain import InFlightCalls
-from archon_gateway.gateway.middleware.error_translation import TranslateErrors
-from archon_gateway.gateway.middleware.session_log import SessionLog
-from archon_gateway.gateway.middleware.stdio_auth import StdioRequestGate
-from archon_gateway.gateway.middleware.timeout import TimeLimit, TimeLimits
 from archon_gateway.gateway.passthrough import serve_passthrough
 from archon_gateway.gateway.session_registry import SessionRegistry
 from archon_gateway.gateway.settings import Settings
@@ -67,6 +66,7 @@ from archon_gateway.gateway.upstream_admin import (
     upstream_health,
     watch_upstreams,
 )
+from archon_gateway.gateway.webhooks import Webhooks
 from archon_gateway.store.intervals import ConnectionMetrics, EventMetrics
 from archon_gateway.store.service import Store
 from archon_gateway.tools.codegen import CodegenTools

@@ -1,5 +1,5 @@
 """What the gateway knows about one tool call, whichever path serves it (FastMCP's or the
-fast path): who is calling, over which session and transport, the tool and its route, the
+lane): who is calling, over which session and transport, the tool and its route, the
 deadline, and the channels back to the caller. Every step of the call pipeline
 (gateway/call_pipeline.py) reads and fills this one value; none reads FastMCP's Context."""
 
@@ -50,7 +50,7 @@ class CallContext:
     profile: str | None = None  # the catalog profile the call came through (None: default)
     upstream: str | None = None  # the upstream serving the tool; None for native tools
     deadline: float | None = None  # anyio clock; set by the time-limit step
-    # Progress, log lines and questions back to the caller (the fast path's); None on
+    # Progress, log lines and questions back to the caller (the lane's); None on
     # FastMCP's path, where the tool reaches them through its own Context.
     caller: Caller | None = None
     # What the caller may call instead (for an unknown tool); None: nothing to suggest.

@@ -4,7 +4,7 @@
 `CallContext` (gateway/call_context.py); `CallSteps` holds the gateway's instances by the
 same names (absent ones are skipped: no store, no session log). Both paths run the same
 `CallPipeline`: FastMCP reaches it through one adapter middleware (`PipelineMiddleware`),
-and the fast path (gateway/lane) calls `CallPipeline.run` directly.
+and the lane (gateway/lane) calls `CallPipeline.run` directly.
 
 Why this order:
 - drain: outermost, it sees every call first and refuses new ones while stopping.
@@ -33,15 +33,15 @@ from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import ToolResult
 
 from archon_gateway.gateway.call_context import CallContext, Next, Step
-from archon_gateway.gateway.middleware.admission import Admission
-from archon_gateway.gateway.middleware.breaker_guard import BreakerGuard
-from archon_gateway.gateway.middleware.call_metrics import CountCalls
-from archon_gateway.gateway.middleware.connection_log import ConnectionLog
-from archon_gateway.gateway.middleware.drain import InFlightCalls
-from archon_gateway.gateway.middleware.error_translation import TranslateErrors
-from archon_gateway.gateway.middleware.session_log import SessionLog
-from archon_gateway.gateway.middleware.stdio_auth import StdioAuth
-from archon_gateway.gateway.middleware.timeout import TimeLimit
+from archon_gateway.gateway.call_steps.admission import Admission
+from archon_gateway.gateway.call_steps.breaker_guard import BreakerGuard
+from archon_gateway.gateway.call_steps.call_metrics import CountCalls
+from archon_gateway.gateway.call_steps.connection_log import ConnectionLog
+from archon_gateway.gateway.call_steps.drain import InFlightCalls
+from archon_gateway.gateway.call_steps.error_translation import TranslateErrors
+from archon_gateway.gateway.call_steps.session_log import SessionLog
+from archon_gateway.gateway.call_steps.stdio_auth import StdioAuth
+from archon_gateway.gateway.call_steps.timeout import TimeLimit
 from archon_gateway.gateway.session_registry import SessionRegistry
 
 LAYERS: tuple[str, ...] = (

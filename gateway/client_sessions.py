@@ -13,7 +13,7 @@ from typing import Any, Literal
 import anyio
 from fastmcp import FastMCP
 
-from archon_gateway.gateway.core import sdk_compat
+from archon_gateway.core import sdk_compat
 from archon_gateway.gateway.session_registry import ClientSession, SessionRegistry
 
 log = logging.getLogger(__name__)

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from prometheus_client.core import Metric
 from starlette.middleware import Middleware as StarletteMiddleware
 
-from archon_gateway.gateway.auth.audit import AuditEvent, AuditSink, LogAuditSink
+from archon_gateway.core.audit import AuditEvent, AuditSink, LogAuditSink
+from archon_gateway.core.circuit_breaker import STATES, BreakerRegistry
+from archon_gateway.core.health import ComponentRegistry, ComponentStatus
 from archon_gateway.gateway.auth.decisions import Authenticator, jwt_verifier, stdio_decision
 from archon_gateway.gateway.auth.http_guard import HttpAuthMiddleware
-from archon_gateway.gateway.core.circuit_breaker import STATES, BreakerRegistry
-from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
+from archon_gateway.gateway.call_steps.breaker_guard import BreakerGuard, upstream_breakers
+from archon_gateway.gateway.call_steps.stdio_auth import StdioAuth
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics, state_gauge
 from archon_gateway.gateway.mcp_server import GatewayServer
-from archon_gateway.gateway.middleware.breaker_guard import BreakerGuard, upstream_breakers
-from archon_gateway.gateway.middleware.stdio_auth import StdioAuth
 from archon_gateway.gateway.settings import Settings
 
 OwnerLookup = Callable[[str], str | None]

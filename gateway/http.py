@@ -13,11 +13,11 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from archon_gateway.core import sdk_compat
+from archon_gateway.core.circuit_breaker import BreakerRegistry
+from archon_gateway.core.health import ComponentRegistry
+from archon_gateway.core.version import __version__
 from archon_gateway.gateway.body_guard import JsonBodyGuard
-from archon_gateway.gateway.core import sdk_compat
-from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
-from archon_gateway.gateway.core.health import ComponentRegistry
-from archon_gateway.gateway.core.version import __version__
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
 from archon_gateway.gateway.mcp_server import GatewayServer
 

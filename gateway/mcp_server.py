@@ -19,8 +19,8 @@ from typing import Any
 
 from starlette.middleware import Middleware as StarletteMiddleware
 
-from archon_gateway.gateway.core.sdk_compat import LifespanHookServer
-from archon_gateway.gateway.middleware.drain import InFlightCalls
+from archon_gateway.core.sdk_compat import LifespanHookServer
+from archon_gateway.gateway.call_steps.drain import InFlightCalls
 from archon_gateway.gateway.stdio import LineTap
 
 ResourceFactory = Callable[[], AbstractAsyncContextManager[Any]]

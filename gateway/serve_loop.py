@@ -22,12 +22,12 @@ from anyio.abc import TaskStatus
 from fastmcp import FastMCP
 from fastmcp.server.middleware import Middleware
 
+from archon_gateway.core import sdk_compat
+from archon_gateway.core.errors import FrontDoorFailed, ListenFailed, SettingsInvalid
 from archon_gateway.gateway.call_pipeline import as_middleware
-from archon_gateway.gateway.core import sdk_compat
-from archon_gateway.gateway.core.errors import FrontDoorFailed, ListenFailed, SettingsInvalid
+from archon_gateway.gateway.call_steps.drain import InFlightCalls
 from archon_gateway.gateway.http import build_http_app
 from archon_gateway.gateway.mcp_server import GatewayServer
-from archon_gateway.gateway.middleware.drain import InFlightCalls
 from archon_gateway.gateway.stdio import StdioChannel, stdio_streams
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The one registry of handshake-era client sessions: each is resolved once, at
 `initialize` (connection, session id, transport, the client's declared capabilities and
-who it is), and read by everything per-session: the fast path (which session a call runs
+who it is), and read by everything per-session: the lane (which session a call runs
 on), list_changed notifications, the store's session log, metrics and server-to-client
 asks. A session leaves when its connection goes away, or when `close()` is called.
 
@@ -20,10 +20,10 @@ import mcp_types as mt
 from fastmcp.server.dependencies import get_http_request
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 
-from archon_gateway.gateway.core import sdk_compat
+from archon_gateway.core import sdk_compat
 
 if TYPE_CHECKING:
-    from archon_gateway.gateway.core.sdk_compat import Connection
+    from archon_gateway.core.sdk_compat import Connection
 
 
 @dataclass(eq=False)

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from archon_gateway.gateway.core.config_files import UnusableFile, read_toml
-from archon_gateway.gateway.core.errors import MissingVariable
+from archon_gateway.core.config_files import UnusableFile, read_toml
+from archon_gateway.core.errors import MissingVariable
 
 # Env names an upstream may never receive from the gateway's own environment: they are the
 # gateway's secrets and settings, not the upstream's.

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from archon_gateway.gateway.core.errors import ManifestInvalid, NotFound
+from archon_gateway.core.errors import ManifestInvalid, NotFound
 from archon_gateway.upstreams.import_config import to_toml
 from archon_gateway.upstreams.manifest import (
     Manifest,

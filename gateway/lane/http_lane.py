@@ -18,13 +18,13 @@ from typing import Any
 import anyio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from archon_gateway.catalog.view import PROFILE_STATE
+from archon_gateway.core import sdk_compat
+from archon_gateway.core.bounded_json import dump_json
 from archon_gateway.gateway.body_guard import PARSED_BODY
-from archon_gateway.gateway.catalog.view import PROFILE_STATE
-from archon_gateway.gateway.core import sdk_compat
-from archon_gateway.gateway.core.bounded_json import dump_json
-from archon_gateway.gateway.lane.callers import StreamCaller
+from archon_gateway.gateway.lane.client_channels import StreamCaller
+from archon_gateway.gateway.lane.lane_calls import CallLane, Route
 from archon_gateway.gateway.lane.requests import LaneRequest, lane_request
-from archon_gateway.gateway.lane.tool_calls import CallLane, Route
 from archon_gateway.gateway.session_registry import ClientSession, SessionRegistry
 from archon_gateway.upstreams.client_requests import may_be_asked
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import anyio
 
-from archon_gateway.gateway.core.bounded_json import dump_json
-from archon_gateway.gateway.lane.callers import SessionCaller, StreamCaller
+from archon_gateway.core.bounded_json import dump_json
+from archon_gateway.gateway.lane.client_channels import SessionCaller, StreamCaller
+from archon_gateway.gateway.lane.lane_calls import CallLane, Route
 from archon_gateway.gateway.lane.requests import LaneRequest, lane_request
-from archon_gateway.gateway.lane.tool_calls import CallLane, Route
 from archon_gateway.gateway.session_registry import ClientSession, SessionRegistry
 
 # Writes one line (a JSON-RPC message, no newline) to the client, in order with the rest.

@@ -15,11 +15,12 @@ from typing import Literal
 import anyio
 from pydantic import BaseModel
 
-from archon_gateway.gateway.auth.audit import AuditSink, record_admin_action
-from archon_gateway.gateway.catalog.profiles import build_profiles
-from archon_gateway.gateway.catalog.view import CatalogView
-from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
-from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
+from archon_gateway.catalog.profiles import build_profiles
+from archon_gateway.catalog.view import CatalogView
+from archon_gateway.core.audit import AuditSink, record_admin_action
+from archon_gateway.core.circuit_breaker import BreakerRegistry
+from archon_gateway.core.health import ComponentRegistry, ComponentStatus
+from archon_gateway.gateway.call_steps.timeout import TimeLimits
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
 from archon_gateway.gateway.live_config.configuration import (
     ConfigSource,
@@ -33,7 +34,6 @@ from archon_gateway.gateway.live_config.settings_diff import (
     running_settings,
 )
 from archon_gateway.gateway.live_config.watcher import watch_files
-from archon_gateway.gateway.middleware.timeout import TimeLimits
 from archon_gateway.gateway.settings import Settings
 from archon_gateway.gateway.upstream_admin import track_upstream
 from archon_gateway.upstreams.config_diff import ManifestDiff, diff_manifests

@@ -32,14 +32,14 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from archon_gateway.core.audit import LogAuditSink
+from archon_gateway.core.circuit_breaker import CircuitBreaker
+from archon_gateway.core.errors import CircuitOpen
 from archon_gateway.gateway.app import build_gateway
-from archon_gateway.gateway.auth.audit import LogAuditSink
 from archon_gateway.gateway.auth.decisions import Authenticator
 from archon_gateway.gateway.auth.http_guard import HttpAuthMiddleware
 from archon_gateway.gateway.call_pipeline import PipelineMiddleware
-from archon_gateway.gateway.core.circuit_breaker import CircuitBreaker
-from archon_gateway.gateway.core.errors import CircuitOpen
-from archon_gateway.gateway.middleware.breaker_guard import BreakerGuard
+from archon_gateway.gateway.call_steps.breaker_guard import BreakerGuard
 from archon_gateway.gateway.settings import Settings
 
 TOKEN = "bench-0123456789abcdef-token"

@@ -18,7 +18,7 @@ from archon_gateway.gateway.call_pipeline import (
     CallPipeline,
     PipelineMiddleware,
 )
-from archon_gateway.gateway.middleware.timeout import TimeLimits
+from archon_gateway.gateway.call_steps.timeout import TimeLimits
 from archon_gateway.gateway.session_registry import ClientSession, SessionRegistry
 from archon_gateway.gateway.settings import Settings
 from tests.support import wait_until

@@ -1,4 +1,4 @@
-"""The lean path for proxied calls (gateway/lane) through a real stdio gateway: it answers
+"""The lane for proxied calls (gateway/lane) through a real stdio gateway: it answers
 exactly as the normal path does, in both protocol eras, keeps the middleware's limits and
 counts, relays progress and server-to-client requests, and honours cancellation."""
 

@@ -11,12 +11,12 @@ import anyio
 import pytest
 from fastmcp import Client
 
+from archon_gateway.core.circuit_breaker import BreakerRegistry
+from archon_gateway.core.health import ComponentRegistry
 from archon_gateway.gateway.app import add_tool_families, build_gateway
 from archon_gateway.gateway.call_pipeline import as_middleware
-from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
-from archon_gateway.gateway.core.health import ComponentRegistry
+from archon_gateway.gateway.call_steps.error_translation import TranslateErrors
 from archon_gateway.gateway.mcp_server import GatewayServer
-from archon_gateway.gateway.middleware.error_translation import TranslateErrors
 from archon_gateway.gateway.settings import Settings
 from archon_gateway.tools.workflow import WorkflowTools
 from tests.support import running_http_gateway

@@ -19,7 +19,7 @@ import anyio.to_process
 import anyio.to_thread
 from pydantic import BaseModel
 
-from archon_gateway.gateway.core.errors import InvalidArgument
+from archon_gateway.core.errors import InvalidArgument
 from archon_gateway.tools.codegen.models import NodeKind
 from archon_gateway.tools.codegen.ruff import Ruff
 from archon_gateway.tools.codegen.rules import RuleSet
