@@ -15,25 +15,33 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from fastmcp.server.middleware import Middleware
+from starlette.middleware import Middleware as StarletteMiddleware
 
-from archon_gateway.gateway.auth.audit import AuditSink, FanOutAuditSink, LogAuditSink
-from archon_gateway.gateway.catalog.view import CatalogView
-from archon_gateway.gateway.catalog.wiring import CALL_TOOL_LIMIT, add_catalog, report_at_start
+from archon_gateway.catalog.view import CatalogView
+from archon_gateway.core import sdk_compat
+from archon_gateway.core.audit import AuditSink, FanOutAuditSink, LogAuditSink
+from archon_gateway.core.circuit_breaker import BreakerRegistry
+from archon_gateway.core.health import ComponentRegistry, ComponentStatus
+from archon_gateway.core.tool_family import ToolFamily
+from archon_gateway.core.version import __version__
+from archon_gateway.gateway.call_pipeline import CallPipeline, CallSteps, PipelineMiddleware
+from archon_gateway.gateway.call_steps.admission import Admission
+from archon_gateway.gateway.call_steps.call_metrics import CountCalls, count_sessions
+from archon_gateway.gateway.call_steps.connection_log import ConnectionLog
+from archon_gateway.gateway.call_steps.drain import InFlightCalls
+from archon_gateway.gateway.call_steps.error_translation import TranslateErrors
+from archon_gateway.gateway.call_steps.session_log import SessionLog
+from archon_gateway.gateway.call_steps.stdio_auth import StdioRequestGate
+from archon_gateway.gateway.call_steps.timeout import TimeLimit, TimeLimits
+from archon_gateway.gateway.catalog_wiring import CALL_TOOL_LIMIT, add_catalog, report_at_start
 from archon_gateway.gateway.client_sessions import ClientSessions
-from archon_gateway.gateway.core import sdk_compat
-from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
-from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
-from archon_gateway.gateway.core.tool_family import ToolFamily
-from archon_gateway.gateway.core.version import __version__
-from archon_gateway.gateway.events.wiring import GatewayEvents
+from archon_gateway.gateway.events_wiring import GatewayEvents
 from archon_gateway.gateway.gateway_info import add_admin_tools
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
-from archon_gateway.gateway.guards import build_guards
-from archon_gateway.gateway.hooks import Webhooks
+from archon_gateway.gateway.guards import Guards, build_guards
 from archon_gateway.gateway.host_guard import HostRules
 from archon_gateway.gateway.http import add_http_routes
-from archon_gateway.gateway.lane.wiring import add_lane
+from archon_gateway.gateway.lane.lane_wiring import add_lane
 from archon_gateway.gateway.live_config.admin import add_reload_tool
 from archon_gateway.gateway.live_config.configuration import (
     ConfigSource,
@@ -41,14 +49,9 @@ from archon_gateway.gateway.live_config.configuration import (
     layered_manifests,
 )
 from archon_gateway.gateway.live_config.reloader import ConfigReloader
-from archon_gateway.gateway.mcp_server import GatewayServer
-from archon_gateway.gateway.middleware.admission import AdmissionMiddleware
-from archon_gateway.gateway.middleware.call_metrics import MetricsMiddleware
-from archon_gateway.gateway.middleware.connection_log import ConnectionLog
-from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
-from archon_gateway.gateway.middleware.session_log import SessionLog
-from archon_gateway.gateway.middleware.timeout import TimeoutMiddleware
+from archon_gateway.gateway.mcp_server import FrontDoor, GatewayServer
 from archon_gateway.gateway.passthrough import serve_passthrough
+from archon_gateway.gateway.session_registry import SessionRegistry
 from archon_gateway.gateway.settings import Settings
 from archon_gateway.gateway.store_wiring import (
     BreakerConnections,
@@ -64,6 +67,7 @@ from archon_gateway.gateway.upstream_admin import (
     upstream_health,
     watch_upstreams,
 )
+from archon_gateway.gateway.webhooks import Webhooks
 from archon_gateway.store.intervals import ConnectionMetrics, EventMetrics
 from archon_gateway.store.service import Store
 from archon_gateway.tools.codegen import CodegenTools
@@ -112,7 +116,6 @@ def build_gateway(
     )
     server = GatewayServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__)
     sdk_compat.refuse_before_initialize(server)
-    server.host_rules = host_rules(settings)
     if store is not None and connections is not None:
         server.add_lifetime(store.running)  # first in, last out: it records the others' exits
         store.report_connections(_running(server, connections))
@@ -125,41 +128,22 @@ def build_gateway(
         audit=FanOutAuditSink(LogAuditSink(), StoreAuditSink(store)) if store else None,
         clock=clock,
     )
-    native_limits: dict[str, float] = dict(CALL_TOOL_LIMIT)  # + the families' own, below
     native_namespaces: dict[str, str] = {}  # native tool -> its family, added below
-    catalog = add_catalog(
+    catalog, profile_paths = add_catalog(
         server,
         settings,
         lambda tool: (
             (pool.upstream_of(tool) if pool else None) or native_namespaces.get(tool, SERVER_NAME)
         ),
     )
-    upstream_limit = pool.timeout_for if pool else _not_upstream
-    reloader: ConfigReloader | None = None  # set below; the gateway's tool_timeout, live
-    timeouts = TimeoutMiddleware(
-        settings.tool_timeout,
-        lambda tool: (
-            native_limits.get(tool)
-            or upstream_limit(tool)
-            or (reloader.tool_timeout if reloader else None)
-        ),
-    )
-    # Outermost first: errors are translated after metrics have seen the raw outcome; then
-    # stdio auth and breakers; the timeout is innermost so it measures only the tool itself.
-    # The store's session and connection logs sit beside metrics: they count what the
-    # caller saw.
-    store_logs = _store_logs(server, store, pool, connections)
-    layers = (ErrorTranslationMiddleware(), MetricsMiddleware(metrics), *store_logs)
-    for layer in (*layers, *guards.middleware):
-        server.add_middleware(layer)
-    # Inside metrics (busy refusals are counted) and outside the timeout.
-    server.add_middleware(AdmissionMiddleware(settings.tool_concurrency))
-    server.add_middleware(timeouts)
+    calls = _call_path(server, settings, metrics, guards, store, pool, connections)
     if connections is not None:
         guards.breakers.add_listener(BreakerConnections(connections))
-    upstreams = _serve_upstreams(server, pool, metrics, components, guards.audit)
-    if settings.fast_lane:
-        add_lane(server, pool, catalog.shows, metrics, mcp_path=settings.http_path)
+    upstreams = _serve_upstreams(server, pool, metrics, components, guards.audit, calls.sessions)
+    # Outermost first: service auth, then the profile path (it reads what auth decided).
+    http_outer = (guards.http_auth, profile_paths)
+    server.front = _front_door(server, settings, metrics, http_outer, calls, pool, catalog)
+    server.front.host_rules = host_rules(settings)
     reloader = ConfigReloader(
         source or ConfigSource(lambda: settings),
         running,
@@ -171,43 +155,18 @@ def build_gateway(
         audit=guards.audit,
         notify_others=upstreams.others_changed,
         start_problems=start_problems,
+        time_limits=calls.time_limits,
     )
     server.add_lifetime(reloader.running)
     add_reload_tool(server, reloader)
     # Webhook actions and Kafka handlers count into one event_metrics interval writer.
     event_rows = _running(server, EventMetrics(store, interval=interval)) if store else None
     if store is not None and settings.hook_secrets:
-        Webhooks(
-            store,
-            guards.audit,
-            secrets=settings.hook_secrets,
-            actions=settings.hook_actions,
-            handlers=webhook_actions(pool, guards.audit),
-            max_bytes=settings.hook_max_bytes,
-            tolerance=settings.hook_tolerance,
-            events=event_rows,
-        ).install(server)
-    add_admin_tools(
-        server,
-        settings.transports,
-        metrics,
-        components,
-        upstreams.infos,
-        upstreams.tool_names,
-        profile_counts=catalog.tool_counts,
-    )
-    add_http_routes(
-        server,
-        metrics,
-        components,
-        breakers=guards.breakers,
-        protect_details=settings.auth_protect_health_details,
-        details=upstreams.details,
-        profiles=functools.partial(_profile_counts, server, catalog, upstreams.tool_names),
-    )
+        _add_webhooks(server, settings, store, guards.audit, pool, event_rows)
+    _add_reports(server, settings, metrics, components, guards.breakers, upstreams, catalog)
     if families is None:
         families = tool_families(settings, guards.breakers, store, connections)
-    native_limits.update(add_tool_families(server, components, families))
+    calls.time_limits.add_native(add_tool_families(server, components, families))
     events.attach(
         server,
         components,
@@ -223,20 +182,141 @@ def build_gateway(
     return server
 
 
-def _store_logs(
+@dataclass(frozen=True)
+class _CallPath:
+    """What every tool call runs through, and what the lane and reloads need of it."""
+
+    pipeline: CallPipeline
+    sessions: SessionRegistry
+    drain: InFlightCalls
+    time_limits: TimeLimits
+
+
+def _call_path(
     server: GatewayServer,
+    settings: Settings,
+    metrics: GatewayMetrics,
+    guards: Guards,
     store: Store | None,
     pool: UpstreamPool | None,
     connections: ConnectionMetrics | None,
-) -> list[Middleware]:
+) -> _CallPath:
+    """The session registry and the call pipeline (its steps in gateway/call_pipeline.py's
+    order), which FastMCP reaches through one adapter middleware."""
+    time_limits = TimeLimits(settings.tool_timeout, pool.timeout_for if pool else _not_upstream)
+    time_limits.add_native(CALL_TOOL_LIMIT)  # + the families' own, once they are added
+    sessions = SessionRegistry()
+    server.add_middleware(sessions)
+    count_sessions(metrics, sessions)
+    drain = InFlightCalls()
+    steps = CallSteps(
+        drain=drain,
+        errors=TranslateErrors(),
+        metrics=CountCalls(metrics),
+        stdio_auth=guards.stdio_auth,
+        breakers=guards.breaker_guard,
+        admission=Admission(settings.tool_concurrency),
+        time_limit=TimeLimit(time_limits.limit_for),
+    )
+    _add_store_logs(steps, server, store, sessions, pool, connections)
+    pipeline = CallPipeline(steps)
+    upstream_of = pool.upstream_of if pool else _not_upstream
+    server.add_middleware(PipelineMiddleware(pipeline, sessions=sessions, upstream_of=upstream_of))
+    server.add_middleware(StdioRequestGate(guards.stdio_auth))
+    return _CallPath(pipeline, sessions, drain, time_limits)
+
+
+def _front_door(
+    server: GatewayServer,
+    settings: Settings,
+    metrics: GatewayMetrics,
+    http_outer: tuple[StarletteMiddleware, ...],
+    calls: _CallPath,
+    pool: UpstreamPool | None,
+    catalog: CatalogView,
+) -> FrontDoor:
+    """What the transports take: the HTTP door's layers, the lane and the drain step."""
+    if not settings.fast_lane:
+        return FrontDoor(http_outer=http_outer, drain=calls.drain)
+    lane = add_lane(
+        server,
+        calls.pipeline,
+        calls.sessions,
+        pool,
+        catalog.shows,
+        metrics,
+        mcp_path=settings.http_path,
+    )
+    return FrontDoor(
+        http_outer=http_outer, http_inner=(lane.http,), stdio_tap=lane.stdio, drain=calls.drain
+    )
+
+
+def _add_webhooks(
+    server: GatewayServer,
+    settings: Settings,
+    store: Store,
+    audit: AuditSink,
+    pool: UpstreamPool | None,
+    event_rows: EventMetrics | None,
+) -> None:
+    Webhooks(
+        store,
+        audit,
+        secrets=settings.hook_secrets,
+        actions=settings.hook_actions,
+        handlers=webhook_actions(pool, audit),
+        max_bytes=settings.hook_max_bytes,
+        tolerance=settings.hook_tolerance,
+        events=event_rows,
+    ).install(server)
+
+
+def _add_reports(
+    server: GatewayServer,
+    settings: Settings,
+    metrics: GatewayMetrics,
+    components: ComponentRegistry,
+    breakers: BreakerRegistry,
+    upstreams: _UpstreamViews,
+    catalog: CatalogView,
+) -> None:
+    """gateway_info (the admin tool), /health and /metrics."""
+    add_admin_tools(
+        server,
+        settings.transports,
+        metrics,
+        components,
+        upstreams.infos,
+        upstreams.tool_names,
+        profile_counts=catalog.tool_counts,
+    )
+    add_http_routes(
+        server,
+        metrics,
+        components,
+        breakers=breakers,
+        protect_details=settings.auth_protect_health_details,
+        details=upstreams.details,
+        profiles=functools.partial(_profile_counts, server, catalog, upstreams.tool_names),
+    )
+
+
+def _add_store_logs(
+    steps: CallSteps,
+    server: GatewayServer,
+    store: Store | None,
+    sessions: SessionRegistry,
+    pool: UpstreamPool | None,
+    connections: ConnectionMetrics | None,
+) -> None:
     """The session log and, with upstreams, the per-upstream call log."""
     if store is None:
-        return []
-    sessions = SessionLog(store)
-    server.add_lifetime(sessions.running)
-    if pool is None or connections is None:
-        return [sessions]
-    return [sessions, ConnectionLog(connections, pool.upstream_of)]
+        return
+    steps.session_log = SessionLog(store, sessions)
+    server.add_lifetime(steps.session_log.running)
+    if pool is not None and connections is not None:
+        steps.upstream_log = ConnectionLog(connections)
 
 
 def _running(server: GatewayServer, intervals: IntervalsT) -> IntervalsT:
@@ -279,6 +359,7 @@ def _serve_upstreams(
     metrics: GatewayMetrics,
     components: ComponentRegistry,
     audit: AuditSink,
+    sessions: SessionRegistry,
 ) -> _UpstreamViews:
     """Serve the pool's tools, its admin tool and health; tell clients of catalog changes."""
     if pool is None:
@@ -286,8 +367,7 @@ def _serve_upstreams(
         components.register("upstreams", lambda: disabled)
         return _UpstreamViews()
     watch_upstreams(pool, metrics, components)
-    clients = ClientSessions()
-    server.add_middleware(clients)
+    clients = ClientSessions(sessions)
     serve_passthrough(server, pool, clients)  # resources, prompts, logs, subscriptions
     pool.on_tools_changed(clients.tools_changed)
     server.add_lifetime(pool.running)

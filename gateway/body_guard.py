@@ -16,8 +16,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from archon_gateway.gateway.core.bounded_json import JsonRejected, parse_json
-from archon_gateway.gateway.core.line_framing import OversizedLine
+from archon_gateway.core.bounded_json import JsonRejected, parse_json
+from archon_gateway.core.line_framing import OversizedLine
 
 PARSE_ERROR = -32700
 PARSED_BODY = "archon.parsed_body"  # scope key under which the parsed body travels on

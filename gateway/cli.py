@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal, NoReturn
 
 from cyclopts import App, CycloptsError, Parameter
 
-from archon_gateway.gateway.core.errors import GatewayError, SettingsInvalid
-from archon_gateway.gateway.core.version import __version__
+from archon_gateway.core.errors import GatewayError, SettingsInvalid
+from archon_gateway.core.version import __version__
 from archon_gateway.gateway.db_cli import db_app
 from archon_gateway.gateway.settings import (
     DEFAULT_CONFIG_NAME,
@@ -517,9 +517,9 @@ def events_tail(
 
     import anyio
 
-    from archon_gateway.gateway.events.tail import tail
-    from archon_gateway.gateway.events.topics import Topics
-    from archon_gateway.gateway.events.wiring import kafka_options
+    from archon_gateway.events.tail import tail
+    from archon_gateway.events.topics import Topics
+    from archon_gateway.gateway.events_wiring import kafka_options
 
     topics = topic or Topics(settings.kafka_topic_prefix).all()
 

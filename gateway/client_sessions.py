@@ -8,19 +8,13 @@ channel and hears changes on a `subscriptions/listen` stream, which the gateway 
 from __future__ import annotations
 
 import logging
-import weakref
-from contextlib import suppress
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import anyio
-import mcp_types as mt
 from fastmcp import FastMCP
-from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 
-from archon_gateway.gateway.core import sdk_compat
-
-if TYPE_CHECKING:
-    from archon_gateway.gateway.core.sdk_compat import Connection
+from archon_gateway.core import sdk_compat
+from archon_gateway.gateway.session_registry import ClientSession, SessionRegistry
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +22,12 @@ log = logging.getLogger(__name__)
 _SEND_LIMIT = 1.0
 
 
-class ClientSessions(Middleware):
-    """Remembers each handshake-era connection at initialize; forgets it when it closes
-    (weakly held) or a notification to it fails. `serve_listen` adds the modern route."""
+class ClientSessions:
+    """Tells the handshake-era sessions of the registry (skipping those a notification to
+    failed); `serve_listen` adds the modern route."""
 
-    def __init__(self) -> None:
-        # The SDK's per-client Connection: a ServerSession is a per-request view of it.
-        self._connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+    def __init__(self, registry: SessionRegistry) -> None:
+        self._registry = registry
         self._bus = sdk_compat.new_subscription_bus()
 
     def serve_listen(
@@ -45,33 +38,28 @@ class ClientSessions(Middleware):
         sdk_compat.serve_subscriptions_listen(server, self._bus, around)
 
     def __len__(self) -> int:
-        return len(self._connections)
+        return sum(1 for _ in self._listening())
 
-    async def on_initialize(
-        self,
-        context: MiddlewareContext[mt.InitializeRequest],
-        call_next: CallNext[mt.InitializeRequest, mt.InitializeResult | None],
-    ) -> mt.InitializeResult | None:
-        result = await call_next(context)
-        if context.fastmcp_context is not None:
-            with suppress(RuntimeError):  # no session to notify (a sessionless request)
-                connection = sdk_compat.session_connection(context.fastmcp_context.session)
-                if connection is not None:
-                    self._connections.add(connection)
-        return result
+    def _listening(self) -> list[tuple[ClientSession, Any]]:
+        found = []
+        for session in self._registry:
+            connection = session.connection
+            if connection is not None and not session.deaf:
+                found.append((session, connection))
+        return found
 
     async def tools_changed(self) -> None:
         """Tell every connected client to list tools again."""
         await sdk_compat.publish_tools_changed(self._bus)
         told = 0
-        for connection in list(self._connections):
+        for session, connection in self._listening():
             try:
                 with anyio.fail_after(_SEND_LIMIT):
                     await connection.send_tool_list_changed()
                 told += 1
             except Exception as exc:  # a closed or stuck client; the others still hear it
                 log.debug("could not send tools/list_changed to a client: %r", exc)
-                self._connections.discard(connection)
+                session.deaf = True
         log.debug("tools changed: told %d client session(s) and the listen streams", told)
 
     async def list_changed(self, kind: Literal["resources", "prompts"]) -> None:
@@ -82,9 +70,10 @@ class ClientSessions(Middleware):
     async def resource_updated(self, uri: str, followers: list[object]) -> None:
         """Tell the clients that follow `uri` (and only them) that it changed."""
         await sdk_compat.publish_resource_updated(self._bus, uri)  # listen streams filter
-        for follower in followers:
-            if follower in self._connections:
-                await self._send(follower, "notifications/resources/updated", {"uri": uri})
+        for session, connection in self._listening():
+            if any(follower is connection for follower in followers):
+                params = {"uri": uri}
+                await self._send(session, connection, "notifications/resources/updated", params)
 
     async def log_to_all(self, upstream: str, params: dict[str, Any]) -> None:
         """An upstream's log line that belongs to no call: to every handshake-era client
@@ -94,13 +83,15 @@ class ClientSessions(Middleware):
         await self._to_each("notifications/message", {**params, "logger": named})
 
     async def _to_each(self, method: str, params: dict[str, Any] | None) -> None:
-        for connection in list(self._connections):
-            await self._send(connection, method, params)
+        for session, connection in self._listening():
+            await self._send(session, connection, method, params)
 
-    async def _send(self, connection: object, method: str, params: dict[str, Any] | None) -> None:
+    async def _send(
+        self, session: ClientSession, connection: Any, method: str, params: dict[str, Any] | None
+    ) -> None:
         try:
             with anyio.fail_after(_SEND_LIMIT):
-                await connection.notify(method, params)  # type: ignore[attr-defined]
+                await connection.notify(method, params)
         except Exception as exc:  # a closed or stuck client; the others still hear it
             log.debug("could not send %s to a client: %r", method, exc)
-            self._connections.discard(connection)  # type: ignore[arg-type]
+            session.deaf = True

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 from cyclopts import App, Parameter
 
-from archon_gateway.gateway.core.errors import GatewayError, SettingsInvalid
+from archon_gateway.core.errors import GatewayError, SettingsInvalid
 from archon_gateway.gateway.settings import Settings, load_settings
 
 if TYPE_CHECKING:

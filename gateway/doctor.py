@@ -19,7 +19,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from archon_gateway.gateway.core.errors import GatewayError, MissingVariable, UpstreamStartTimeout
+from archon_gateway.core.errors import GatewayError, MissingVariable, UpstreamStartTimeout
 from archon_gateway.upstreams.manifest import (
     Manifest,
     ManifestProblem,

@@ -8,8 +8,8 @@ from fastmcp import FastMCP
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel
 
-from archon_gateway.gateway.core.health import ComponentRegistry
-from archon_gateway.gateway.core.version import __version__
+from archon_gateway.core.health import ComponentRegistry
+from archon_gateway.core.version import __version__
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
 from archon_gateway.upstreams.state import UpstreamInfo
 

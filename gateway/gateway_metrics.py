@@ -10,7 +10,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from archon_gateway.gateway.core.version import __version__
+from archon_gateway.core.version import __version__
 
 # Tool calls span sub-millisecond native tools to minute-long upstream work.
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -38,7 +38,7 @@ class GatewayMetrics:
         )
         self.lane_calls = Counter(
             "archon_lane_calls",
-            "Tool calls served on the lean path (gateway.lane), by transport",
+            "Tool calls served on the lane (gateway.lane), by transport",
             ["transport"],
             registry=self.registry,
         )

@@ -1,6 +1,6 @@
 """Assembly of what guards every call: service auth (HTTP and stdio), audit, circuit
 breakers, and their health and metrics. `app.build_gateway` calls `build_guards` once and
-puts `guards.middleware` into the server's middleware stack."""
+puts its steps into the call pipeline and its ASGI layer in front of the HTTP door."""
 
 from __future__ import annotations
 
@@ -8,19 +8,18 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from fastmcp.server.middleware import Middleware
 from prometheus_client.core import Metric
 from starlette.middleware import Middleware as StarletteMiddleware
 
-from archon_gateway.gateway.auth.audit import AuditEvent, AuditSink, LogAuditSink
+from archon_gateway.core.audit import AuditEvent, AuditSink, LogAuditSink
+from archon_gateway.core.circuit_breaker import STATES, BreakerRegistry
+from archon_gateway.core.health import ComponentRegistry, ComponentStatus
 from archon_gateway.gateway.auth.decisions import Authenticator, jwt_verifier, stdio_decision
 from archon_gateway.gateway.auth.http_guard import HttpAuthMiddleware
-from archon_gateway.gateway.core.circuit_breaker import STATES, BreakerRegistry
-from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
+from archon_gateway.gateway.call_steps.breaker_guard import BreakerGuard, upstream_breakers
+from archon_gateway.gateway.call_steps.stdio_auth import StdioAuth
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics, state_gauge
 from archon_gateway.gateway.mcp_server import GatewayServer
-from archon_gateway.gateway.middleware.breaker_guard import BreakerMiddleware, upstream_breakers
-from archon_gateway.gateway.middleware.stdio_auth import StdioAuthMiddleware
 from archon_gateway.gateway.settings import Settings
 
 OwnerLookup = Callable[[str], str | None]
@@ -30,7 +29,9 @@ OwnerLookup = Callable[[str], str | None]
 class Guards:
     breakers: BreakerRegistry
     audit: AuditSink
-    middleware: list[Middleware]
+    http_auth: StarletteMiddleware  # the ASGI guard in front of every HTTP route
+    stdio_auth: StdioAuth  # call-pipeline steps
+    breaker_guard: BreakerGuard
 
 
 def build_guards(
@@ -57,10 +58,8 @@ def build_guards(
     components.register("breakers", _breakers_probe(breakers), critical=False)
     metrics.watch(_scrape_states(breakers, components))
     metrics.active_sessions.labels(transport="http").set_function(
-        lambda: server.open_http_sessions()
+        lambda: server.front.open_http_sessions()
     )
-
-    server.http_middleware.append(_http_auth(settings, audit, metrics))
     stdio = stdio_decision(
         settings.auth_stdio_require_token,
         settings.auth_stdio_token,
@@ -77,7 +76,9 @@ def build_guards(
     return Guards(
         breakers=breakers,
         audit=audit,
-        middleware=[StdioAuthMiddleware(stdio, audit), BreakerMiddleware(lookup)],
+        http_auth=_http_auth(settings, audit, metrics),
+        stdio_auth=StdioAuth(stdio, audit),
+        breaker_guard=BreakerGuard(lookup),
     )
 
 

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from archon_gateway.gateway.core.errors import SettingsInvalid
+from archon_gateway.core.errors import SettingsInvalid
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -14,11 +14,11 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from archon_gateway.core import sdk_compat
+from archon_gateway.core.circuit_breaker import BreakerRegistry
+from archon_gateway.core.health import ComponentRegistry
+from archon_gateway.core.version import __version__
 from archon_gateway.gateway.body_guard import JsonBodyGuard
-from archon_gateway.gateway.core import sdk_compat
-from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
-from archon_gateway.gateway.core.health import ComponentRegistry
-from archon_gateway.gateway.core.version import __version__
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
 from archon_gateway.gateway.host_guard import HOST_VERIFIED, HostGuard, HostRules, host_policy
 from archon_gateway.gateway.mcp_server import GatewayServer
@@ -100,21 +100,23 @@ def build_http_app(
     `stateless`: no handshake-era sessions are kept between requests (for replicas behind a
     load balancer; 2026-07-28 requests never need one). `bound`: the listener's address
     (host, real port); with it, every route checks Host and Origin first
-    (gateway.host_guard; the server's `host_rules` add to the loopback defaults).
+    (gateway.host_guard; the front door's `host_rules` add to the loopback defaults).
     `bounds`: the MCP request cap and the handshake-era session limits."""
-    # Host/Origin first, then the request cap, then a GatewayServer's auth middleware.
+    # Host/Origin first, then the request cap; then a GatewayServer's auth layer (before
+    # any route runs) and the lane (inside the body guard: it reads the parsed body).
+    front = server.front if isinstance(server, GatewayServer) else None
     guard = []
     if bound is not None:
-        rules = getattr(server, "host_rules", HostRules())
+        rules = front.host_rules if front else HostRules()
         guard.append(Middleware(HostGuard, policy=host_policy(rules, *bound)))
     bounds = bounds or RequestBounds()
     middleware = [
         *guard,
         # Outermost after Host: a full gateway still answers /health (never counted).
         Middleware(McpRequestCap, max_requests=bounds.max_requests, paths=(mcp_path,)),
-        *getattr(server, "http_middleware", []),
+        *(front.http_outer if front else ()),
         Middleware(JsonBodyGuard, max_bytes=max_body_bytes, paths=(mcp_path,)),
-        *getattr(server, "http_inner_middleware", []),  # the lane: it reads the parsed body
+        *(front.http_inner if front else ()),
     ]
     # host_origin_protection off: FastMCP's own guard (FASTMCP_HTTP_HOST_ORIGIN_PROTECTION)
     # would refuse what allowed_hosts allows and probes by IP; ours covers every route.
@@ -135,8 +137,8 @@ def build_http_app(
         )
     # One limit (max_message_bytes) on every path: the SDK's own, lower one is raised to it.
     sdk_compat.lift_http_body_limit(app, max_body_bytes)
-    if isinstance(server, GatewayServer):
-        server.open_http_sessions = sdk_compat.http_session_counter(app)
+    if front is not None:
+        front.open_http_sessions = sdk_compat.http_session_counter(app)
     endpoints = {
         "mcp": mcp_path,
         "mcp_profile": f"{mcp_path.rstrip('/')}/{{profile}}",

@@ -7,22 +7,45 @@ that isn't the current task's current cancel scope". Our resources are entered a
 FastMCP's lifespan instead, in one AsyncExitStack, and closed in the order they opened.
 Every way of running the server (our serve loop, the HTTP app's lifespan, fastmcp's
 in-memory Client) enters the lifespan through `around_lifespan` (see the SDK seam,
-gateway.core.sdk_compat), so they all get the resources.
+core.sdk_compat), so they all get the resources.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.middleware import Middleware as StarletteMiddleware
 
-from archon_gateway.gateway.core.sdk_compat import LifespanHookServer
+from archon_gateway.core.sdk_compat import LifespanHookServer
+from archon_gateway.gateway.call_steps.drain import InFlightCalls
 from archon_gateway.gateway.host_guard import HostRules
 from archon_gateway.gateway.stdio import LineTap
 
 ResourceFactory = Callable[[], AbstractAsyncContextManager[Any]]
+
+
+def _no_sessions() -> int:
+    return 0
+
+
+@dataclass
+class FrontDoor:
+    """What the transports take from the composition root (gateway/app.py), built there
+    in one place: the HTTP door's ASGI layers (outermost first: service auth, the profile
+    path; and inside the body guard, the lane), the stdio lane, and the call pipeline's
+    drain step (the serve loop drains it at shutdown)."""
+
+    http_outer: tuple[StarletteMiddleware, ...] = ()
+    http_inner: tuple[StarletteMiddleware, ...] = ()
+    stdio_tap: LineTap | None = None
+    drain: InFlightCalls | None = None
+    # Open streamable-HTTP sessions (set by the HTTP app once built; /metrics reads it).
+    open_http_sessions: Callable[[], int] = field(default=_no_sessions)
+    # Allowed Host/Origin values for the HTTP listener (gateway.host_guard).
+    host_rules: HostRules = field(default_factory=HostRules)
 
 
 class GatewayServer(LifespanHookServer):
@@ -30,16 +53,7 @@ class GatewayServer(LifespanHookServer):
         super().__init__(*args, **kwargs)
         self._resource_factories: list[ResourceFactory] = []
         self._resource_users = 0
-        # For the HTTP front door (gateway.http): ASGI middleware wrapping every route
-        # (service auth), and the count of open HTTP sessions it reports back.
-        self.http_middleware: list[StarletteMiddleware] = []
-        self.open_http_sessions: Callable[[], int] = lambda: 0
-        # The lane for proxied tool calls (gateway.lane), when there are upstreams: taken off
-        # the stdio line, and an ASGI layer inside the HTTP body guard.
-        self.stdio_tap: LineTap | None = None
-        self.http_inner_middleware: list[StarletteMiddleware] = []
-        # Allowed Host/Origin values for the HTTP listener (gateway.host_guard).
-        self.host_rules = HostRules()
+        self.front = FrontDoor()
 
     def add_lifetime(self, factory: ResourceFactory) -> None:
         """Enter `factory()` when the server starts and exit it when the server stops."""

@@ -14,9 +14,9 @@ import anyio
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from mcp.shared.exceptions import MCPError
 
+from archon_gateway.core import sdk_compat
+from archon_gateway.core.errors import GatewayError
 from archon_gateway.gateway.client_sessions import ClientSessions
-from archon_gateway.gateway.core import sdk_compat
-from archon_gateway.gateway.core.errors import GatewayError
 from archon_gateway.upstreams.catalog import PROMPTS_CHANGED, RESOURCES_CHANGED
 from archon_gateway.upstreams.naming import namespaced_uri
 from archon_gateway.upstreams.pool import UpstreamPool

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from archon_gateway.gateway.core.errors import Refused, UpstreamUnavailable
+from archon_gateway.core.errors import Refused, UpstreamUnavailable
 from archon_gateway.gateway.live_config.admin import RELOAD_TOOL
 from archon_gateway.gateway.upstream_admin import RESTART_TOOL
 

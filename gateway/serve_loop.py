@@ -20,13 +20,16 @@ import anyio
 import uvicorn
 from anyio.abc import TaskStatus
 from fastmcp import FastMCP
+from fastmcp.server.middleware import Middleware
 
-from archon_gateway.gateway.core import sdk_compat
-from archon_gateway.gateway.core.connection_slots import ConnectionSlots
-from archon_gateway.gateway.core.errors import FrontDoorFailed, ListenFailed, SettingsInvalid
+from archon_gateway.core import sdk_compat
+from archon_gateway.core.connection_slots import ConnectionSlots
+from archon_gateway.core.errors import FrontDoorFailed, ListenFailed, SettingsInvalid
+from archon_gateway.gateway.call_pipeline import as_middleware
+from archon_gateway.gateway.call_steps.drain import InFlightCalls
 from archon_gateway.gateway.fd_limit import connection_room
 from archon_gateway.gateway.http import RequestBounds, build_http_app
-from archon_gateway.gateway.middleware.drain import InFlightCalls
+from archon_gateway.gateway.mcp_server import GatewayServer
 from archon_gateway.gateway.stdio import StdioChannel, stdio_streams
 
 log = logging.getLogger(__name__)
@@ -90,8 +93,7 @@ async def serve(
         raise SettingsInvalid("nothing to serve: enable stdio, HTTP, or both")
     stop = stop or anyio.Event()
     http_limits = http_limits or HttpLimits()
-    in_flight = InFlightCalls()
-    server.middleware.insert(0, in_flight)  # outermost: it sees every call first
+    in_flight, added = _drain_step(server)
     sdk_compat.allow_sse_streams()  # process-global: a previous serve() here ended them
     try:
         # Entered once here so both transports share one lifespan (it is ref-counted inside).
@@ -143,10 +145,26 @@ async def serve(
                 logging.getLogger("uvicorn.error").addFilter(sdk_compat.drop_cut_stream_errors)
             watcher.cancel()
     finally:
-        server.middleware.remove(in_flight)
+        if added is not None:
+            server.middleware.remove(added)
         sdk_compat.allow_sse_streams()  # leave the process-global flag as we found it
         logging.getLogger("uvicorn.error").removeFilter(sdk_compat.drop_cut_stream_errors)
     log.info("stopped")
+
+
+def _drain_step(server: FastMCP) -> tuple[InFlightCalls, Middleware | None]:
+    """The gateway's pipeline has its drain step; a bare server gets one, outermost (the
+    middleware added, to be removed when serving ends)."""
+    front = server.front if isinstance(server, GatewayServer) else None
+    added = None
+    if front is not None and front.drain is not None:
+        in_flight = front.drain
+    else:
+        in_flight = InFlightCalls()
+        added = as_middleware(in_flight)
+        server.middleware.insert(0, added)
+    in_flight.restart()
+    return in_flight, added
 
 
 def _settle_garbage_collector() -> None:
@@ -243,7 +261,8 @@ async def _run_stdio(
 ) -> None:
     try:
         with sdk_compat.transport_set("stdio"):
-            tap = getattr(server, "stdio_tap", None)  # the lane (gateway.lane), if any
+            # The lane (gateway.lane), if any.
+            tap = server.front.stdio_tap if isinstance(server, GatewayServer) else None
             streams = stdio_streams(max_message_bytes, *fds, eof_grace=grace, tap=tap)
             async with streams as channel:
                 task_status.started(channel)

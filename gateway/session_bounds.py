@@ -21,8 +21,8 @@ import anyio
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from archon_gateway.core.sdk_compat import HttpSessionRegistry
 from archon_gateway.gateway.body_guard import PARSED_BODY
-from archon_gateway.gateway.core.sdk_compat import HttpSessionRegistry
 from archon_gateway.gateway.request_cap import answer_busy
 from archon_gateway.gateway.session_activity import SessionActivity
 

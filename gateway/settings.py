@@ -31,14 +31,14 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from archon_gateway.gateway.catalog.profiles import (
+from archon_gateway.catalog.profiles import (
     DEFAULT_PROFILE,
     PROFILE_NAME,
     CatalogMode,
     ProfileSettings,
 )
-from archon_gateway.gateway.core.config_files import UnusableFile, read_toml
-from archon_gateway.gateway.core.errors import SettingsInvalid
+from archon_gateway.core.config_files import UnusableFile, read_toml
+from archon_gateway.core.errors import SettingsInvalid
 
 ENV_PREFIX = "ARCHON_"
 DEFAULT_CONFIG_NAME = "archon.toml"
@@ -155,7 +155,7 @@ class Settings(BaseSettings):
     )
     fast_lane: bool = Field(
         True,
-        description="serve calls of listed upstream tools on the lean path (same middleware, "
+        description="serve calls of listed upstream tools on the lane (same middleware, "
         "no re-validation of the upstream's result); off sends every call through FastMCP",
     )
     upstream_idle_minutes: float | None = Field(

@@ -29,9 +29,9 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
-from archon_gateway.gateway.core.bounded_json import JsonRejected, parse_json
-from archon_gateway.gateway.core.errors import FrontDoorFailed
-from archon_gateway.gateway.core.line_framing import READ_SIZE, BoundedLines, OversizedLine
+from archon_gateway.core.bounded_json import JsonRejected, parse_json
+from archon_gateway.core.errors import FrontDoorFailed
+from archon_gateway.core.line_framing import READ_SIZE, BoundedLines, OversizedLine
 
 log = logging.getLogger(__name__)
 

@@ -10,15 +10,15 @@ from collections.abc import Callable
 from fastmcp.server.dependencies import get_http_request
 from prometheus_client import Counter
 
-from archon_gateway.gateway.auth.audit import AuditEvent, AuditSink
-from archon_gateway.gateway.core.circuit_breaker import BreakerState, CircuitBreaker
-from archon_gateway.gateway.core.errors import AuthRejected, NotFound
-from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
-from archon_gateway.gateway.core.tool_family import ToolFamily
+from archon_gateway.core.audit import AuditEvent, AuditSink
+from archon_gateway.core.circuit_breaker import BreakerState, CircuitBreaker
+from archon_gateway.core.errors import AuthRejected, NotFound
+from archon_gateway.core.health import ComponentRegistry, ComponentStatus
+from archon_gateway.core.tool_family import ToolFamily
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
-from archon_gateway.gateway.hooks import Action, ActionCall
 from archon_gateway.gateway.settings import Settings
 from archon_gateway.gateway.upstream_admin import restart_audited
+from archon_gateway.gateway.webhooks import Action, ActionCall
 from archon_gateway.store.intervals import ConnectionMetrics
 from archon_gateway.store.service import Store
 from archon_gateway.store.tools import AuditTools, LineageTools, NodeRegistryTools

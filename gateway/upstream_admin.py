@@ -12,9 +12,9 @@ from fastmcp.server.dependencies import get_http_request
 from mcp_types import ToolAnnotations
 from prometheus_client.core import CounterMetricFamily, Metric
 
-from archon_gateway.gateway.auth.audit import AuditSink, record_admin_action
-from archon_gateway.gateway.core.errors import tool_errors
-from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
+from archon_gateway.core.audit import AuditSink, record_admin_action
+from archon_gateway.core.errors import tool_errors
+from archon_gateway.core.health import ComponentRegistry, ComponentStatus
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics, state_gauge
 from archon_gateway.upstreams.pool import UpstreamPool
 from archon_gateway.upstreams.state import UpstreamInfo, UpstreamState

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
-from archon_gateway.gateway.core.errors import WebhookRejected
+from archon_gateway.core.errors import WebhookRejected
 
 # Epoch seconds as plain decimal digits: 12 cover the next 30,000 years.
 MAX_TIMESTAMP_DIGITS = 12

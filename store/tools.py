@@ -16,8 +16,8 @@ from fastmcp.tools import Tool
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from archon_gateway.gateway.core.errors import NotFound, tool_errors
-from archon_gateway.gateway.core.tool_family import HealthProbe, ToolFamily
+from archon_gateway.core.errors import NotFound, tool_errors
+from archon_gateway.core.tool_family import HealthProbe, ToolFamily
 from archon_gateway.store.models import (
     AuditPage,
     Lineage,

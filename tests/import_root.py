@@ -11,7 +11,7 @@ from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[1]
 # The repository's folders that the wheel installs under `archon_gateway`.
-FOLDERS = ("gateway", "tools", "upstreams", "manifests", "store")
+FOLDERS = ("core", "gateway", "events", "catalog", "tools", "upstreams", "manifests", "store")
 
 
 def copy_folders(into: Path) -> None:

@@ -3,7 +3,7 @@ and analyze generated Python, recommend ONEX mixins), `patterns` (PatternTools: 
 search code/text patterns by meaning) and `workflow` (WorkflowTools: run a workflow on the
 workflow coordinator).
 
-Each family is one `ToolFamily` (gateway/core/tool_family.py) built from plain arguments: it
+Each family is one `ToolFamily` (core/tool_family.py) built from plain arguments: it
 declares its tools, its lifespan, its health probes and its per-tool time limits, and
 `gateway.app.build_gateway` wires every family the same way. A family imports only the
-kernel (gateway/core) and itself."""
+kernel (core/) and itself."""

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from archon_gateway.gateway.core.errors import PeerRequestRefused
+from archon_gateway.core.errors import PeerRequestRefused
 
 log = logging.getLogger(__name__)
 

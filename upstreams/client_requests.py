@@ -9,7 +9,7 @@ from typing import Any
 import mcp_types as mt
 from pydantic import ValidationError
 
-from archon_gateway.gateway.core.errors import PeerRequestRefused
+from archon_gateway.core.errors import PeerRequestRefused
 from archon_gateway.upstreams.callers import FORWARDED, INVALID_REQUEST
 
 REQUEST_TYPES: dict[str, tuple[type[Any], type[Any]]] = {

@@ -21,9 +21,9 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
-from archon_gateway.gateway.core.background import running_beside
-from archon_gateway.gateway.core.bounded_json import JsonRejected, dump_json, parse_json
-from archon_gateway.gateway.core.errors import (
+from archon_gateway.core.background import running_beside
+from archon_gateway.core.bounded_json import JsonRejected, dump_json, parse_json
+from archon_gateway.core.errors import (
     GatewayError,
     PeerRequestRefused,
     UpstreamCallFailed,
@@ -31,7 +31,7 @@ from archon_gateway.gateway.core.errors import (
     UpstreamRequestFailed,
     UpstreamUnavailable,
 )
-from archon_gateway.gateway.core.line_framing import OversizedLine
+from archon_gateway.core.line_framing import OversizedLine
 from archon_gateway.upstreams.transport import MessageTransport
 
 log = logging.getLogger(__name__)

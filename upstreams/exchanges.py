@@ -27,7 +27,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from archon_gateway.gateway.core.errors import (
+from archon_gateway.core.errors import (
     InternalFault,
     PeerRequestRefused,
     UpstreamUnavailable,

@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from archon_gateway.gateway.core.config_files import UnusableFile, read_json
-from archon_gateway.gateway.core.errors import ManifestInvalid
+from archon_gateway.core.config_files import UnusableFile, read_json
+from archon_gateway.core.errors import ManifestInvalid
 from archon_gateway.upstreams.manifest import Manifest, describe_validation_error, parse_manifest
 from archon_gateway.upstreams.manifest_writer import write_manifest
 

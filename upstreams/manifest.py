@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from archon_gateway.gateway.core.child_env import child_env, is_private
-from archon_gateway.gateway.core.config_files import UnusableFile, read_toml
-from archon_gateway.gateway.core.errors import MissingVariable
+from archon_gateway.core.child_env import child_env, is_private
+from archon_gateway.core.config_files import UnusableFile, read_toml
+from archon_gateway.core.errors import MissingVariable
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{0,31}$"
 # `${NAME}` in a header value: replaced by that variable of the gateway's environment.

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from archon_gateway.gateway.core.errors import SettingsInvalid
+from archon_gateway.core.errors import SettingsInvalid
 from archon_gateway.upstreams.manifest import Manifest, ManifestSet, describe_validation_error
 
 _MERGED = ("env", "tool_timeouts", "headers")

@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from archon_gateway.gateway.core.errors import MissingVariable, NotFound
+from archon_gateway.core.errors import MissingVariable, NotFound
 from archon_gateway.upstreams.catalog import UpstreamTool
 from archon_gateway.upstreams.manifest import Manifest
 from archon_gateway.upstreams.naming import split_uri

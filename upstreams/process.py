@@ -20,8 +20,8 @@ from pathlib import Path
 import anyio
 from anyio.abc import Process
 
-from archon_gateway.gateway.core.background import running_beside
-from archon_gateway.gateway.core.errors import UpstreamUnavailable
+from archon_gateway.core.background import running_beside
+from archon_gateway.core.errors import UpstreamUnavailable
 from archon_gateway.upstreams.stderr_log import StderrLog
 
 log = logging.getLogger(__name__)

@@ -24,9 +24,9 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import AnyUrl, PrivateAttr, ValidationError
 
-from archon_gateway.gateway.core import sdk_compat
-from archon_gateway.gateway.core.errors import GatewayError, PeerRequestRefused, tool_errors
-from archon_gateway.gateway.core.sdk_compat import FastMCPComponent, TaskConfig, VersionSpec
+from archon_gateway.core import sdk_compat
+from archon_gateway.core.errors import GatewayError, PeerRequestRefused, tool_errors
+from archon_gateway.core.sdk_compat import FastMCPComponent, TaskConfig, VersionSpec
 from archon_gateway.upstreams.callers import INVALID_REQUEST
 from archon_gateway.upstreams.catalog import UpstreamTool
 from archon_gateway.upstreams.client_requests import (

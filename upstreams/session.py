@@ -14,12 +14,12 @@ from typing import Any
 
 import anyio
 
-from archon_gateway.gateway.core.errors import (
+from archon_gateway.core.errors import (
     GatewayError,
     UpstreamStartTimeout,
     UpstreamUnavailable,
 )
-from archon_gateway.gateway.core.version import __version__
+from archon_gateway.core.version import __version__
 from archon_gateway.upstreams.connection import (
     NotificationHandler,
     ProgressCallback,

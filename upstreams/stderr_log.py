@@ -10,7 +10,7 @@ from typing import BinaryIO
 import anyio
 from anyio.abc import ByteReceiveStream
 
-from archon_gateway.gateway.core.line_framing import READ_SIZE
+from archon_gateway.core.line_framing import READ_SIZE
 
 log = logging.getLogger(__name__)
 

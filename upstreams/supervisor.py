@@ -16,13 +16,13 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
-from archon_gateway.gateway.core.errors import (
+from archon_gateway.core.errors import (
     GatewayError,
     UpstreamRequestFailed,
     UpstreamRestarting,
     UpstreamUnavailable,
 )
-from archon_gateway.gateway.core.health import ComponentStatus
+from archon_gateway.core.health import ComponentStatus
 from archon_gateway.upstreams.callers import Caller, InFlight, forward_request
 from archon_gateway.upstreams.catalog import (
     LIST_CHANGED,

@@ -13,12 +13,12 @@ from typing import Any, Protocol
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream
 
-from archon_gateway.gateway.core.errors import (
+from archon_gateway.core.errors import (
     GatewayError,
     UpstreamCallFailed,
     UpstreamConnectionLost,
 )
-from archon_gateway.gateway.core.line_framing import READ_SIZE, BoundedLines, OversizedLine
+from archon_gateway.core.line_framing import READ_SIZE, BoundedLines, OversizedLine
 
 log = logging.getLogger(__name__)
 

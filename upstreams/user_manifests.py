@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from archon_gateway.gateway.core.errors import ManifestInvalid, NotFound
+from archon_gateway.core.errors import ManifestInvalid, NotFound
 from archon_gateway.upstreams.manifest import (
     Manifest,
     RemoteTransport,

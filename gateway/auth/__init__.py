@@ -1,5 +1,5 @@
 """Service auth: decisions and audit (`decisions`, `audit`), the ASGI layer in front of every
-HTTP route (`http_guard`), and the stdio check (`gateway/middleware/stdio_auth.py`).
+HTTP route (`http_guard`), and the stdio check (`gateway/call_steps/stdio_auth.py`).
 
 HTTP: a pure ASGI middleware in front of every route decides before any MCP or tool work:
 - `X-Service-Auth: <token>` equal (constant time) to the service token -> a service caller;

@@ -7,14 +7,14 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from archon_gateway.gateway.auth.audit import AuditEvent, AuditSink
+from archon_gateway.core.audit import AuditEvent, AuditSink
 from archon_gateway.gateway.auth.decisions import Authenticator, Decision
 
 SERVICE_HEADER = "x-service-auth"
 BYPASS_HEADER = "x-health-check-bypass"
 HEALTH_PATHS = frozenset({"/health", "/health/ready"})
 METRICS_PATH = "/metrics"
-# Webhooks carry their own HMAC signature (gateway/hooks.py), not the service token.
+# Webhooks carry their own HMAC signature (gateway/webhooks.py), not the service token.
 HOOKS_PREFIX = "/hooks/"
 BOUND_PROFILE = "archon_bound_profile"  # request state: the profile a principal is bound to
 

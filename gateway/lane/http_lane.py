@@ -13,47 +13,27 @@ them on the request's own stream).
 
 from __future__ import annotations
 
-import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from archon_gateway.catalog.view import PROFILE_STATE
+from archon_gateway.core import sdk_compat
+from archon_gateway.core.bounded_json import dump_json
 from archon_gateway.gateway.body_guard import PARSED_BODY
-from archon_gateway.gateway.catalog.view import PROFILE_STATE
-from archon_gateway.gateway.core.bounded_json import dump_json
-from archon_gateway.gateway.lane.callers import StreamCaller
+from archon_gateway.gateway.lane.client_channels import StreamCaller
+from archon_gateway.gateway.lane.lane_calls import CallLane, Route
 from archon_gateway.gateway.lane.requests import LaneRequest, lane_request
-from archon_gateway.gateway.lane.tool_calls import CallLane, Route
+from archon_gateway.gateway.session_registry import ClientSession, SessionRegistry
 from archon_gateway.upstreams.client_requests import may_be_asked
 
-if TYPE_CHECKING:
-    from archon_gateway.gateway.core.sdk_compat import Connection
-
 TRANSPORT = "streamable-http"
-CANCELLED = -32800  # JSON-RPC error code the SDK answers a cancelled HTTP request with
-
-
-class HttpSessions:
-    """Handshake-era HTTP sessions by id, learnt at initialize, held weakly (the SDK owns
-    them and drops them when they end)."""
-
-    def __init__(self) -> None:
-        self._by_id: weakref.WeakValueDictionary[str, Connection] = weakref.WeakValueDictionary()
-
-    def add(self, session_id: str, connection: Connection) -> None:
-        self._by_id[session_id] = connection
-
-    def ready(self, session_id: str) -> Connection | None:
-        connection = self._by_id.get(session_id)
-        if connection is None or not connection.initialized.is_set():
-            return None
-        return connection
 
 
 class HttpLane:
     def __init__(
-        self, app: ASGIApp, *, calls: CallLane, sessions: HttpSessions, mcp_path: str
+        self, app: ASGIApp, *, calls: CallLane, sessions: SessionRegistry, mcp_path: str
     ) -> None:
         self.app = app
         self._calls = calls
@@ -67,7 +47,8 @@ class HttpLane:
             self._note_cancel(scope)
             await self.app(scope, receive, send)
             return
-        request, route, session_id, version = taken
+        request, route, session, version = taken
+        session_id = session.session_id if session is not None else None
         reply = _Reply(send, session_id)
         async with anyio.create_task_group() as tasks:
             # The call ends when its client goes away, or cancels it on its session.
@@ -76,7 +57,7 @@ class HttpLane:
                 self._running[key] = tasks.cancel_scope
             tasks.start_soon(_end_on_disconnect, receive, tasks.cancel_scope)
             try:
-                await reply.serve(self._calls, request, route, version)
+                await reply.serve(self._calls, request, route, version, session, scope)
             finally:
                 if key is not None and self._running.get(key) is tasks.cancel_scope:
                     del self._running[key]
@@ -99,7 +80,7 @@ class HttpLane:
             if running is not None:
                 running.cancel()
 
-    def _take(self, scope: Scope) -> tuple[LaneRequest, Route, str | None, str] | None:
+    def _take(self, scope: Scope) -> tuple[LaneRequest, Route, ClientSession | None, str] | None:
         if scope["method"] != "POST" or scope["path"].rstrip("/") != self._path:
             return None
         request = lane_request(scope.get(PARSED_BODY))
@@ -107,12 +88,16 @@ class HttpLane:
             return None
         headers = _headers(scope)
         session_id = headers.get("mcp-session-id")
+        session = None
         if request.modern_version is not None:
             version = request.modern_version
             if session_id is not None or not _headers_agree(headers, request):
                 return None
         else:
-            connection = self._sessions.ready(session_id) if session_id else None
+            session = self._sessions.by_id(session_id) if session_id else None
+            if session is not None and session.transport != TRANSPORT:
+                session = None  # only an HTTP session is found by its header
+            connection = session.ready() if session is not None else None
             if connection is None or may_be_asked(connection.client_capabilities):
                 return None
             version = connection.protocol_version
@@ -120,7 +105,7 @@ class HttpLane:
         route = self._calls.route(request.name, profile if isinstance(profile, str) else None)
         if route is None:
             return None
-        return request, route, session_id, version
+        return request, route, session, version
 
 
 class _Reply:
@@ -135,16 +120,27 @@ class _Reply:
         self._lock = anyio.Lock()
 
     async def serve(
-        self, calls: CallLane, request: LaneRequest, route: Route, version: str
+        self,
+        calls: CallLane,
+        request: LaneRequest,
+        route: Route,
+        version: str,
+        session: ClientSession | None,
+        scope: Scope,
     ) -> None:
         caller = StreamCaller(self._notify, version, request.meta, request.progress_token)
+        state = scope.get("state") or {}
+        profile = state.get(PROFILE_STATE)
         result = await calls.call(
             request,
             route,
             caller,
             caller.progress if request.progress_token is not None else None,
             transport=TRANSPORT,
-            session_id=self._session_id,
+            session=session,
+            principal=str(state.get("principal", "anonymous")),
+            credential_kind=state.get("credential_kind"),
+            profile=profile if isinstance(profile, str) else None,
         )
         reply = dump_json({"jsonrpc": "2.0", "id": request.request_id, "result": result})
         async with self._lock:
@@ -165,7 +161,7 @@ class _Reply:
 
     async def cancelled(self, request_id: str | int) -> None:
         """The answer to a request its client cancelled (as the SDK's path answers it)."""
-        error = {"code": CANCELLED, "message": "Request cancelled"}
+        error = sdk_compat.cancelled_request_error()
         body = dump_json({"jsonrpc": "2.0", "id": request_id, "error": error})
         await self._start(b"application/json", len(body))
         await self._send({"type": "http.response.body", "body": body})

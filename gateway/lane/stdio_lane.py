@@ -3,23 +3,21 @@ it takes it serves in a task of its own and answers with one JSON line on stdout
 client cancels gets no answer, as the protocol says).
 
 A handshake-era call is taken once the client's session is initialized (the session is
-learnt at `initialize`, see wiring.SessionCapture); before that the SDK answers "not
+the stdio client's, from the session registry); before that the SDK answers "not
 initialized"."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
-from archon_gateway.gateway.core.bounded_json import dump_json
-from archon_gateway.gateway.lane.callers import SessionCaller, StreamCaller
+from archon_gateway.core.bounded_json import dump_json
+from archon_gateway.gateway.lane.client_channels import SessionCaller, StreamCaller
+from archon_gateway.gateway.lane.lane_calls import CallLane, Route
 from archon_gateway.gateway.lane.requests import LaneRequest, lane_request
-from archon_gateway.gateway.lane.tool_calls import CallLane, Route
-
-if TYPE_CHECKING:
-    from archon_gateway.gateway.core.sdk_compat import Connection
+from archon_gateway.gateway.session_registry import ClientSession, SessionRegistry
 
 # Writes one line (a JSON-RPC message, no newline) to the client, in order with the rest.
 SendLine = Callable[[bytes, "str | int | None"], Awaitable[None]]
@@ -27,15 +25,10 @@ Spawn = Callable[..., object]
 
 
 class StdioLane:
-    def __init__(self, calls: CallLane) -> None:
+    def __init__(self, calls: CallLane, sessions: SessionRegistry) -> None:
         self._calls = calls
-        self._peer: Connection | None = None
-        self._session_id: str | None = None
+        self._sessions = sessions
         self._running: dict[str | int, anyio.CancelScope] = {}
-
-    def attach(self, connection: Connection, session_id: str | None) -> None:
-        """The stdio client's handshake-era session (there is one per process)."""
-        self._peer, self._session_id = connection, session_id
 
     def take(self, message: Any, spawn: Spawn, send: SendLine) -> bool:
         """Serve `message` (a parsed line) when it is a call the lane takes; False leaves it
@@ -43,9 +36,10 @@ class StdioLane:
         request = lane_request(message)
         if request is None or request.request_id in self._running:
             return False
-        if request.modern_version is None and not self._initialized():
+        session = self._sessions.stdio
+        if request.modern_version is None and (session is None or session.ready() is None):
             return False
-        if request.modern_version is not None and self._peer is not None:
+        if request.modern_version is not None and session is not None:
             return False  # a handshake-era session: the SDK refuses the modern envelope
         route = self._calls.route(request.name)
         if route is None:
@@ -59,22 +53,19 @@ class StdioLane:
         if isinstance(request_id, str | int) and (scope := self._running.get(request_id)):
             scope.cancel()
 
-    def _initialized(self) -> bool:
-        return self._peer is not None and self._peer.initialized.is_set()
-
     async def _serve(
         self, request: LaneRequest, route: Route, scope: anyio.CancelScope, send: SendLine
     ) -> None:
         try:
             with scope:
-                caller, session_id = self._caller(request, send)
+                caller, session = self._caller(request, send)
                 result = await self._calls.call(
                     request,
                     route,
                     caller,
                     caller.progress if request.progress_token is not None else None,
                     transport="stdio",
-                    session_id=session_id,
+                    session=session,
                 )
                 reply = {"jsonrpc": "2.0", "id": request.request_id, "result": result}
                 await send(dump_json(reply), request.request_id)
@@ -84,10 +75,12 @@ class StdioLane:
 
     def _caller(
         self, request: LaneRequest, send: SendLine
-    ) -> tuple[SessionCaller | StreamCaller, str | None]:
+    ) -> tuple[SessionCaller | StreamCaller, ClientSession | None]:
         if request.modern_version is None:
-            assert self._peer is not None
-            return SessionCaller(self._peer, request.progress_token), self._session_id
+            session = self._sessions.stdio
+            connection = session.connection if session is not None else None
+            assert connection is not None  # `take` saw it ready
+            return SessionCaller(connection, request.progress_token), session
 
         async def notify(method: str, params: dict[str, Any]) -> None:
             await send(dump_json({"jsonrpc": "2.0", "method": method, "params": params}), None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastmcp import FastMCP
 from mcp_types import ToolAnnotations
 
-from archon_gateway.gateway.core.errors import tool_errors
+from archon_gateway.core.errors import tool_errors
 from archon_gateway.gateway.live_config.reloader import ConfigReloader, ReloadReport
 from archon_gateway.gateway.upstream_admin import request_principal, request_transport
 

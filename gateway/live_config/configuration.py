@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archon_gateway.gateway.core.errors import SettingsInvalid
+from archon_gateway.core.errors import SettingsInvalid
 from archon_gateway.gateway.settings import Settings
 from archon_gateway.upstreams.manifest import (
     Manifest,

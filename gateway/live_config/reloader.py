@@ -15,11 +15,12 @@ from typing import Literal
 import anyio
 from pydantic import BaseModel
 
-from archon_gateway.gateway.auth.audit import AuditSink, record_admin_action
-from archon_gateway.gateway.catalog.profiles import build_profiles
-from archon_gateway.gateway.catalog.view import CatalogView
-from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
-from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
+from archon_gateway.catalog.profiles import build_profiles
+from archon_gateway.catalog.view import CatalogView
+from archon_gateway.core.audit import AuditSink, record_admin_action
+from archon_gateway.core.circuit_breaker import BreakerRegistry
+from archon_gateway.core.health import ComponentRegistry, ComponentStatus
+from archon_gateway.gateway.call_steps.timeout import TimeLimits
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
 from archon_gateway.gateway.live_config.configuration import (
     ConfigSource,
@@ -73,6 +74,7 @@ class ConfigReloader:
         audit: AuditSink | None,
         notify_others: Notify | None = None,
         start_problems: list[str] | None = None,
+        time_limits: TimeLimits | None = None,
     ) -> None:
         self._source = source
         self._running = running
@@ -84,7 +86,7 @@ class ConfigReloader:
         self._audit = audit
         self._notify_others = notify_others  # resources and prompts list_changed
         self._lock = anyio.Lock()
-        self.tool_timeout = running.settings.tool_timeout  # read by the timeout layer
+        self._time_limits = time_limits  # told of a new tool_timeout
         problems = start_problems or []
         self.manifests_status = (
             ComponentStatus("degraded", "; ".join(problems))
@@ -233,7 +235,8 @@ class ConfigReloader:
             changed = self._catalog.replace_profiles(profiles, new.default_profile)
             lines.append(f"profiles changed: {', '.join(changed) or 'default profile'}")
         if old.tool_timeout != new.tool_timeout:
-            self.tool_timeout = new.tool_timeout
+            if self._time_limits is not None:
+                self._time_limits.reloaded(new.tool_timeout)
             if self._pool is not None:
                 self._pool.default_timeout = new.tool_timeout
             lines.append(f"tool_timeout is now {new.tool_timeout:g} s")

@@ -43,10 +43,10 @@ from fastmcp.tools import Tool, ToolResult
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from archon_gateway.catalog.search_index import SearchIndex  # noqa: E402
+from archon_gateway.catalog.token_vectors import shared_vectors  # noqa: E402
+from archon_gateway.catalog.view import catalog_entry  # noqa: E402
 from archon_gateway.gateway.app import build_gateway  # noqa: E402
-from archon_gateway.gateway.catalog.search_index import SearchIndex  # noqa: E402
-from archon_gateway.gateway.catalog.token_vectors import shared_vectors  # noqa: E402
-from archon_gateway.gateway.catalog.view import catalog_entry  # noqa: E402
 from archon_gateway.gateway.settings import Settings  # noqa: E402
 from tests.catalog.synthetic import (  # noqa: E402
     LABELLED,

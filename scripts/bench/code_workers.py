@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 import anyio.to_process
 
-from archon_gateway.gateway.core.child_env import child_env
+from archon_gateway.core.child_env import child_env
 from archon_gateway.tools.codegen.offload import run_in_worker
 from archon_gateway.tools.codegen.workers import WorkerPool
 

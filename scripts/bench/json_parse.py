@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import machine
 
-from archon_gateway.gateway.core.bounded_json import parse_json
+from archon_gateway.core.bounded_json import parse_json
 
 LIMIT = 32 * 1024 * 1024
 

@@ -33,14 +33,15 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from archon_gateway.core.audit import LogAuditSink
+from archon_gateway.core.circuit_breaker import CircuitBreaker
+from archon_gateway.core.errors import CircuitOpen
 from archon_gateway.gateway.app import build_gateway
-from archon_gateway.gateway.auth.audit import LogAuditSink
 from archon_gateway.gateway.auth.decisions import Authenticator
 from archon_gateway.gateway.auth.http_guard import HttpAuthMiddleware
-from archon_gateway.gateway.core.circuit_breaker import CircuitBreaker
-from archon_gateway.gateway.core.errors import CircuitOpen
+from archon_gateway.gateway.call_pipeline import PipelineMiddleware
+from archon_gateway.gateway.call_steps.breaker_guard import BreakerGuard
 from archon_gateway.gateway.host_guard import HostGuard, HostRules, host_policy
-from archon_gateway.gateway.middleware.breaker_guard import BreakerMiddleware
 from archon_gateway.gateway.settings import Settings
 
 TOKEN = "bench-0123456789abcdef-token"
@@ -62,8 +63,10 @@ def gateway_server(data_dir: Path, breaker: CircuitBreaker | None = None) -> Fas
     server.tool(echo)
     if breaker is not None:
         for layer in server.middleware:
-            if isinstance(layer, BreakerMiddleware):
-                layer._breaker_for_tool = lambda tool: breaker if tool == "echo" else None
+            if isinstance(layer, PipelineMiddleware):
+                for step in layer.pipeline.steps:
+                    if isinstance(step, BreakerGuard):
+                        step.breaker_for_tool = lambda tool: breaker if tool == "echo" else None
     return server
 
 

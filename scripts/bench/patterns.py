@@ -36,10 +36,11 @@ import numpy as np
 from benchlib import StdioPeer, pct
 from fastmcp import Client
 
+from archon_gateway.core.health import ComponentRegistry
 from archon_gateway.gateway.app import add_tool_families
-from archon_gateway.gateway.core.health import ComponentRegistry
+from archon_gateway.gateway.call_pipeline import as_middleware
+from archon_gateway.gateway.call_steps.error_translation import TranslateErrors
 from archon_gateway.gateway.mcp_server import GatewayServer
-from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
 from archon_gateway.tools.patterns import PatternTools
 from archon_gateway.tools.patterns.edge import EdgeIndex
 from archon_gateway.tools.patterns.embeddings import MiniLMProvider
@@ -150,7 +151,7 @@ async def main(args: argparse.Namespace) -> None:
                 engine_filtered.append(time.perf_counter() - t)
 
         # Indexing through the tool: the pattern tools on an in-memory MCP client.
-        server = GatewayServer("bench", middleware=[ErrorTranslationMiddleware()])
+        server = GatewayServer("bench", middleware=[as_middleware(TranslateErrors())])
         family = PatternTools(data_dir / "patterns", provider=provider)
         add_tool_families(server, ComponentRegistry(), [family])
         async with Client(server) as client:

@@ -28,7 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from archon_gateway.gateway.events.handlers import Handler
+from archon_gateway.events.handlers import Handler
 from scripts.bench.benchlib import machine
 from tests.events.conftest import Broker
 from tests.events.kafka_support import kafka_events, short_options

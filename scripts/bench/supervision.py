@@ -29,7 +29,7 @@ from typing import Any
 import anyio
 from benchlib import machine, pct
 
-from archon_gateway.gateway.core.errors import GatewayError
+from archon_gateway.core.errors import GatewayError
 from archon_gateway.upstreams.manifest import Manifest
 from archon_gateway.upstreams.pool import UpstreamPool
 from archon_gateway.upstreams.restarts import RestartPolicy

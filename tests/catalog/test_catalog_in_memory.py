@@ -12,12 +12,12 @@ from fastmcp import Client
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import Tool, ToolResult
 
+from archon_gateway.catalog.profiles import ProfileSettings, ToolOverride
+from archon_gateway.catalog.search_index import CatalogEntry, SearchIndex
+from archon_gateway.catalog.token_vectors import shared_vectors
+from archon_gateway.catalog.validation import violations
+from archon_gateway.core.errors import SettingsInvalid
 from archon_gateway.gateway.app import build_gateway
-from archon_gateway.gateway.catalog.profiles import ProfileSettings, ToolOverride
-from archon_gateway.gateway.catalog.search_index import CatalogEntry, SearchIndex
-from archon_gateway.gateway.catalog.token_vectors import shared_vectors
-from archon_gateway.gateway.catalog.validation import violations
-from archon_gateway.gateway.core.errors import SettingsInvalid
 from archon_gateway.gateway.mcp_server import GatewayServer
 from archon_gateway.gateway.settings import Settings, load_settings
 
@@ -199,7 +199,7 @@ async def test_unknown_names_in_a_profile_are_reported_one_line_each(
         )
     }
     server = gateway(tmp_path, profiles=profiles)
-    with caplog.at_level(logging.WARNING, logger="archon_gateway.gateway.catalog.view"):
+    with caplog.at_level(logging.WARNING, logger="archon_gateway.catalog.view"):
         async with Client(server) as client:
             await client.list_tools()
     lines = [record.getMessage() for record in caplog.records]

@@ -12,7 +12,7 @@ from fastmcp import Client
 from fastmcp.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
 
-from archon_gateway.gateway.catalog.profiles import ProfileSettings
+from archon_gateway.catalog.profiles import ProfileSettings
 from archon_gateway.gateway.mcp_server import GatewayServer
 from tests.catalog.test_catalog_in_memory import gateway
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from archon_gateway.gateway.catalog.search_index import CatalogEntry, SearchIndex
-from archon_gateway.gateway.catalog.token_vectors import DATA, TokenVectors, shared_vectors
+from archon_gateway.catalog.search_index import CatalogEntry, SearchIndex
+from archon_gateway.catalog.token_vectors import DATA, TokenVectors, shared_vectors
 
 
 def indexed(index: SearchIndex, tools: dict[str, str]) -> SearchIndex:

@@ -9,10 +9,10 @@ import mcp_types as mt
 import pytest
 from fastmcp.tools import Tool
 
+from archon_gateway.catalog.search_index import SearchIndex
+from archon_gateway.catalog.token_vectors import shared_vectors
+from archon_gateway.catalog.view import catalog_entry
 from archon_gateway.gateway.app import build_gateway
-from archon_gateway.gateway.catalog.search_index import SearchIndex
-from archon_gateway.gateway.catalog.token_vectors import shared_vectors
-from archon_gateway.gateway.catalog.view import catalog_entry
 from archon_gateway.gateway.settings import Settings
 from tests.catalog.synthetic import Quality, definitions, labelled_queries, quality
 

@@ -13,8 +13,8 @@ import anyio
 import pytest
 from fastmcp import Client
 
+from archon_gateway.core.health import ComponentRegistry
 from archon_gateway.gateway.app import add_tool_families
-from archon_gateway.gateway.core.health import ComponentRegistry
 from archon_gateway.gateway.mcp_server import GatewayServer
 from archon_gateway.tools.codegen import CodegenTools
 from archon_gateway.tools.codegen.ruff import Ruff

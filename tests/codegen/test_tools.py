@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from fastmcp import Client, FastMCP
 
+from archon_gateway.core.health import ComponentRegistry
 from archon_gateway.gateway.app import add_tool_families, build_gateway
-from archon_gateway.gateway.core.health import ComponentRegistry
+from archon_gateway.gateway.call_pipeline import as_middleware
+from archon_gateway.gateway.call_steps.error_translation import TranslateErrors
 from archon_gateway.gateway.mcp_server import GatewayServer
-from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
 from archon_gateway.gateway.settings import Settings
 from archon_gateway.tools.codegen import CodegenTools
 from archon_gateway.tools.codegen.mixins import catalog
@@ -125,7 +126,7 @@ async def test_rule_selection_limits_findings_and_fixes(gateway: FastMCP) -> Non
 
 
 async def test_ruff_past_its_time_limit_is_a_clear_error() -> None:
-    server = GatewayServer("codegen", middleware=[ErrorTranslationMiddleware()])
+    server = GatewayServer("codegen", middleware=[as_middleware(TranslateErrors())])
     add_tool_families(server, ComponentRegistry(), [CodegenTools(ruff_timeout=0.000001)])
     text = await call_error(server, "code_validate", code="x = 1\n")
     assert text == "ruff did not finish within 1e-06 s"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from archon_gateway.gateway.core.circuit_breaker import (
+from archon_gateway.core.circuit_breaker import (
     BreakerRegistry,
     BreakerState,
     CircuitBreaker,
 )
-from archon_gateway.gateway.core.errors import (
+from archon_gateway.core.errors import (
     CircuitOpen,
     GatewayError,
     ToolTimeout,

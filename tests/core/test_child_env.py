@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from archon_gateway.gateway.core.child_env import child_env
+from archon_gateway.core.child_env import child_env
 
 PARENT = {
     "PATH": "/usr/bin",

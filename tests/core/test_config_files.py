@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from archon_gateway.gateway.core.config_files import UnusableFile, read_json, read_toml
-from archon_gateway.gateway.core.text import one_line
+from archon_gateway.core.config_files import UnusableFile, read_json, read_toml
+from archon_gateway.core.text import one_line
 
 
 def test_a_toml_file_is_read_or_its_problem_named(tmp_path: Path) -> None:

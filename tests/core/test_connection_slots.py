@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from archon_gateway.gateway.core.connection_slots import ConnectionSlots
+from archon_gateway.core.connection_slots import ConnectionSlots
 
 
 class Conn:

@@ -15,9 +15,9 @@ import archon_gateway.gateway
 import archon_gateway.store
 import archon_gateway.tools
 import archon_gateway.upstreams
-from archon_gateway.gateway.core import errors
-from archon_gateway.gateway.core.circuit_breaker import CircuitBreaker
-from archon_gateway.gateway.core.errors import (
+from archon_gateway.core import errors
+from archon_gateway.core.circuit_breaker import CircuitBreaker
+from archon_gateway.core.errors import (
     AuthRejected,
     BackendTimeout,
     BrokerUnavailable,
@@ -136,17 +136,18 @@ async def test_the_breaker_middleware_passes_on_the_error_with_its_cause() -> No
 
     from fastmcp import Client, FastMCP
 
-    from archon_gateway.gateway.core.errors import tool_errors
-    from archon_gateway.gateway.middleware.breaker_guard import BreakerMiddleware
-    from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
+    from archon_gateway.core.errors import tool_errors
+    from archon_gateway.gateway.call_pipeline import as_middleware
+    from archon_gateway.gateway.call_steps.breaker_guard import BreakerGuard
+    from archon_gateway.gateway.call_steps.error_translation import TranslateErrors
     from tests.support import CallErrors
 
     errors = CallErrors()
     breaker = CircuitBreaker("backend", fail_max=5, clock=lambda: 0.0)
     server: FastMCP[Any] = FastMCP("t")
-    server.add_middleware(ErrorTranslationMiddleware())  # outermost, as in the gateway
+    server.add_middleware(as_middleware(TranslateErrors()))  # outermost, as in the gateway
     server.add_middleware(errors)  # sees what the breaker re-raises
-    server.add_middleware(BreakerMiddleware(lambda tool: breaker))
+    server.add_middleware(as_middleware(BreakerGuard(lambda tool: breaker)))
 
     @server.tool
     def down() -> str:

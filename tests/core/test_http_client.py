@@ -11,9 +11,9 @@ import pytest
 from anyio.abc import SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from archon_gateway.gateway.core.circuit_breaker import CircuitBreaker
-from archon_gateway.gateway.core.errors import BackendTimeout, CircuitOpen, UpstreamUnavailable
-from archon_gateway.gateway.core.http_client import (
+from archon_gateway.core.circuit_breaker import CircuitBreaker
+from archon_gateway.core.errors import BackendTimeout, CircuitOpen, UpstreamUnavailable
+from archon_gateway.core.http_client import (
     create_http_client,
     http_errors,
     raise_for_unavailable,

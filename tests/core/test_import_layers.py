@@ -48,17 +48,33 @@ def test_the_project_keeps_its_layers(tmp_path: Path) -> None:
             "archon_gateway.upstreams.wrong_way -> archon_gateway.gateway.app",
         ),
         (
-            "gateway/core/wrong_way.py",
+            "core/wrong_way.py",
             "from archon_gateway.upstreams import pool\n",
-            "archon_gateway.gateway.core.wrong_way -> archon_gateway.upstreams.pool",
+            "archon_gateway.core.wrong_way -> archon_gateway.upstreams.pool",
         ),
         (
             "tools/codegen/wrong_way.py",
             "from archon_gateway.tools.patterns import index\n",
             "archon_gateway.tools.codegen.wrong_way -> archon_gateway.tools.patterns.index",
         ),
+        (
+            "events/wrong_way.py",
+            "from archon_gateway.gateway import settings\n",
+            "archon_gateway.events.wrong_way -> archon_gateway.gateway.settings",
+        ),
+        (
+            "catalog/wrong_way.py",
+            "from archon_gateway.tools.patterns import index\n",
+            "archon_gateway.catalog.wrong_way -> archon_gateway.tools.patterns.index",
+        ),
     ],
-    ids=["upstreams-to-front-door", "kernel-to-upstreams", "family-to-family"],
+    ids=[
+        "upstreams-to-front-door",
+        "kernel-to-upstreams",
+        "family-to-family",
+        "events-to-front-door",
+        "catalog-to-tool-family",
+    ],
 )
 def test_a_wrong_way_import_fails_naming_it(
     tmp_path: Path, module: str, source: str, broken: str

@@ -1,4 +1,4 @@
-"""The SDK seam's contract: every entry of gateway/core/sdk_compat.py works against the
+"""The SDK seam's contract: every entry of core/sdk_compat.py works against the
 installed fastmcp, mcp, uvicorn and sse-starlette, and no other module of the gateway uses
 their private or undocumented parts. An upgrade that moves one of them fails here."""
 
@@ -38,14 +38,14 @@ from mcp.shared.subscriptions import (
 )
 from starlette.applications import Starlette
 
-from archon_gateway.gateway.core import sdk_compat
-from archon_gateway.gateway.core.connection_slots import ConnectionSlots
+from archon_gateway.core import sdk_compat
+from archon_gateway.core.connection_slots import ConnectionSlots
 from tests.support import INITIALIZE, CallErrors, wait_until
 
 pytestmark = pytest.mark.anyio
 
 REPO = Path(__file__).resolve().parents[2]
-SEAM = REPO / "gateway" / "core" / "sdk_compat.py"
+SEAM = REPO / "core" / "sdk_compat.py"
 MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
 
 # Every entry of the seam, and the test that exercises it (kept complete by a test below).
@@ -82,6 +82,10 @@ COVERED: dict[str, str] = {
     "VersionSpec": "test_the_fastmcp_utilities_types_are_the_ones_its_signatures_name",
     "server_info_stamp": "test_a_modern_result_carries_the_stamp_the_seam_gives",
     "allowed_log_levels": "test_log_levels_follow_the_request_opt_in_on_the_modern_era_only",
+    "wire_tool_result": "test_a_native_result_on_the_wire_is_shaped_as_fastmcp_shapes_it",
+    "tool_error_result": "test_a_failing_tool_is_answered_with_the_seam_text_and_shape",
+    "tool_failure_text": "test_a_failing_tool_is_answered_with_the_seam_text_and_shape",
+    "cancelled_request_error": "test_a_cancelled_http_request_is_answered_with_the_seam_error",
 }
 
 
@@ -440,6 +444,108 @@ async def test_middleware_sees_a_tool_exception_as_the_cause_of_a_tool_error() -
     assert sdk_compat.tool_error_cause(ToolError("no cause")) is None
 
 
+# --- wire shapes the lane mirrors -------------------------------------------------------------
+
+
+def _on_the_wire(result: mt.CallToolResult) -> dict[str, Any]:
+    """A result as sent, without what each era's runner adds (resultType, the stamp)."""
+    wire = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+    wire.pop("resultType", None)
+    meta = wire.get("_meta") or {}
+    meta.pop("io.modelcontextprotocol/serverInfo", None)
+    if not meta:
+        wire.pop("_meta", None)
+    return wire
+
+
+async def test_a_native_result_on_the_wire_is_shaped_as_fastmcp_shapes_it() -> None:
+    server: FastMCP[Any] = FastMCP("shapes")
+
+    @server.tool
+    def number() -> int:
+        return 5
+
+    @server.tool
+    def mapping() -> dict[str, int]:
+        return {"a": 1}
+
+    for mode, modern in (("legacy", False), (None, True)):
+        async with Client(server, **({"mode": mode} if mode else {})) as client:
+            for name in ("number", "mapping"):
+                sent = await client.call_tool_mcp(name, {})
+                ours = sdk_compat.wire_tool_result(await server.call_tool(name, {}), modern=modern)
+                assert ours == _on_the_wire(sent), (name, mode)
+
+
+async def test_a_failing_tool_is_answered_with_the_seam_text_and_shape() -> None:
+    server: FastMCP[Any] = FastMCP("masked", mask_error_details=True)
+
+    @server.tool
+    def boom() -> str:
+        raise RuntimeError("a detail the client must not see")
+
+    async with Client(server, mode="legacy") as client:
+        sent = await client.call_tool_mcp("boom", {})
+    text = sdk_compat.tool_failure_text("boom")
+    assert text == "Error calling tool 'boom'"
+    assert _on_the_wire(sent) == sdk_compat.tool_error_result(text)
+
+
+async def test_a_cancelled_http_request_is_answered_with_the_seam_error() -> None:
+    server: FastMCP[Any] = FastMCP("cancel")
+    started = anyio.Event()
+
+    @server.tool
+    async def hang() -> str:
+        started.set()
+        await anyio.sleep_forever()
+        return "never"
+
+    app = server.http_app(path="/mcp", transport="http", json_response=True)
+    config = uvicorn.Config(app, log_config=None, lifespan="on")
+    listener = free_listener()
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listening = anyio.Event()
+    http = sdk_compat.embedded_uvicorn(config, listening.set)
+    served: list[bool] = []
+    replies: list[dict[str, Any]] = []
+
+    async def call(web: httpx.AsyncClient, headers: dict[str, str]) -> None:
+        body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "hang"}}
+        replies.append((await web.post("/mcp", json=body, headers=headers)).json())
+
+    try:
+        with anyio.fail_after(20):
+            async with (
+                anyio.create_task_group() as tg,
+                httpx.AsyncClient(base_url=base, timeout=20) as web,
+            ):
+                tg.start_soon(lambda: _serve(http, listener, served))
+                await listening.wait()
+                body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INITIALIZE}
+                initialized = await web.post("/mcp", json=body, headers=MCP_HEADERS)
+                headers = {
+                    **MCP_HEADERS,
+                    "mcp-session-id": initialized.headers["mcp-session-id"],
+                    "mcp-protocol-version": INITIALIZE["protocolVersion"],
+                }
+                note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+                await web.post("/mcp", json=note, headers=headers)
+                tg.start_soon(call, web, headers)
+                await started.wait()
+                cancel = {
+                    "jsonrpc": "2.0",
+                    "method": "notifications/cancelled",
+                    "params": {"requestId": 7},
+                }
+                await web.post("/mcp", json=cancel, headers=headers)
+                await wait_until(lambda: bool(replies))
+                sdk_compat.stop_uvicorn(http)
+    finally:
+        listener.close()
+    assert replies == [{"jsonrpc": "2.0", "id": 7, "error": sdk_compat.cancelled_request_error()}]
+
+
 # --- HTTP: uvicorn, sse-starlette, the session manager -------------------------------------
 
 
@@ -683,7 +789,10 @@ PRIVATE_NAMES = {
     "AppStatus",  # sse_starlette
     "should_exit",  # uvicorn Server, sse_starlette AppStatus
     "capture_signals",  # uvicorn Server
+    "RawStructuredToolResult",  # fastmcp.tools.base: how FastMCP marks a value to wrap
 }
+# Wire text the SDK writes itself: a path that answers for it takes it from the seam.
+COPIED_TEXT = ("Error calling tool", "Request cancelled")
 # Undocumented SDK modules (and everything under them).
 PRIVATE_MODULES = (
     "fastmcp.utilities",
@@ -731,20 +840,34 @@ def private_uses(path: Path) -> Iterator[tuple[int, str]]:
             yield node.lineno, f"names {node.id}"
         elif isinstance(node, ast.Constant) and node.value in PRIVATE_NAMES:
             yield node.lineno, f"names {node.value!r} (getattr?)"
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            for text in COPIED_TEXT:
+                if text in node.value and not _is_docstring(tree, node):
+                    yield node.lineno, f"copies the SDK's text {text!r}"
     if names_tool_error:  # FastMCP's ToolError keeps a tool's exception as its cause
         for line in reads_cause:
             yield line, "unwraps ToolError.__cause__ (use sdk_compat.tool_error_cause)"
 
 
+def _is_docstring(tree: ast.Module, node: ast.Constant) -> bool:
+    """Docstrings may quote the SDK's text (to say where it comes from)."""
+    for owner in ast.walk(tree):
+        if isinstance(owner, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = owner.body[0] if owner.body else None
+            if isinstance(first, ast.Expr) and first.value is node:
+                return True
+    return False
+
+
 def test_no_module_outside_the_seam_uses_sdk_internals() -> None:
     found = [
         f"{path.relative_to(REPO)}:{line}: {what}"
-        for folder in ("gateway", "tools", "upstreams")
+        for folder in ("core", "gateway", "events", "catalog", "tools", "upstreams", "store")
         for path in sorted((REPO / folder).rglob("*.py"))
         if path != SEAM
         for line, what in private_uses(path)
     ]
-    assert not found, "private SDK use outside gateway/core/sdk_compat.py:\n" + "\n".join(found)
+    assert not found, "private SDK use outside core/sdk_compat.py:\n" + "\n".join(found)
 
 
 def test_the_scan_finds_what_it_looks_for(tmp_path: Path) -> None:
@@ -763,3 +886,15 @@ def test_the_scan_finds_what_it_looks_for(tmp_path: Path) -> None:
     )
     found = sorted(private_uses(sample))
     assert [line for line, _ in found] == [2, 3, 5, 5, 6, 7, 9, 10]
+
+
+def test_the_scan_finds_copied_sdk_text(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        '"""Quoting "Error calling tool" in a docstring is fine."""\n'
+        "from fastmcp.tools.base import RawStructuredToolResult\n"
+        'text = f"Error calling tool {name!r}"\n'
+        "error = {'code': -32800, 'message': 'Request cancelled'}\n"
+    )
+    found = sorted(private_uses(sample))
+    assert [line for line, _ in found] == [2, 3, 4]

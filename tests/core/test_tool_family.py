@@ -14,10 +14,10 @@ import pytest
 from fastmcp import Client
 from fastmcp.tools import Tool
 
+from archon_gateway.core.circuit_breaker import BreakerRegistry
+from archon_gateway.core.health import ComponentStatus
+from archon_gateway.core.tool_family import HealthProbe, ToolFamily
 from archon_gateway.gateway.app import build_gateway, tool_families
-from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
-from archon_gateway.gateway.core.health import ComponentStatus
-from archon_gateway.gateway.core.tool_family import HealthProbe, ToolFamily
 from archon_gateway.gateway.mcp_server import GatewayServer
 from archon_gateway.gateway.settings import Settings
 

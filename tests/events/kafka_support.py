@@ -14,12 +14,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
-from archon_gateway.gateway.events.dispatch import Dispatcher, RetryPolicy
-from archon_gateway.gateway.events.envelope import encode, new_envelope
-from archon_gateway.gateway.events.event_metrics import EventMetrics
-from archon_gateway.gateway.events.handlers import Handler, HandlerRegistry
-from archon_gateway.gateway.events.kafka import KafkaEvents, KafkaOptions
-from archon_gateway.gateway.events.topics import Topics
+from archon_gateway.events.dispatch import Dispatcher, RetryPolicy
+from archon_gateway.events.envelope import encode, new_envelope
+from archon_gateway.events.event_metrics import EventMetrics
+from archon_gateway.events.handlers import Handler, HandlerRegistry
+from archon_gateway.events.kafka import KafkaEvents, KafkaOptions
+from archon_gateway.events.topics import Topics
 from tests.support import wait_until
 
 QUICK_RETRY = RetryPolicy(3, 0.05)

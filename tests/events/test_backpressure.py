@@ -10,8 +10,8 @@ from typing import Any
 import anyio
 import pytest
 
-from archon_gateway.gateway.events.envelope import Envelope
-from archon_gateway.gateway.events.handlers import Handler
+from archon_gateway.events.envelope import Envelope
+from archon_gateway.events.handlers import Handler
 from tests.events.conftest import Broker
 from tests.events.kafka_support import (
     EventsUnderTest,

@@ -11,29 +11,29 @@ import anyio
 import pytest
 from prometheus_client import CollectorRegistry
 
-from archon_gateway.gateway.auth.audit import AuditEvent
-from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
-from archon_gateway.gateway.core.errors import (
+from archon_gateway.core.audit import AuditEvent
+from archon_gateway.core.circuit_breaker import BreakerRegistry
+from archon_gateway.core.errors import (
     InvalidArgument,
     MalformedEvent,
     ToolBusy,
     ToolTimeout,
 )
-from archon_gateway.gateway.events.bus import InProcessBus
-from archon_gateway.gateway.events.dispatch import Dispatcher, RetryPolicy
-from archon_gateway.gateway.events.envelope import (
+from archon_gateway.events.bus import InProcessBus
+from archon_gateway.events.dispatch import Dispatcher, RetryPolicy
+from archon_gateway.events.envelope import (
     Envelope,
     dead_letter,
     json_depth,
     parse_envelope,
     uuid4_text,
 )
-from archon_gateway.gateway.events.event_metrics import EventMetrics
-from archon_gateway.gateway.events.flow import PartitionFlow
-from archon_gateway.gateway.events.handlers import Handler, HandlerRegistry, gateway_admin
-from archon_gateway.gateway.events.lifecycle import LifecycleEvents
-from archon_gateway.gateway.events.topics import Topics
-from archon_gateway.gateway.events.workers import WorkerPool
+from archon_gateway.events.event_metrics import EventMetrics
+from archon_gateway.events.flow import PartitionFlow
+from archon_gateway.events.handlers import Handler, HandlerRegistry, gateway_admin
+from archon_gateway.events.lifecycle import LifecycleEvents
+from archon_gateway.events.topics import Topics
+from archon_gateway.events.workers import WorkerPool
 from tests.events.kafka_support import request
 from tests.support import wait_until
 

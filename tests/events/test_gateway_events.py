@@ -13,8 +13,8 @@ import pytest
 from fastmcp import Client
 from prometheus_client.parser import text_string_to_metric_families
 
+from archon_gateway.events.topics import Topics
 from archon_gateway.gateway.app import build_gateway
-from archon_gateway.gateway.events.topics import Topics
 from archon_gateway.gateway.http import build_http_app
 from archon_gateway.gateway.mcp_server import GatewayServer
 from archon_gateway.gateway.settings import Settings

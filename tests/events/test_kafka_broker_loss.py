@@ -10,7 +10,7 @@ from collections import Counter
 import anyio
 import pytest
 
-from archon_gateway.gateway.core.errors import BrokerUnavailable
+from archon_gateway.core.errors import BrokerUnavailable
 from tests.events.conftest import Broker
 from tests.events.kafka_support import (
     collecting,
@@ -28,7 +28,7 @@ from tests.support import wait_until
 pytestmark = [pytest.mark.anyio, pytest.mark.processes]
 
 PARTITIONS = 4
-KAFKA_LOG = "archon_gateway.gateway.events.kafka"
+KAFKA_LOG = "archon_gateway.events.kafka"
 
 
 def keyed(values: list[tuple[str, bytes]]) -> list[tuple[bytes | None, bytes]]:

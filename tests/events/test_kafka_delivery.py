@@ -9,10 +9,10 @@ from typing import Any
 import anyio
 import pytest
 
-from archon_gateway.gateway.core.errors import ToolTimeout
-from archon_gateway.gateway.events.envelope import Envelope
-from archon_gateway.gateway.events.handlers import Handler
-from archon_gateway.gateway.events.kafka import KafkaEvents
+from archon_gateway.core.errors import ToolTimeout
+from archon_gateway.events.envelope import Envelope
+from archon_gateway.events.handlers import Handler
+from archon_gateway.events.kafka import KafkaEvents
 from tests.events.conftest import Broker
 from tests.events.kafka_support import (
     collecting,

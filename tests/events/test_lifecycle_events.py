@@ -10,8 +10,8 @@ import anyio
 import pytest
 from fastmcp import Client
 
+from archon_gateway.events.topics import Topics
 from archon_gateway.gateway.app import build_gateway
-from archon_gateway.gateway.events.topics import Topics
 from archon_gateway.gateway.settings import Settings
 from archon_gateway.upstreams.manifest import Manifest
 from archon_gateway.upstreams.manifest_writer import to_toml

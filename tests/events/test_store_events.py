@@ -12,8 +12,8 @@ import anyio
 import pytest
 from fastmcp import Client
 
+from archon_gateway.events.topics import Topics
 from archon_gateway.gateway.app import build_gateway
-from archon_gateway.gateway.events.topics import Topics
 from tests.events.conftest import Broker
 from tests.events.kafka_support import collecting, produce, request, unique
 from tests.events.test_gateway_events import events_consuming, kafka_settings

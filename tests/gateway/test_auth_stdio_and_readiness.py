@@ -14,8 +14,8 @@ import httpx
 import pytest
 from fastmcp import FastMCP
 
-from archon_gateway.gateway.core.errors import SettingsInvalid
-from archon_gateway.gateway.core.health import ComponentRegistry, ComponentStatus
+from archon_gateway.core.errors import SettingsInvalid
+from archon_gateway.core.health import ComponentRegistry, ComponentStatus
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
 from archon_gateway.gateway.http import add_http_routes, build_http_app
 from archon_gateway.gateway.settings import load_settings

@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from archon_gateway.gateway.core.version import __version__
+from archon_gateway.core.version import __version__
 from tests.support import RawStdioPeer, gateway_command
 
 pytestmark = [pytest.mark.anyio, pytest.mark.processes]

@@ -12,8 +12,8 @@ import anyio
 import pytest
 from fastmcp import Client
 
+from archon_gateway.core.errors import ManifestInvalid, NotFound
 from archon_gateway.gateway.app import build_gateway
-from archon_gateway.gateway.core.errors import ManifestInvalid, NotFound
 from archon_gateway.gateway.live_config.configuration import (
     ConfigSource,
     Configuration,

@@ -11,8 +11,8 @@ import pytest
 from fastmcp import FastMCP
 from mcp import Client
 
+from archon_gateway.core.errors import GatewayError
 from archon_gateway.gateway.app import build_gateway
-from archon_gateway.gateway.core.errors import GatewayError
 from archon_gateway.gateway.serve_loop import bind_listener, http_url, serve
 from archon_gateway.gateway.settings import Settings
 from tests.support import INITIALIZE, wait_until

@@ -7,7 +7,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from archon_gateway.gateway.core.errors import SettingsInvalid
+from archon_gateway.core.errors import SettingsInvalid
 from archon_gateway.gateway.settings import Settings, load_settings, unknown_env_settings
 from tests.support import gateway_command
 

@@ -14,10 +14,11 @@ from typing import Any
 import anyio
 import pytest
 
+from archon_gateway.core.health import ComponentRegistry
 from archon_gateway.gateway.app import add_tool_families
-from archon_gateway.gateway.core.health import ComponentRegistry
+from archon_gateway.gateway.call_pipeline import as_middleware
+from archon_gateway.gateway.call_steps.error_translation import TranslateErrors
 from archon_gateway.gateway.mcp_server import GatewayServer
-from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
 from archon_gateway.tools.patterns import PatternTools
 from archon_gateway.tools.patterns.embeddings import EmbeddingProvider, MiniLMProvider
 from archon_gateway.tools.patterns.index import VectorIndex
@@ -104,7 +105,7 @@ def pattern_server(
 ) -> tuple[GatewayServer, PatternTools]:
     """A server shaped like the gateway (same error middleware) with only the pattern
     family, on `engine` (Qdrant Edge under data_dir by default)."""
-    server = GatewayServer("patterns-test", middleware=[ErrorTranslationMiddleware()])
+    server = GatewayServer("patterns-test", middleware=[as_middleware(TranslateErrors())])
     options = {**(engine or {}), **options}
     tools = PatternTools(data_dir, provider=provider, **options)
     add_tool_families(server, ComponentRegistry(), [tools])

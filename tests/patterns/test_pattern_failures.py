@@ -13,8 +13,8 @@ import pytest
 from fastmcp import Client
 from pydantic import SecretStr
 
+from archon_gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.app import build_gateway
-from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
 from archon_gateway.gateway.http import build_http_app
 from archon_gateway.gateway.settings import Settings
 from archon_gateway.tools.patterns.embeddings import MiniLMProvider

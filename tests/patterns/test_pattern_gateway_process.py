@@ -13,8 +13,8 @@ import httpx
 import pytest
 from fastmcp import Client
 
+from archon_gateway.core.errors import VectorStoreUnavailable
 from archon_gateway.gateway.app import build_gateway
-from archon_gateway.gateway.core.errors import VectorStoreUnavailable
 from archon_gateway.gateway.settings import Settings
 from archon_gateway.tools.patterns.edge import EdgeIndex
 from tests.patterns.conftest import error_text, structured

@@ -9,9 +9,9 @@ import anyio
 import httpx
 import pytest
 
-from archon_gateway.gateway.core.bounded_json import MAX_JSON_DEPTH, JsonRejected, parse_json
-from archon_gateway.gateway.core.config_files import read_json, read_toml
-from archon_gateway.gateway.core.errors import UnusableFile
+from archon_gateway.core.bounded_json import MAX_JSON_DEPTH, JsonRejected, parse_json
+from archon_gateway.core.config_files import read_json, read_toml
+from archon_gateway.core.errors import UnusableFile
 from tests.support import INITIALIZE, RawStdioPeer, running_gateway, wait_for_text
 
 DEEP = b"[" * 1000 + b"]" * 1000

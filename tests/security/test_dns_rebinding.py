@@ -18,8 +18,8 @@ import fastmcp
 import httpx
 import pytest
 
+from archon_gateway.core.errors import SettingsInvalid
 from archon_gateway.gateway.app import build_gateway
-from archon_gateway.gateway.core.errors import SettingsInvalid
 from archon_gateway.gateway.host_guard import HostRules, host_policy
 from archon_gateway.gateway.serve_loop import bind_listener, serve
 from archon_gateway.gateway.settings import Settings, load_settings

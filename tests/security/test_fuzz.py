@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from archon_gateway.core.bounded_json import JsonRejected, parse_json
+from archon_gateway.core.line_framing import BoundedLines, OversizedLine
 from archon_gateway.gateway.app import build_gateway
-from archon_gateway.gateway.core.bounded_json import JsonRejected, parse_json
-from archon_gateway.gateway.core.line_framing import BoundedLines, OversizedLine
 from archon_gateway.gateway.serve_loop import bind_listener, http_url, serve
 from archon_gateway.gateway.settings import Settings
 from tests.support import INITIALIZE

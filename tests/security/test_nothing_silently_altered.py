@@ -16,7 +16,7 @@ import httpx
 import pytest
 from fastmcp import Client
 
-from archon_gateway.gateway.core.bounded_json import JsonRejected, parse_json
+from archon_gateway.core.bounded_json import JsonRejected, parse_json
 from tests.support import URL_PATTERN, RawStdioPeer, running_gateway, wait_for_text, wait_until
 from tests.upstreams.conftest import WriteManifest
 

@@ -13,10 +13,11 @@ import anyio
 import pytest
 from fastmcp import Client
 
+from archon_gateway.core.health import ComponentRegistry
 from archon_gateway.gateway.app import add_tool_families, build_gateway
-from archon_gateway.gateway.core.health import ComponentRegistry
+from archon_gateway.gateway.call_pipeline import as_middleware
+from archon_gateway.gateway.call_steps.error_translation import TranslateErrors
 from archon_gateway.gateway.mcp_server import GatewayServer
-from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
 from archon_gateway.gateway.settings import Settings
 from archon_gateway.store.service import Store
 from archon_gateway.store.tools import AuditTools, LineageTools, NodeRegistryTools
@@ -48,7 +49,7 @@ def allow(_tool: str) -> None:
 async def store_client(url: str, clock: Clock | None = None) -> AsyncIterator[Client[Any]]:
     store = Store(url, linger=0.01)
     server = GatewayServer("store-test")
-    server.add_middleware(ErrorTranslationMiddleware())
+    server.add_middleware(as_middleware(TranslateErrors()))
     server.add_lifetime(store.running)
     families = [
         NodeRegistryTools(store, heartbeat_timeout=30, clock=clock or time.time),

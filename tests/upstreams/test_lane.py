@@ -1,9 +1,10 @@
-"""The lean path for proxied calls (gateway/lane) through a real stdio gateway: it answers
+"""The lane for proxied calls (gateway/lane) through a real stdio gateway: it answers
 exactly as the normal path does, in both protocol eras, keeps the middleware's limits and
 counts, relays progress and server-to-client requests, and honours cancellation."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,110 @@ async def test_the_lane_answers_every_call_exactly_as_the_normal_path_does(
     assert analyzed["structuredContent"]["functions"][0]["name"] == "f"
     assert missing["isError"] is True
     assert wrong_language["isError"] is True
+
+
+# The same calls over HTTP, in each era: upstream tools (results, refusals, a time limit),
+# an unknown tool, and native tools with structured output (and a validation error).
+HTTP_CALLS: list[tuple[str, dict[str, Any]]] = [
+    ("toolbox_echo", {"text": "ping"}),
+    ("toolbox_add", {"a": 2, "b": 3}),
+    ("toolbox_add", {"a": "x"}),
+    ("toolbox_hang", {"tag": "limit"}),
+    ("toolbox_nope", {}),
+    ("code_analyze", {"code": "import os\n\n\ndef f(x):\n    return x\n"}),
+    ("code_analyze", {}),
+]
+ACCEPT = {"Accept": "application/json, text/event-stream"}
+
+
+def _message(reply: httpx.Response) -> dict[str, Any]:
+    """The JSON-RPC reply, whether it came as JSON or as the last event of an SSE stream."""
+    if reply.headers["content-type"].startswith("application/json"):
+        return dict(reply.json())
+    data = [line[5:].strip() for line in reply.text.splitlines() if line.startswith("data:")]
+    return dict(json.loads(data[-1]))
+
+
+async def http_script(http: httpx.AsyncClient, url: str) -> list[dict[str, Any]]:
+    replies = []
+    for name, arguments in HTTP_CALLS:  # 2026-07-28: each request stands alone
+        replies.append(_message(await http.post(url, **modern_post(name, arguments))))
+    handshake = {"protocolVersion": "2025-11-25", "clientInfo": {"name": "t", "version": "0"}}
+    initialize = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": handshake}
+    initialize["params"] = {**handshake, "capabilities": {}}
+    opened = await http.post(url, headers=ACCEPT, json=initialize)
+    session = {
+        **ACCEPT,
+        "Mcp-Session-Id": opened.headers["mcp-session-id"],
+        "Mcp-Protocol-Version": "2025-11-25",
+    }
+    ready = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    await http.post(url, headers=session, json=ready)
+    # Answered after the session took the notification: the session is initialized now.
+    await http.post(url, headers=session, json={"jsonrpc": "2.0", "id": 0, "method": "ping"})
+    for number, (name, arguments) in enumerate(HTTP_CALLS, start=1):
+        body = {
+            "jsonrpc": "2.0",
+            "id": number,
+            "method": "tools/call",
+            "params": {"name": name, "arguments": arguments},
+        }
+        replies.append(_message(await http.post(url, headers=session, json=body)))
+    return replies
+
+
+def _grown(before: str, after: str) -> tuple[dict[tuple[str, str], float], float]:
+    """Tool-call samples and lane calls counted between two scrapes."""
+    old = tool_call_samples(before)
+    calls = {key: value - old.get(key, 0) for key, value in tool_call_samples(after).items()}
+    lane = lane_calls(after, "streamable-http") - lane_calls(before, "streamable-http")
+    return {key: value for key, value in calls.items() if value}, lane
+
+
+async def run_http_script(
+    env: dict[str, str], cwd: Path, *, lane: bool
+) -> tuple[list[dict[str, Any]], dict[tuple[str, str], float], float]:
+    env = {**env, "ARCHON_FAST_LANE": "true" if lane else "false"}
+    async with running_http_gateway(env, cwd) as (_, url, _stderr):
+        metrics_url = url.replace("/mcp", "/metrics")
+        with anyio.fail_after(90):
+            async with httpx.AsyncClient(timeout=30) as http:
+                await wait_until(lambda: _echoes(http, url))  # the upstream is listed
+                before = (await http.get(metrics_url)).text
+                replies = await http_script(http, url)
+                after = (await http.get(metrics_url)).text
+    return replies, *_grown(before, after)
+
+
+async def test_over_http_the_lane_answers_every_call_in_both_eras_as_the_normal_path_does(
+    gateway_env: dict[str, str], tmp_path: Path, write_manifest: WriteManifest
+) -> None:
+    write_manifest("toolbox", tool_timeouts={"hang": 0.5})
+    (tmp_path / "on").mkdir()
+    (tmp_path / "off").mkdir()
+    on, on_counted, on_lane = await run_http_script(gateway_env, tmp_path / "on", lane=True)
+    off, off_counted, off_lane = await run_http_script(gateway_env, tmp_path / "off", lane=False)
+
+    assert on == off
+    # Both eras, every call but the unknown tool's took the lane; none did with it off.
+    assert on_lane == 2 * (len(HTTP_CALLS) - 1)
+    assert off_lane == 0
+    # The pipeline counted them alike (tool and outcome), timeouts included.
+    assert on_counted == off_counted
+    assert on_counted["toolbox_hang", "timeout"] == 2
+    modern, handshake = on[: len(HTTP_CALLS)], on[len(HTTP_CALLS) :]
+    for era in (modern, handshake):
+        echo, add, refused, hung, unknown, analyzed, missing = (r["result"] for r in era)
+        assert echo["structuredContent"] == {"result": "ping"}
+        assert add["structuredContent"] == {"result": 5}
+        assert refused["isError"] is True
+        assert "timed out after 0.5 s" in hung["content"][0]["text"]
+        assert "Unknown tool" in unknown["content"][0]["text"]
+        assert analyzed["isError"] is False
+        assert analyzed["structuredContent"]["functions"][0]["name"] == "f"
+        assert missing["isError"] is True
+    assert modern[0]["result"]["resultType"] == "complete"
+    assert "resultType" not in handshake[0]["result"]
 
 
 async def test_a_lane_call_the_client_cancels_is_cancelled_upstream_and_never_answered(
@@ -317,6 +422,10 @@ async def test_over_http_a_lane_call_ends_upstream_when_cancelled_or_abandoned(
                     url,
                     headers=session,
                     json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+                )
+                # Answered once the session took the notification (the lane serves it now).
+                await http.post(
+                    url, headers=session, json={"jsonrpc": "2.0", "id": 0, "method": "ping"}
                 )
                 hang = {
                     "jsonrpc": "2.0",

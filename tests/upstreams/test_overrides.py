@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from archon_gateway.gateway.core.errors import SettingsInvalid
+from archon_gateway.core.errors import SettingsInvalid
 from archon_gateway.gateway.live_config.configuration import layered_manifests
 from archon_gateway.gateway.settings import load_settings
 from archon_gateway.upstreams.manifest import Manifest, load_manifests, manifest_folders

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from archon_gateway.gateway.core.errors import MissingVariable
+from archon_gateway.core.errors import MissingVariable
 from archon_gateway.upstreams.manifest import Manifest, load_manifest_file
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
-from archon_gateway.gateway.core.errors import (
+from archon_gateway.core.errors import (
     Unavailable,
     UpstreamStartTimeout,
     UpstreamUnavailable,

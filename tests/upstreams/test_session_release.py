@@ -15,8 +15,8 @@ import mcp_types as mt
 import pytest
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 
+from archon_gateway.core import sdk_compat
 from archon_gateway.gateway.app import build_gateway
-from archon_gateway.gateway.core import sdk_compat
 from archon_gateway.gateway.serve_loop import HttpLimits
 from archon_gateway.gateway.settings import Settings
 from tests.gateway.test_listener_bounds import initialize, ping, serving, session_headers

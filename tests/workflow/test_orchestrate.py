@@ -11,11 +11,12 @@ import anyio
 import pytest
 from fastmcp import Client
 
+from archon_gateway.core.circuit_breaker import BreakerRegistry
+from archon_gateway.core.health import ComponentRegistry
 from archon_gateway.gateway.app import add_tool_families, build_gateway
-from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
-from archon_gateway.gateway.core.health import ComponentRegistry
+from archon_gateway.gateway.call_pipeline import as_middleware
+from archon_gateway.gateway.call_steps.error_translation import TranslateErrors
 from archon_gateway.gateway.mcp_server import GatewayServer
-from archon_gateway.gateway.middleware.error_translation import ErrorTranslationMiddleware
 from archon_gateway.gateway.settings import Settings
 from archon_gateway.tools.workflow import WorkflowTools
 from tests.support import running_http_gateway
@@ -214,7 +215,7 @@ async def test_the_remote_run_is_cancelled_even_when_the_breaker_opens_mid_run(
     breakers = BreakerRegistry(fail_max=1)
     with anyio.fail_after(30):
         async with serving(coordinator) as url:
-            server = GatewayServer("t", middleware=[ErrorTranslationMiddleware()])
+            server = GatewayServer("t", middleware=[as_middleware(TranslateErrors())])
             add_tool_families(server, ComponentRegistry(), [WorkflowTools(url, breakers=breakers)])
             async with Client(server) as client:
                 async with anyio.create_task_group() as group:

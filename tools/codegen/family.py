@@ -14,8 +14,8 @@ from fastmcp.tools import Tool
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from archon_gateway.gateway.core.errors import InvalidArgument, tool_errors
-from archon_gateway.gateway.core.tool_family import ToolFamily
+from archon_gateway.core.errors import InvalidArgument, tool_errors
+from archon_gateway.core.tool_family import ToolFamily
 from archon_gateway.tools.codegen.models import (
     Analysis,
     Correction,

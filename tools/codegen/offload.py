@@ -19,8 +19,8 @@ from typing import Any
 import anyio.to_thread
 from pydantic import BaseModel
 
-from archon_gateway.gateway.core.child_env import child_env
-from archon_gateway.gateway.core.errors import InvalidArgument
+from archon_gateway.core.child_env import child_env
+from archon_gateway.core.errors import InvalidArgument
 from archon_gateway.tools.codegen.models import NodeKind
 from archon_gateway.tools.codegen.ruff import Ruff
 from archon_gateway.tools.codegen.rules import RuleSet

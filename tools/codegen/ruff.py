@@ -17,8 +17,8 @@ from typing import Any
 import anyio
 from anyio.abc import ByteReceiveStream
 
-from archon_gateway.gateway.core.child_env import child_env
-from archon_gateway.gateway.core.errors import InvalidArgument, ToolFailed
+from archon_gateway.core.child_env import child_env
+from archon_gateway.core.errors import InvalidArgument, ToolFailed
 from archon_gateway.tools.codegen.models import Finding, Severity
 from archon_gateway.tools.codegen.rules import RuleSet
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from archon_gateway.gateway.core.errors import InvalidArgument
+from archon_gateway.core.errors import InvalidArgument
 from archon_gateway.tools.codegen.models import NodeKind, Severity
 
 

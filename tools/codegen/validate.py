@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 import anyio
 import anyio.to_thread
 
-from archon_gateway.gateway.core.errors import GatewayError, InvalidArgument
+from archon_gateway.core.errors import GatewayError, InvalidArgument
 from archon_gateway.tools.codegen.checks import CheckResult, check
 from archon_gateway.tools.codegen.models import Finding, NodeKind, ValidationReport
 from archon_gateway.tools.codegen.ruff import Ruff

@@ -26,7 +26,7 @@ import anyio
 from anyio.abc import ByteSendStream, Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from archon_gateway.gateway.core.errors import ToolFailed
+from archon_gateway.core.errors import ToolFailed
 
 T = TypeVar("T")
 _LENGTH_BYTES = 8

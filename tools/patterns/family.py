@@ -18,14 +18,14 @@ from fastmcp.tools import Tool
 from mcp_types import ToolAnnotations
 from pydantic import Field, SecretStr
 
-from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
-from archon_gateway.gateway.core.errors import (
+from archon_gateway.core.circuit_breaker import BreakerRegistry
+from archon_gateway.core.errors import (
     GatewayError,
     InvalidArgument,
     tool_errors,
 )
-from archon_gateway.gateway.core.health import ComponentStatus
-from archon_gateway.gateway.core.tool_family import HealthProbe, ToolFamily
+from archon_gateway.core.health import ComponentStatus
+from archon_gateway.core.tool_family import HealthProbe, ToolFamily
 from archon_gateway.tools.patterns.embeddings import EmbeddingProvider, MiniLMProvider
 from archon_gateway.tools.patterns.index import VectorIndex
 from archon_gateway.tools.patterns.models import (

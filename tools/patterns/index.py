@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from archon_gateway.gateway.core.health import ComponentStatus
+from archon_gateway.core.health import ComponentStatus
 
 # Payload fields the tools filter on; both adapters create a keyword index for each.
 KEYWORD_FIELDS = ("language", "kind", "tags")

@@ -12,14 +12,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from archon_gateway.gateway.core.errors import (
+from archon_gateway.core.errors import (
     CircuitOpen,
     IncompatibleVectorStore,
     InvalidArgument,
     VectorStoreUnavailable,
 )
-from archon_gateway.gateway.core.health import ComponentStatus
-from archon_gateway.gateway.core.text import one_line
+from archon_gateway.core.health import ComponentStatus
+from archon_gateway.core.text import one_line
 from archon_gateway.tools.patterns.index import KEYWORD_FIELDS, Hit, Query, StoredPoint, VectorPoint
 
 if TYPE_CHECKING:

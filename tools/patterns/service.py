@@ -18,14 +18,14 @@ from typing import Any
 
 import anyio
 
-from archon_gateway.gateway.core.errors import (
+from archon_gateway.core.errors import (
     EmbeddingFailed,
     EmbeddingTimeout,
     GatewayError,
     InvalidArgument,
     NotFound,
 )
-from archon_gateway.gateway.core.text import one_line
+from archon_gateway.core.text import one_line
 from archon_gateway.tools.patterns.embeddings import EmbeddingProvider
 from archon_gateway.tools.patterns.index import Match, Query, VectorIndex, VectorPoint
 from archon_gateway.tools.patterns.models import (

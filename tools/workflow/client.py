@@ -28,9 +28,9 @@ import anyio
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from archon_gateway.gateway.core.circuit_breaker import CircuitBreaker
-from archon_gateway.gateway.core.errors import InvalidArgument, UpstreamUnavailable, WorkflowFailed
-from archon_gateway.gateway.core.http_client import http_errors, raise_for_unavailable
+from archon_gateway.core.circuit_breaker import CircuitBreaker
+from archon_gateway.core.errors import InvalidArgument, UpstreamUnavailable, WorkflowFailed
+from archon_gateway.core.http_client import http_errors, raise_for_unavailable
 
 RunState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})

@@ -20,16 +20,16 @@ from fastmcp.tools import Tool
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from archon_gateway.gateway.core.errors import (
+from archon_gateway.core.errors import (
     UpstreamUnavailable,
     tool_errors,
 )
-from archon_gateway.gateway.core.health import ComponentStatus, Probe
-from archon_gateway.gateway.core.tool_family import HealthProbe, ToolFamily
+from archon_gateway.core.health import ComponentStatus, Probe
+from archon_gateway.core.tool_family import HealthProbe, ToolFamily
 
 if TYPE_CHECKING:
-    from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry, CircuitBreaker
-    from archon_gateway.gateway.core.http_client import ConnectionObserver
+    from archon_gateway.core.circuit_breaker import BreakerRegistry, CircuitBreaker
+    from archon_gateway.core.http_client import ConnectionObserver
     from archon_gateway.tools.workflow.client import CoordinatorClient, RunStatus
 
 TOOL_NAME = "orchestrate_pattern_workflow"
@@ -94,7 +94,7 @@ class WorkflowTools(ToolFamily):
         if self._url is None or self._breaker is None:
             yield
             return
-        from archon_gateway.gateway.core.http_client import create_http_client
+        from archon_gateway.core.http_client import create_http_client
         from archon_gateway.tools.workflow.client import NAME, CoordinatorClient
 
         client = create_http_client(
@@ -144,7 +144,7 @@ class WorkflowTools(ToolFamily):
 
 
 def _breaker(breakers: BreakerRegistry | None) -> CircuitBreaker:
-    from archon_gateway.gateway.core.circuit_breaker import BreakerRegistry
+    from archon_gateway.core.circuit_breaker import BreakerRegistry
     from archon_gateway.tools.workflow.client import NAME
 
     registry = breakers if breakers is not None else BreakerRegistry()  # empty is falsy

@@ -9,7 +9,7 @@ from typing import Self
 import anyio
 from anyio.abc import TaskGroup
 
-from archon_gateway.gateway.core.http_client import create_http_client
+from archon_gateway.core.http_client import create_http_client
 from archon_gateway.upstreams.remote.inbox import Inbox
 from archon_gateway.upstreams.transport import FrameSink
 

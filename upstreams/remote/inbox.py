@@ -7,7 +7,7 @@ from typing import Any
 
 import anyio
 
-from archon_gateway.gateway.core.errors import GatewayError
+from archon_gateway.core.errors import GatewayError
 from archon_gateway.upstreams.transport import FrameSink
 
 # ("frame", bytes, related id) | ("fail", request id, error)

@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
 
-from archon_gateway.gateway.core.errors import (
+from archon_gateway.core.errors import (
     GatewayError,
     UpstreamStartTimeout,
     UpstreamUnavailable,

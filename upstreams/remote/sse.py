@@ -14,7 +14,7 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
-from archon_gateway.gateway.core.errors import UpstreamCallFailed, UpstreamConnectionLost
+from archon_gateway.core.errors import UpstreamCallFailed, UpstreamConnectionLost
 from archon_gateway.upstreams.remote.http_transport import HttpTransport
 from archon_gateway.upstreams.remote.sse_events import OversizedEvent, sse_events
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
-from archon_gateway.gateway.core.line_framing import BoundedLines, OversizedLine
+from archon_gateway.core.line_framing import BoundedLines, OversizedLine
 
 
 @dataclass(frozen=True)

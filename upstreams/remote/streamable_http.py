@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 import httpx
 
-from archon_gateway.gateway.core.errors import (
+from archon_gateway.core.errors import (
     GatewayError,
     UpstreamCallFailed,
     UpstreamConnectionLost,
