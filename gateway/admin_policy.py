@@ -26,6 +26,7 @@ from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.server.transforms import Transform
 from fastmcp.tools import Tool, ToolResult
 
+from archon_gateway.gateway.auth.audit import AuditEvent, AuditSink
 from archon_gateway.gateway.auth.http_guard import ADMIN_STATE
 from archon_gateway.gateway.core.errors import AuthRejected
 from archon_gateway.gateway.core.tool_family import ADMIN_TAG
@@ -40,19 +41,39 @@ def caller_may_administer() -> bool:
     return request.scope.get("state", {}).get(ADMIN_STATE) is True
 
 
+def _http_caller() -> tuple[str, str]:
+    """The refused HTTP caller's principal and address, for the audit trail."""
+    try:
+        request = get_http_request()
+    except RuntimeError:
+        return "local", ""
+    state = request.scope.get("state", {})
+    client = f"{request.client.host}:{request.client.port}" if request.client else ""
+    return str(state.get("principal", "anonymous")), client
+
+
 class AdminRule:
     """The rule with its one-line refusal, which names what the caller needs and where the
     local admin token is."""
 
-    def __init__(self, *, token_file: Path, admin_scope: str | None) -> None:
+    def __init__(
+        self, *, token_file: Path, admin_scope: str | None, audit: AuditSink | None = None
+    ) -> None:
         self.token_file = token_file
         self.admin_scope = admin_scope
+        self.audit = audit
 
-    def require(self, what: str) -> None:
-        """Raise AuthRejected unless the caller may administer; `what` says what was
-        asked ("gateway_reload is an admin tool")."""
-        if not caller_may_administer():
-            raise AuthRejected(self.refusal(what))
+    def require(self, what: str, *, tool: str = "") -> None:
+        """Raise AuthRejected (and audit the refusal) unless the caller may administer;
+        `what` says what was asked ("gateway_reload is an admin tool")."""
+        if caller_may_administer():
+            return
+        if self.audit is not None:
+            principal, client = _http_caller()
+            self.audit.record(
+                AuditEvent("reject", "http", "admin_required", principal, client=client, tool=tool)
+            )
+        raise AuthRejected(self.refusal(what))
 
     def refusal(self, what: str) -> str:
         jwt = f", a JWT with the '{self.admin_scope}' scope" if self.admin_scope else ""
@@ -105,6 +126,6 @@ class RefuseAdminCalls(Middleware):
         call_next: CallNext[mt.CallToolRequestParams, ToolResult],
     ) -> ToolResult:
         name = context.message.name
-        if not caller_may_administer() and name in await self._admin.names():
-            raise AuthRejected(self._rule.refusal(f"{name} is an admin tool"))
+        if name in await self._admin.names():
+            self._rule.require(f"{name} is an admin tool", tool=name)
         return await call_next(context)

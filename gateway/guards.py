@@ -75,7 +75,9 @@ def build_guards(
     admin_tools = AdminTools(server)
     server.add_transform(HideAdminTools(admin_tools))  # before the catalog's: search too
     admin = AdminRule(
-        token_file=admin_token_path(settings.data_dir), admin_scope=settings.auth_admin_scope
+        token_file=admin_token_path(settings.data_dir),
+        admin_scope=settings.auth_admin_scope,
+        audit=audit,
     )
     stdio = stdio_decision(
         settings.auth_stdio_require_token,

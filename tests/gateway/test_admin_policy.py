@@ -126,7 +126,9 @@ async def test_without_an_admin_credential_admin_tools_are_unlisted_and_refused_
             assert "SERVICE_AUTH_TOKEN" in err
             assert str(tmp_path / "elsewhere" / "admin-token") in err
             assert "Traceback" not in err
-    assert token not in stderr.read_text()
+    logged = stderr.read_text()
+    assert token not in logged
+    assert '"reason": "admin_required"' in logged  # each refusal is an audit event
 
 
 async def test_the_catalog_meta_tools_neither_reveal_nor_call_admin_tools_without_the_token(
