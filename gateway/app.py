@@ -216,6 +216,7 @@ def build_gateway(
         node_registry=store is not None,  # the node_* tools exist only with the store
         rows=event_rows,
         audit=guards.audit,  # breaker resets/opens by event are admin actions
+        require_admin=guards.admin.require,
     )
     native_namespaces.update(family_namespaces(families))
     if pool is None or not settings.lazy_upstreams:  # lazy: checked at the first listing

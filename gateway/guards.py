@@ -10,8 +10,16 @@ from dataclasses import dataclass
 
 from fastmcp.server.middleware import Middleware
 from prometheus_client.core import Metric
+from pydantic import SecretStr
 from starlette.middleware import Middleware as StarletteMiddleware
 
+from archon_gateway.gateway.admin_policy import (
+    AdminRule,
+    AdminTools,
+    HideAdminTools,
+    RefuseAdminCalls,
+)
+from archon_gateway.gateway.auth.admin_token import admin_token_path, ensure_admin_token
 from archon_gateway.gateway.auth.audit import AuditEvent, AuditSink, LogAuditSink
 from archon_gateway.gateway.auth.decisions import Authenticator, jwt_verifier, stdio_decision
 from archon_gateway.gateway.auth.http_guard import HttpAuthMiddleware
@@ -31,6 +39,7 @@ class Guards:
     breakers: BreakerRegistry
     audit: AuditSink
     middleware: list[Middleware]
+    admin: AdminRule  # who may administer over HTTP (admin tools, gateway-admin events)
 
 
 def build_guards(
@@ -60,7 +69,16 @@ def build_guards(
         lambda: server.open_http_sessions()
     )
 
-    server.http_middleware.append(_http_auth(settings, audit, metrics))
+    # The local admin token exists from the first HTTP start on (the CLI reads it).
+    admin_token = ensure_admin_token(settings.data_dir) if settings.serves_http else None
+    server.http_middleware.append(_http_auth(settings, audit, metrics, admin_token))
+    admin_tools = AdminTools(server)
+    server.add_transform(HideAdminTools(admin_tools))  # before the catalog's: search too
+    admin = AdminRule(
+        token_file=admin_token_path(settings.data_dir),
+        admin_scope=settings.auth_admin_scope,
+        audit=audit,
+    )
     stdio = stdio_decision(
         settings.auth_stdio_require_token,
         settings.auth_stdio_token,
@@ -77,12 +95,20 @@ def build_guards(
     return Guards(
         breakers=breakers,
         audit=audit,
-        middleware=[StdioAuthMiddleware(stdio, audit), BreakerMiddleware(lookup)],
+        middleware=[
+            StdioAuthMiddleware(stdio, audit),
+            RefuseAdminCalls(admin_tools, admin),
+            BreakerMiddleware(lookup),
+        ],
+        admin=admin,
     )
 
 
 def _http_auth(
-    settings: Settings, audit: AuditSink, metrics: GatewayMetrics
+    settings: Settings,
+    audit: AuditSink,
+    metrics: GatewayMetrics,
+    admin_token: SecretStr | None,
 ) -> StarletteMiddleware:
     """The ASGI guard in front of every HTTP route, configured from the auth settings."""
     authenticator = Authenticator(
@@ -98,6 +124,8 @@ def _http_auth(
         also_accepted=settings.service_auth_extra_tokens,
         profile_tokens=settings.service_tokens,
         profile_claim=settings.auth_jwt_profile_claim,
+        admin_token=admin_token,
+        admin_scope=settings.auth_admin_scope,
     )
     return StarletteMiddleware(
         HttpAuthMiddleware,
