@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from archon_gateway.gateway.core import sdk_compat
 from tests.import_root import refuse_bare_folder_imports
 from tests.support import refusing_port
 
@@ -52,13 +51,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(autouse=True)
-def sse_streams_allowed() -> None:
-    """sse-starlette's stop flag is process-global and a gateway served and stopped in this
-    process sets it: later in-process apps would answer every SSE response empty."""
-    sdk_compat.allow_sse_streams()
 
 
 @pytest.fixture(autouse=True)
