@@ -26,6 +26,10 @@ from fastmcp.tools import Tool
 
 from archon_gateway.core.health import Probe
 
+# The tag that declares a native tool an admin tool: over HTTP only an admin credential may
+# list or call it (the one rule, enforced in gateway/admin_policy.py).
+ADMIN_TAG = "admin"
+
 
 @dataclass(frozen=True)
 class HealthProbe:

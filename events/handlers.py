@@ -164,6 +164,9 @@ def node_registry(call: ToolCaller) -> Handler:
     )
 
 
+ADMIN_SERVICE = "gateway-admin"  # its events are admin actions (events_publish checks)
+
+
 def gateway_admin(
     call: ToolCaller,
     breakers: BreakerRegistry,
@@ -222,7 +225,7 @@ def gateway_admin(
     }
     if upstreams:
         routes["gateway.upstream.restart.requested"] = restart
-    return Handler("gateway_admin", "gateway-admin", routes)
+    return Handler("gateway_admin", ADMIN_SERVICE, routes)
 
 
 def default_handlers(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastmcp import FastMCP
@@ -17,7 +18,7 @@ from archon_gateway.events.envelope import (
     json_depth,
     new_envelope,
 )
-from archon_gateway.events.handlers import HandlerRegistry
+from archon_gateway.events.handlers import ADMIN_SERVICE, HandlerRegistry
 from archon_gateway.events.lifecycle import Publisher
 from archon_gateway.events.topics import Topics
 
@@ -38,7 +39,11 @@ def add_publish_tool(
     *,
     source: str,
     max_event_bytes: int,
+    require_admin: Callable[[str], None],
 ) -> None:
+    """`require_admin(what)` raises unless the caller may administer: a gateway-admin event
+    (breaker reset/open, upstream restart) is an admin action whoever sends it."""
+
     @server.tool(
         name=PUBLISH_TOOL,
         annotations=ToolAnnotations(
@@ -73,6 +78,8 @@ def add_publish_tool(
         the same correlation_id); a gateway.* type goes to the lifecycle topic."""
         with tool_errors():
             handler = registry.for_type(event_type)
+            if handler is not None and handler.service == ADMIN_SERVICE:
+                require_admin(f"'{event_type}' is an admin event")
             if handler is not None:
                 topic = topics.request(handler.service)
             elif event_type.startswith("gateway."):

@@ -175,6 +175,7 @@ def build_gateway(
         node_registry=store is not None,  # the node_* tools exist only with the store
         rows=event_rows,
         audit=guards.audit,  # breaker resets/opens by event are admin actions
+        require_admin=guards.admin.require,
     )
     native_namespaces.update(family_namespaces(families))
     if pool is None or not settings.lazy_upstreams:  # lazy: checked at the first listing
@@ -214,6 +215,7 @@ def _call_path(
         errors=TranslateErrors(),
         metrics=CountCalls(metrics),
         stdio_auth=guards.stdio_auth,
+        admin=guards.admin_calls,
         breakers=guards.breaker_guard,
         admission=Admission(settings.tool_concurrency),
         time_limit=TimeLimit(time_limits.limit_for),

@@ -11,7 +11,8 @@ Why this order:
 - errors: gateway and lookup errors become one line, after metrics saw the raw outcome.
 - metrics, session_log, upstream_log: count what the caller saw (busy refusals and
   timeouts included).
-- stdio_auth: inside metrics, so refused calls count as `rejected`.
+- stdio_auth, admin: inside metrics, so refused calls count as `rejected`; admin tools
+  over HTTP need an admin credential (gateway/admin_policy.py).
 - breakers: outside the time limit, so timeouts count as failures.
 - admission: inside metrics (busy refusals are counted) and outside the time limit.
 - time_limit: innermost, it measures only the tool itself.
@@ -32,6 +33,7 @@ from fastmcp.server.dependencies import get_http_request
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import ToolResult
 
+from archon_gateway.gateway.admin_policy import AdminCalls
 from archon_gateway.gateway.call_context import CallContext, Next, Step
 from archon_gateway.gateway.call_steps.admission import Admission
 from archon_gateway.gateway.call_steps.breaker_guard import BreakerGuard
@@ -51,6 +53,7 @@ LAYERS: tuple[str, ...] = (
     "session_log",
     "upstream_log",
     "stdio_auth",
+    "admin",
     "breakers",
     "admission",
     "time_limit",
@@ -67,6 +70,7 @@ class CallSteps:
     session_log: SessionLog | None = None
     upstream_log: ConnectionLog | None = None
     stdio_auth: StdioAuth | None = None
+    admin: AdminCalls | None = None
     breakers: BreakerGuard | None = None
     admission: Admission | None = None
     time_limit: TimeLimit | None = None

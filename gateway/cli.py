@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, NoReturn
 
 from cyclopts import App, CycloptsError, Parameter
 
-from archon_gateway.core.errors import GatewayError, SettingsInvalid
+from archon_gateway.core.errors import AuthRejected, GatewayError, SettingsInvalid
 from archon_gateway.core.version import __version__
 from archon_gateway.gateway.db_cli import db_app
 from archon_gateway.gateway.settings import (
@@ -191,13 +191,16 @@ def restart_upstream(
     from archon_gateway.gateway.remote_control import restart_upstream as restart
 
     target = url or _gateway_url(settings)
+    credential = _admin_credential(settings, target)
 
     async def bounded() -> dict[str, Any]:
         with anyio.fail_after(timeout):
-            return await restart(target, name, service_token=_service_token(settings))
+            return await restart(target, name, service_token=credential)
 
     try:
         info = anyio.run(bounded)
+    except AuthRejected:
+        _fail(_admin_refused(settings, target), 2)
     except GatewayError as exc:
         _fail(str(exc), 1)
     except TimeoutError:
@@ -231,13 +234,16 @@ def reload(
     from archon_gateway.gateway.remote_control import reload_config
 
     target = url or _gateway_url(settings)
+    credential = _admin_credential(settings, target)
 
     async def bounded() -> dict[str, Any]:
         with anyio.fail_after(timeout):
-            return await reload_config(target, service_token=_service_token(settings))
+            return await reload_config(target, service_token=credential)
 
     try:
         report = anyio.run(bounded)
+    except AuthRejected:
+        _fail(_admin_refused(settings, target), 2)
     except GatewayError as exc:
         _fail(str(exc), 1)
     except TimeoutError:
@@ -364,13 +370,16 @@ def list_upstreams(
     if not isinstance(found, Configuration):
         _fail("; ".join(found), 2)
     target = url or _gateway_url(settings)
+    credential = _admin_credential(settings, target)
 
     async def bounded() -> dict[str, Any]:
         with anyio.fail_after(timeout):
-            return await upstream_states(target, service_token=_service_token(settings))
+            return await upstream_states(target, service_token=credential)
 
     try:
         live: dict[str, Any] | None = anyio.run(bounded)
+    except AuthRejected:
+        _fail(_admin_refused(settings, target), 2)
     except (GatewayError, TimeoutError):
         live = None
     rows = []
@@ -593,9 +602,48 @@ def _gateway_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}{settings.http_path}"
 
 
-def _service_token(settings: Settings) -> str | None:
-    token = settings.service_auth_token
-    return token.get_secret_value() if token else None
+def _admin_credential(settings: Settings, target: str) -> str | None:
+    """What the CLI sends a running gateway: the service token when one is set, else the
+    local admin token the gateway wrote into the data dir (the same user's CLI needs no
+    set-up), only to a gateway on this machine; None when there is neither."""
+    from archon_gateway.gateway.auth.admin_token import admin_token_path, read_admin_token
+
+    if settings.service_auth_token is not None:
+        return settings.service_auth_token.get_secret_value()
+    if not _is_loopback(target):
+        return None
+    try:
+        token = read_admin_token(admin_token_path(settings.data_dir))
+    except SettingsInvalid as exc:
+        _fail(str(exc), 2)
+    return token.get_secret_value() if token is not None else None
+
+
+def _is_loopback(url: str) -> bool:
+    """Whether `url` points at this machine (the local admin token never leaves it)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _admin_refused(settings: Settings, target: str) -> str:
+    """One line when the gateway refuses the CLI: what it needs and where the token is."""
+    from archon_gateway.gateway.auth.admin_token import admin_token_path
+
+    path = admin_token_path(settings.data_dir)
+    found = "" if path.exists() else ", not found"
+    return (
+        f"the gateway at {target} refused this admin command: set SERVICE_AUTH_TOKEN to its "
+        f"service token, or run as the user whose gateway wrote the admin token file "
+        f"{path}{found} (same ARCHON_DATA_DIR)"
+    )
 
 
 def _default_config_file() -> Path:

@@ -5,7 +5,7 @@ events, the `events_publish` tool and the `events` health component."""
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -83,9 +83,11 @@ class GatewayEvents:
         node_registry: bool = False,
         rows: EventRows | None = None,
         audit: AuditSink | None = None,
+        require_admin: Callable[[str], None],
     ) -> None:
         """`node_registry`: the node_* tools are served (the store is on), so node events
-        are handled; `rows`: the store's per-interval event_metrics rows."""
+        are handled; `rows`: the store's per-interval event_metrics rows; `require_admin`
+        raises unless the caller may publish gateway-admin events."""
         settings = self._settings
         registry = default_handlers(
             MiddlewareToolCaller(server, settings.tool_concurrency),
@@ -128,6 +130,7 @@ class GatewayEvents:
             self.topics,
             source=self.source,
             max_event_bytes=settings.kafka_max_event_bytes,
+            require_admin=require_admin,
         )
         server.add_lifetime(self.running)
 

@@ -1,4 +1,6 @@
-"""Admin tools about the gateway itself (native, so they prove the whole path end to end)."""
+"""`gateway_info`, about the gateway itself (native, so it proves the whole path end to end).
+Open to every caller the auth mode admits: it is not one of the admin tools
+(gateway/admin_policy.py)."""
 
 from __future__ import annotations
 

@@ -9,11 +9,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from prometheus_client.core import Metric
+from pydantic import SecretStr
 from starlette.middleware import Middleware as StarletteMiddleware
 
 from archon_gateway.core.audit import AuditEvent, AuditSink, LogAuditSink
 from archon_gateway.core.circuit_breaker import STATES, BreakerRegistry
 from archon_gateway.core.health import ComponentRegistry, ComponentStatus
+from archon_gateway.gateway.admin_policy import AdminCalls, AdminRule, AdminTools, HideAdminTools
+from archon_gateway.gateway.auth.admin_token import admin_token_path, ensure_admin_token
 from archon_gateway.gateway.auth.decisions import Authenticator, jwt_verifier, stdio_decision
 from archon_gateway.gateway.auth.http_guard import HttpAuthMiddleware
 from archon_gateway.gateway.call_steps.breaker_guard import BreakerGuard, upstream_breakers
@@ -31,7 +34,9 @@ class Guards:
     audit: AuditSink
     http_auth: StarletteMiddleware  # the ASGI guard in front of every HTTP route
     stdio_auth: StdioAuth  # call-pipeline steps
+    admin_calls: AdminCalls
     breaker_guard: BreakerGuard
+    admin: AdminRule  # who may administer over HTTP (admin tools, gateway-admin events)
 
 
 def build_guards(
@@ -60,6 +65,16 @@ def build_guards(
     metrics.active_sessions.labels(transport="http").set_function(
         lambda: server.front.open_http_sessions()
     )
+
+    # The local admin token exists from the first HTTP start on (the CLI reads it).
+    admin_token = ensure_admin_token(settings.data_dir) if settings.serves_http else None
+    admin_tools = AdminTools(server)
+    server.add_transform(HideAdminTools(admin_tools))  # before the catalog's: search too
+    admin = AdminRule(
+        token_file=admin_token_path(settings.data_dir),
+        admin_scope=settings.auth_admin_scope,
+        audit=audit,
+    )
     stdio = stdio_decision(
         settings.auth_stdio_require_token,
         settings.auth_stdio_token,
@@ -76,14 +91,19 @@ def build_guards(
     return Guards(
         breakers=breakers,
         audit=audit,
-        http_auth=_http_auth(settings, audit, metrics),
+        http_auth=_http_auth(settings, audit, metrics, admin_token),
         stdio_auth=StdioAuth(stdio, audit),
+        admin_calls=AdminCalls(admin_tools, admin),
         breaker_guard=BreakerGuard(lookup),
+        admin=admin,
     )
 
 
 def _http_auth(
-    settings: Settings, audit: AuditSink, metrics: GatewayMetrics
+    settings: Settings,
+    audit: AuditSink,
+    metrics: GatewayMetrics,
+    admin_token: SecretStr | None,
 ) -> StarletteMiddleware:
     """The ASGI guard in front of every HTTP route, configured from the auth settings."""
     authenticator = Authenticator(
@@ -99,6 +119,8 @@ def _http_auth(
         also_accepted=settings.service_auth_extra_tokens,
         profile_tokens=settings.service_tokens,
         profile_claim=settings.auth_jwt_profile_claim,
+        admin_token=admin_token,
+        admin_scope=settings.auth_admin_scope,
     )
     return StarletteMiddleware(
         HttpAuthMiddleware,

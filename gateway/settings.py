@@ -336,6 +336,12 @@ class Settings(BaseSettings):
     auth_jwt_profile_claim: str | None = Field(
         None, description="JWT claim naming the profile a user is bound to"
     )
+    auth_admin_scope: str | None = Field(
+        "archon:admin",
+        min_length=1,
+        max_length=200,
+        description="JWT scope that lets a user call admin tools over HTTP (unset: none does)",
+    )
     breakers_enabled: bool = Field(True, description="circuit breakers on upstreams/backends")
     breaker_fail_max: int = Field(5, ge=1, description="consecutive failures that open one")
     breaker_reset_timeout: float = Field(30.0, gt=0, description="seconds open before a trial")

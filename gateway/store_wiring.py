@@ -7,12 +7,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from fastmcp.server.dependencies import get_http_request
 from prometheus_client import Counter
 
 from archon_gateway.core.audit import AuditEvent, AuditSink
 from archon_gateway.core.circuit_breaker import BreakerState, CircuitBreaker
-from archon_gateway.core.errors import AuthRejected, NotFound
+from archon_gateway.core.errors import NotFound
 from archon_gateway.core.health import ComponentRegistry, ComponentStatus
 from archon_gateway.core.tool_family import ToolFamily
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics
@@ -103,7 +102,7 @@ def store_families(store: Store, settings: Settings, patterns: PatternTools) -> 
     return [
         NodeRegistryTools(store, heartbeat_timeout=settings.node_heartbeat_timeout),
         lineage,
-        AuditTools(store, require_service_on_http),
+        AuditTools(store),
     ]
 
 
@@ -118,19 +117,6 @@ async def pattern_exists(patterns: PatternTools, pattern_id: str) -> bool:
     except NotFound:
         return False
     return True
-
-
-def require_service_on_http(tool: str) -> None:
-    """Admin tools: over HTTP only the service principal (X-Service-Auth) may call them; a
-    stdio client is the local user who launched the gateway."""
-    try:
-        request = get_http_request()
-    except RuntimeError:
-        return
-    if getattr(request.state, "principal", None) != "service":
-        raise AuthRejected(
-            f"{tool} is an admin tool: over HTTP it needs the service token (X-Service-Auth)"
-        )
 
 
 def webhook_actions(pool: UpstreamPool | None, audit: AuditSink) -> dict[str, Action]:

@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from archon_gateway.core.audit import AuditSink, record_admin_action
 from archon_gateway.core.errors import tool_errors
 from archon_gateway.core.health import ComponentRegistry, ComponentStatus
+from archon_gateway.core.tool_family import ADMIN_TAG
 from archon_gateway.gateway.gateway_metrics import GatewayMetrics, state_gauge
 from archon_gateway.upstreams.pool import UpstreamPool
 from archon_gateway.upstreams.state import UpstreamInfo, UpstreamState
@@ -74,6 +75,7 @@ def add_upstream_admin_tools(
 
     @server.tool(
         name=RESTART_TOOL,
+        tags={ADMIN_TAG},
         annotations=ToolAnnotations(
             title="Restart an upstream",
             read_only_hint=False,

@@ -17,7 +17,7 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from archon_gateway.core.errors import NotFound, tool_errors
-from archon_gateway.core.tool_family import HealthProbe, ToolFamily
+from archon_gateway.core.tool_family import ADMIN_TAG, HealthProbe, ToolFamily
 from archon_gateway.store.models import (
     AuditPage,
     Lineage,
@@ -34,7 +34,6 @@ from archon_gateway.store.models import (
 from archon_gateway.store.service import Store
 
 PatternExists = Callable[[str], Awaitable[bool]]
-Authorize = Callable[[str], None]
 
 NodeId = Annotated[str, Field(min_length=1, max_length=64, description="from node_register")]
 PatternId = Annotated[str, Field(min_length=1, max_length=200, description="a pattern's id")]
@@ -54,8 +53,8 @@ def _annotations(
     )
 
 
-def _tool(method: Callable[..., Any], annotations: ToolAnnotations) -> Tool:
-    return Tool.from_function(method, annotations=annotations)
+def _tool(method: Callable[..., Any], annotations: ToolAnnotations, *, admin: bool = False) -> Tool:
+    return Tool.from_function(method, annotations=annotations, tags={ADMIN_TAG} if admin else None)
 
 
 class NodeRegistryTools(ToolFamily):
@@ -274,17 +273,24 @@ class LineageTools(ToolFamily):
 
 
 class AuditTools(ToolFamily):
-    """audit_query and session_list: admin tools; `authorize(tool)` raises when the caller
-    may not use them (on HTTP only the service principal may)."""
+    """audit_query and session_list: admin tools (tagged so; the front door's admin policy
+    decides who may list and call them)."""
 
-    def __init__(self, store: Store, authorize: Authorize) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self.authorize = authorize
 
     def tools(self) -> Sequence[Tool]:
         return [
-            _tool(self.audit_query, _annotations("Query the audit trail", read_only=True)),
-            _tool(self.session_list, _annotations("List client sessions", read_only=True)),
+            _tool(
+                self.audit_query,
+                _annotations("Query the audit trail", read_only=True),
+                admin=True,
+            ),
+            _tool(
+                self.session_list,
+                _annotations("List client sessions", read_only=True),
+                admin=True,
+            ),
         ]
 
     def health_probes(self) -> Sequence[HealthProbe]:
@@ -304,7 +310,6 @@ class AuditTools(ToolFamily):
         from archon_gateway.store import trail
 
         with tool_errors():
-            self.authorize("audit_query")
             rows = await trail.audit_rows(
                 await self.store.engine(),
                 since=since,
@@ -323,6 +328,5 @@ class AuditTools(ToolFamily):
         from archon_gateway.store import trail
 
         with tool_errors():
-            self.authorize("session_list")
             rows = await trail.session_rows(await self.store.engine(), active=active, limit=limit)
             return SessionPage(sessions=rows, count=len(rows))

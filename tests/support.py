@@ -85,6 +85,13 @@ async def running_http_gateway(
         yield process, url, stderr
 
 
+def admin_headers(env: dict[str, str]) -> dict[str, str]:
+    """X-Service-Auth with the local admin token a gateway started with `env` wrote into
+    its data dir (written before it listens): admin tools over HTTP need it."""
+    token = (Path(env["ARCHON_DATA_DIR"]) / "admin-token").read_text().strip()
+    return {"X-Service-Auth": token}
+
+
 INITIALIZE = {
     "protocolVersion": "2025-06-18",
     "capabilities": {},

@@ -8,6 +8,10 @@ HTTP: a pure ASGI middleware in front of every route decides before any MCP or t
 - else 401 with `WWW-Authenticate` naming what is accepted.
 `auth_mode` decides what is required: none (everything open), service (service token
 only), service_or_user (service token or a valid JWT).
+The local admin token (`admin_token`, `<data_dir>/admin-token`) is accepted in every mode,
+as X-Service-Auth or Bearer. The guard records on the request whether the caller is an
+admin (service token, admin token, or a JWT with the admin scope) for the admin-tool policy
+(`gateway/admin_policy.py`).
 
 Open routes: `/health` and `/health/ready` always answer (liveness/readiness probes); their
 component details and `/metrics` can be protected. `X-Health-Check-Bypass: true` opens

@@ -20,6 +20,9 @@ class Decision:
     principal: str = "anonymous"
     # The catalog profile this principal is bound to (a profile's token, a JWT claim).
     profile: str | None = None
+    # May call admin tools over HTTP: the service token, the local admin token, or a JWT
+    # with the admin scope (a profile-bound token never: it is a narrowed client).
+    admin: bool = False
 
 
 class TokenVerifier(Protocol):
@@ -73,13 +76,19 @@ class Authenticator:
         *,
         profile_tokens: Mapping[str, SecretStr] | None = None,
         profile_claim: str | None = None,
+        admin_token: SecretStr | None = None,
+        admin_scope: str | None = None,
     ) -> None:
         """`also_accepted`: further service tokens accepted too (a rotation's old or new
         token, so rotating needs no downtime). `profile_tokens` are service tokens bound to
         a profile (profile -> token); `profile_claim` names the JWT claim that binds a user
-        to a profile."""
+        to a profile. `admin_token` (the local one, gateway/auth/admin_token.py) is accepted
+        as X-Service-Auth or Bearer whatever the mode; a JWT carrying `admin_scope` is an
+        admin."""
         self._profile_tokens = dict(profile_tokens or {})
         self._profile_claim = profile_claim
+        self._admin_token = admin_token
+        self._admin_scope = admin_scope
         if mode == "service" and service_token is None and not self._profile_tokens:
             raise ValueError("auth mode 'service' needs a service token")
         if mode == "service_or_user" and verifier is None:
@@ -103,9 +112,12 @@ class Authenticator:
     async def decide(self, service: list[bytes], authorization: list[bytes]) -> Decision:
         if len(service) > 1 or len(authorization) > 1:
             return Decision(False, "repeated_credentials")
+        admin = self._admin_token_given(service, authorization)
+        if admin is not None:
+            return admin
         if service:
             if any_token_matches(service[0], self._service_tokens):
-                return Decision(True, "service_token", "service")
+                return Decision(True, "service_token", "service", admin=True)
             # Every bound token is compared, so timing does not tell which one matched.
             matched = [
                 profile
@@ -125,10 +137,28 @@ class Authenticator:
                 return Decision(False, "invalid_bearer_token")
             user = f"user:{access.claims.get('sub', '?')}"
             bound = access.claims.get(self._profile_claim) if self._profile_claim else None
-            return Decision(True, "user_jwt", user, str(bound) if bound is not None else None)
+            is_admin = self._admin_scope is not None and self._admin_scope in access.scopes
+            profile = str(bound) if bound is not None else None
+            return Decision(True, "user_jwt", user, profile, admin=is_admin)
         if authorization:
             return Decision(False, "unsupported_authorization")
         return Decision(False, "missing_credentials")
+
+    def _admin_token_given(
+        self, service: list[bytes], authorization: list[bytes]
+    ) -> Decision | None:
+        """The local admin token as X-Service-Auth or as a Bearer token; both headers are
+        compared (constant time), so timing does not tell which one carried it."""
+        if self._admin_token is None:
+            return None
+        bearer = _bearer(authorization[0]) if authorization else None
+        matches = [tokens_match(given, self._admin_token) for given in (*service, bearer)]
+        return Decision(True, "admin_token", "admin", admin=True) if any(matches) else None
+
+
+def _bearer(header: bytes) -> str | None:
+    scheme, _, token = header.decode("latin-1").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 def stdio_decision(

@@ -17,6 +17,7 @@ METRICS_PATH = "/metrics"
 # Webhooks carry their own HMAC signature (gateway/webhooks.py), not the service token.
 HOOKS_PREFIX = "/hooks/"
 BOUND_PROFILE = "archon_bound_profile"  # request state: the profile a principal is bound to
+ADMIN_STATE = "archon_admin"  # request state: True when the caller may call admin tools
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -36,7 +37,8 @@ _MESSAGES = {
 
 class HttpAuthMiddleware:
     """Pure ASGI (streams pass through untouched). Marks the request with
-    `scope["state"]["authenticated"]` so health routes can decide what details to show."""
+    `scope["state"]["authenticated"]` so health routes can decide what details to show, its
+    principal, and `ADMIN_STATE` for the admin-tool policy (gateway/admin_policy.py)."""
 
     def __init__(
         self,
@@ -61,11 +63,15 @@ class HttpAuthMiddleware:
             return
         path: str = scope.get("path", "")
         state = scope.setdefault("state", {})
-        if not self.authenticator.required or path.startswith(HOOKS_PREFIX):
+        state[ADMIN_STATE] = False
+        if path.startswith(HOOKS_PREFIX):
             state["authenticated"] = not self.authenticator.required
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
+        if not self.authenticator.required:
+            await self._open(scope, receive, send, headers)
+            return
         open_route = path in HEALTH_PATHS or (path == METRICS_PATH and not self.protect_metrics)
         probe_route = path in HEALTH_PATHS or path == METRICS_PATH
         bypass = self.allow_bypass and probe_route and _truthy(headers.get(BYPASS_HEADER))
@@ -92,6 +98,7 @@ class HttpAuthMiddleware:
         )
         state["authenticated"] = decision.accepted
         state["principal"] = decision.principal if decision.accepted else "anonymous"
+        state[ADMIN_STATE] = decision.accepted and decision.admin
         if decision.accepted and decision.profile is not None:
             state[BOUND_PROFILE] = decision.profile
         if decision.accepted or open_route:
@@ -100,6 +107,32 @@ class HttpAuthMiddleware:
         if self.on_reject is not None:
             self.on_reject(decision.reason)
         await _unauthorized(send, decision.reason, self.authenticator.challenge(decision.reason))
+
+    async def _open(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, list[bytes]]
+    ) -> None:
+        """No credentials required: everyone passes, and a caller presenting the admin
+        token becomes the admin (audited); any other credential is ignored, as before."""
+        state = scope["state"]
+        state["authenticated"] = True
+        if headers.get(SERVICE_HEADER) or headers.get("authorization"):
+            decision = await self.authenticator.decide(
+                headers.get(SERVICE_HEADER, []), headers.get("authorization", [])
+            )
+            if decision.accepted and decision.admin:
+                state["principal"] = decision.principal
+                state[ADMIN_STATE] = True
+                self.audit.record(
+                    AuditEvent(
+                        "accept",
+                        "http",
+                        decision.reason,
+                        decision.principal,
+                        path=scope.get("path", ""),
+                        client=_client(scope),
+                    )
+                )
+        await self.app(scope, receive, send)
 
 
 def _headers(scope: Scope) -> dict[str, list[bytes]]:

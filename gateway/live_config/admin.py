@@ -6,6 +6,7 @@ from fastmcp import FastMCP
 from mcp_types import ToolAnnotations
 
 from archon_gateway.core.errors import tool_errors
+from archon_gateway.core.tool_family import ADMIN_TAG
 from archon_gateway.gateway.live_config.reloader import ConfigReloader, ReloadReport
 from archon_gateway.gateway.upstream_admin import request_principal, request_transport
 
@@ -15,6 +16,7 @@ RELOAD_TOOL = "gateway_reload"
 def add_reload_tool(server: FastMCP, reloader: ConfigReloader) -> None:
     @server.tool(
         name=RELOAD_TOOL,
+        tags={ADMIN_TAG},
         annotations=ToolAnnotations(
             title="Reload the configuration",
             read_only_hint=False,

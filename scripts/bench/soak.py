@@ -20,6 +20,7 @@ from pathlib import Path
 
 import anyio
 from fastmcp import Client
+from fastmcp.client.transports import StreamableHttpTransport
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -75,7 +76,10 @@ async def main() -> int:
                             errors[error_kind(text)] += 1
 
             async def restarter() -> None:
-                async with Client(url, timeout=120) as admin:
+                # An admin tool: over HTTP it needs the admin token the gateway wrote.
+                token = (Path(tmp) / "data" / "admin-token").read_text().strip()
+                transport = StreamableHttpTransport(url, headers={"X-Service-Auth": token})
+                async with Client(transport, timeout=120) as admin:
                     while time.monotonic() + args.restart_every < end:
                         await anyio.sleep(args.restart_every)
                         await admin.call_tool("gateway_restart_upstream", {"name": "chaos"})

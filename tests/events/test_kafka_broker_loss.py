@@ -120,7 +120,17 @@ async def test_publishing_while_the_broker_is_down_fails_at_once_saying_kafka_is
 
             own_broker.start()
             await wait_until(lambda: under.events.connected, within=30)
-            await under.events.publish(topic, None, b"{}")  # served again
+
+            async def served_again() -> bool:
+                # The first send after a restart may still meet the broker's old state
+                # (an UnknownError while it reloads): served again within the bound.
+                try:
+                    await under.events.publish(topic, None, b"{}")
+                except BrokerUnavailable:
+                    return False
+                return True
+
+            await wait_until(served_again, within=30)
     assert str(unacknowledged.value).startswith("Kafka is not connected (")
     assert "no acknowledgement within 2 s" in str(unacknowledged.value)
     assert str(refused.value).startswith("Kafka is not connected (")

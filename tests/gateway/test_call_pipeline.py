@@ -40,6 +40,7 @@ def test_the_gateway_runs_every_layer_in_the_order_the_pipeline_module_declares(
         "CountCalls",
         "SessionLog",
         "StdioAuth",
+        "AdminCalls",
         "BreakerGuard",
         "Admission",
         "TimeLimit",

@@ -41,10 +41,6 @@ async def known_pattern(pattern_id: str) -> bool:
     return pattern_id in PATTERNS
 
 
-def allow(_tool: str) -> None:
-    return None
-
-
 @asynccontextmanager
 async def store_client(url: str, clock: Clock | None = None) -> AsyncIterator[Client[Any]]:
     store = Store(url, linger=0.01)
@@ -54,7 +50,7 @@ async def store_client(url: str, clock: Clock | None = None) -> AsyncIterator[Cl
     families = [
         NodeRegistryTools(store, heartbeat_timeout=30, clock=clock or time.time),
         LineageTools(store, known_pattern),
-        AuditTools(store, allow),
+        AuditTools(store),
     ]
     add_tool_families(server, ComponentRegistry(), families)
     with anyio.fail_after(60):

@@ -16,7 +16,7 @@ import mcp_types as mt
 import pytest
 from fastmcp import Client
 from fastmcp.client.messages import MessageHandler
-from fastmcp.client.transports import StdioTransport
+from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 from mcp import Client as SdkClient
 from mcp.shared.subscriptions import ToolsListChanged
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,7 +24,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from archon_gateway.gateway.app import build_gateway
 from archon_gateway.gateway.live_config.configuration import ConfigSource
 from archon_gateway.gateway.settings import load_settings
-from tests.support import gateway_command, running_http_gateway, wait_for_text, wait_until
+from tests.support import (
+    admin_headers,
+    gateway_command,
+    running_http_gateway,
+    wait_for_text,
+    wait_until,
+)
 from tests.upstreams.conftest import TOOLBOX, WriteManifest
 from tests.upstreams.test_remote_upstreams import remote_server
 
@@ -192,7 +198,8 @@ async def test_twenty_rapid_writes_make_one_reload(
     write_manifest("tb")
     async with (
         running_http_gateway(gateway_env, tmp_path) as (_, url, _stderr),
-        Client(url) as client,
+        # gateway_reload is an admin tool: over HTTP it needs the local admin token.
+        Client(StreamableHttpTransport(url, headers=admin_headers(gateway_env))) as client,
     ):
         base = url.removesuffix("/mcp")
         with anyio.fail_after(60):

@@ -18,12 +18,13 @@ import mcp_types as mt
 import pytest
 from fastmcp import Client
 from fastmcp.client.messages import MessageHandler
-from fastmcp.client.transports import StdioTransport
+from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 from mcp import Client as SdkClient
 from mcp.shared.subscriptions import ToolsListChanged
 
 from tests.support import (
     RawStdioPeer,
+    admin_headers,
     gateway_command,
     running_gateway,
     running_http_gateway,
@@ -42,9 +43,12 @@ FAST_RESTARTS = {
 
 @asynccontextmanager
 async def http_gateway(env: dict[str, str], cwd: Path) -> AsyncIterator[tuple[Client[Any], str]]:
-    """A gateway process over HTTP, a connected client, and the gateway's base URL."""
-    async with running_http_gateway(env, cwd) as (_, url, _stderr), Client(url) as client:
-        yield client, url.removesuffix("/mcp")
+    """A gateway process over HTTP, a client connected with the local admin token (it
+    restarts upstreams), and the gateway's base URL."""
+    async with running_http_gateway(env, cwd) as (_, url, _stderr):
+        transport = StreamableHttpTransport(url, headers=admin_headers(env))
+        async with Client(transport) as client:
+            yield client, url.removesuffix("/mcp")
 
 
 async def upstream_health(base: str, name: str) -> dict[str, Any]:
@@ -140,7 +144,8 @@ async def test_hidden_while_down_when_the_catalog_should_not_keep_them(
         # to the clients connected then: this client connects after that announcement, so
         # each notification it gets is news.
         await wait_for_text(stderr, r"tools changed: told \d+ client session")
-        async with Client(url, message_handler=changes, mode="legacy") as client:
+        admin = StreamableHttpTransport(url, headers=admin_headers(env))
+        async with Client(admin, message_handler=changes, mode="legacy") as client:
             with anyio.fail_after(30):
                 assert "faulty_echo" in {tool.name for tool in await client.list_tools()}
                 before = changes.count
