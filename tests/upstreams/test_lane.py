@@ -365,6 +365,9 @@ async def test_over_http_the_lane_answers_json_streams_progress_and_keeps_profil
                     progress.append((done, total))
 
                 async with Client(url, mode="legacy", progress_handler=on_progress) as client:
+                    # A round trip first: the session is known to the gateway (its
+                    # `initialized` notification handled) before the calls that must take the lane.
+                    await client.ping()
                     slow = await client.call_tool("toolbox_slow", {"steps": 2, "delay": 0.01})
                     echoed = await client.call_tool("toolbox_echo", {"text": "legacy"})
                 assert slow.data == "done after 2 steps"

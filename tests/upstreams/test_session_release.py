@@ -76,4 +76,7 @@ async def test_a_session_closed_at_the_cap_no_longer_holds_its_subscription(
                 gc.collect()
                 return remember.held[0]() is None
 
-            await wait_until(first_connection_released, within=10)
+            # The closed session's server task ends on its own schedule (the SDK's), and
+            # only then lets go of the connection: under a full suite's load that has taken
+            # longer than 10 s, so the poll waits up to 30.
+            await wait_until(first_connection_released, within=30)
