@@ -15,7 +15,7 @@ from archon_gateway.core.errors import GatewayError
 from archon_gateway.gateway.app import build_gateway
 from archon_gateway.gateway.serve_loop import bind_listener, http_url, serve
 from archon_gateway.gateway.settings import Settings
-from tests.support import INITIALIZE, wait_until
+from tests.support import INITIALIZE
 
 pytestmark = pytest.mark.anyio
 
@@ -134,33 +134,12 @@ async def test_after_serve_stops_an_app_in_the_same_process_still_streams_its_an
     import httpx
 
     from archon_gateway.gateway.http import build_http_app
+    from archon_gateway.gateway.serve_loop import HttpLimits
+    from tests.gateway.test_listener_bounds import serving
 
-    server = build_gateway(Settings(transport="http", data_dir=tmp_path / "first"))
-    listener = bind_listener("127.0.0.1", 0)
-    stop = anyio.Event()
     with anyio.fail_after(60):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(
-                lambda: serve(
-                    server,
-                    stdio=False,
-                    listener=listener,
-                    shutdown_grace=0.2,
-                    stop=stop,
-                    handle_signals=False,
-                )
-            )
-            async with httpx.AsyncClient(timeout=10) as web:
-                url = http_url(listener, "/health")
-
-                async def healthy() -> bool:
-                    try:
-                        return (await web.get(url)).status_code == 200
-                    except httpx.TransportError:
-                        return False
-
-                await wait_until(healthy)
-            stop.set()
+        async with serving(tmp_path / "first", HttpLimits()):
+            pass  # served over real HTTP, then stopped
 
         later = build_http_app(
             build_gateway(Settings(transport="http", data_dir=tmp_path / "later")), "/mcp"
