@@ -29,6 +29,9 @@ from archon_gateway.core.health import Probe
 # The tag that declares a native tool an admin tool: over HTTP only an admin credential may
 # list or call it (the one rule, enforced in gateway/admin_policy.py).
 ADMIN_TAG = "admin"
+# How a refused admin call begins after the tool's name ("gateway_reload is an admin tool:
+# ..."); the CLI recognises the refusal by it.
+ADMIN_TOOL_REFUSED = "is an admin tool"
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from fastmcp.tools import Tool
 
 from archon_gateway.core.audit import AuditEvent, AuditSink
 from archon_gateway.core.errors import AuthRejected
-from archon_gateway.core.tool_family import ADMIN_TAG
+from archon_gateway.core.tool_family import ADMIN_TAG, ADMIN_TOOL_REFUSED
 from archon_gateway.gateway.auth.http_guard import ADMIN_STATE
 from archon_gateway.gateway.call_context import CallContext, Next
 
@@ -122,5 +122,5 @@ class AdminCalls:
 
     async def __call__(self, call: CallContext, call_next: Next) -> Any:
         if call.tool in await self._admin.names():
-            self._rule.require(f"{call.tool} is an admin tool", tool=call.tool)
+            self._rule.require(f"{call.tool} {ADMIN_TOOL_REFUSED}", tool=call.tool)
         return await call_next(call)

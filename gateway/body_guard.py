@@ -11,13 +11,13 @@ the app unchanged.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from archon_gateway.core.bounded_json import JsonRejected, parse_json
 from archon_gateway.core.line_framing import OversizedLine
+from archon_gateway.gateway.asgi_replies import send_jsonrpc_error, under
 
 PARSE_ERROR = -32700
 PARSED_BODY = "archon.parsed_body"  # scope key under which the parsed body travels on
@@ -33,10 +33,7 @@ class JsonBodyGuard:
     def _guards(self, scope: Scope) -> bool:
         if scope["type"] != "http" or scope["method"] != "POST":
             return False
-        path: str = scope["path"]
-        return not self.paths or any(
-            path == p or path.startswith(p.rstrip("/") + "/") for p in self.paths
-        )
+        return not self.paths or under(scope["path"], self.paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._guards(scope):
@@ -44,7 +41,9 @@ class JsonBodyGuard:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await _answer(send, 413, INVALID_REQUEST, self._too_large(f"{declared} bytes"))
+            await send_jsonrpc_error(
+                send, 413, INVALID_REQUEST, self._too_large(f"{declared} bytes")
+            )
             return
         body = bytearray()
         more = True
@@ -57,18 +56,18 @@ class JsonBodyGuard:
             if len(body) > self.max_bytes:
                 # The rest is not read: its size is unknown.
                 size = f"{len(body)} bytes so far" if more else f"{len(body)} bytes"
-                await _answer(send, 413, INVALID_REQUEST, self._too_large(size))
+                await send_jsonrpc_error(send, 413, INVALID_REQUEST, self._too_large(size))
                 return
         try:
             # "message", as on stdio: the same input gets the same error on both doors.
             document = parse_json(bytes(body), max_bytes=self.max_bytes, what="message")
         except JsonRejected as exc:
             request_id = OversizedLine(body).request_id()
-            await _answer(send, 400, PARSE_ERROR, f"Parse error: {exc}", request_id)
+            await send_jsonrpc_error(send, 400, PARSE_ERROR, f"Parse error: {exc}", request_id)
             return
         if not _usable_ids(document):
             text = "Invalid Request: id must be a string or an integer"
-            await _answer(send, 400, INVALID_REQUEST, text)
+            await send_jsonrpc_error(send, 400, INVALID_REQUEST, text)
             return
         # Layers inside (the lane) read the parsed document instead of parsing it again.
         scope = {**scope, PARSED_BODY: document}
@@ -111,21 +110,3 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
-
-
-async def _answer(
-    send: Send, status: int, code: int, text: str, request_id: str | int | None = None
-) -> None:
-    payload = {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": text}}
-    data = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(data)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": data})

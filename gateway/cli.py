@@ -621,16 +621,11 @@ def _admin_credential(settings: Settings, target: str) -> str | None:
 
 def _is_loopback(url: str) -> bool:
     """Whether `url` points at this machine (the local admin token never leaves it)."""
-    import ipaddress
     from urllib.parse import urlsplit
 
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    from archon_gateway.gateway.host_guard import is_loopback
+
+    return is_loopback(urlsplit(url).hostname or "")
 
 
 def _admin_refused(settings: Settings, target: str) -> str:

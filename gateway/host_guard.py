@@ -15,12 +15,12 @@ none). Loopback names and the bound address, with the bound port, are always all
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 from archon_gateway.core.errors import SettingsInvalid
+from archon_gateway.gateway.asgi_replies import send_json
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -140,7 +140,8 @@ class HostGuard:
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
         else:
-            await _refuse(send, *refusal)
+            status, reason, message = refusal
+            await send_json(send, status, {"error": message, "reason": reason})
 
 
 def _unspecified(address: str) -> bool:
@@ -188,18 +189,3 @@ def _refused(header: str, value: str, kind: str) -> str:
     setting = f"allowed_{kind}"
     where = f"{setting} (ARCHON_{setting.upper()})"
     return f"{header} {shown!r} is not one of the allowed {kind}; add it to {where} if it is yours"
-
-
-async def _refuse(send: Send, status: int, reason: str, message: str) -> None:
-    body = json.dumps({"error": message, "reason": reason}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

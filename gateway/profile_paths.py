@@ -9,10 +9,10 @@ nothing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection
 
 from archon_gateway.catalog.view import PROFILE_STATE
+from archon_gateway.gateway.asgi_replies import send_json
 from archon_gateway.gateway.auth.http_guard import BOUND_PROFILE, ASGIApp, Receive, Scope, Send
 
 
@@ -69,15 +69,4 @@ class ProfilePathMiddleware:
 
 
 async def _answer(send: Send, status: int, error: str) -> None:
-    body = json.dumps({"error": error}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, status, {"error": error})

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from archon_gateway.core.errors import AuthRejected, Refused, UpstreamUnavailable
+from archon_gateway.core.tool_family import ADMIN_TOOL_REFUSED
 from archon_gateway.gateway.live_config.admin import RELOAD_TOOL
 from archon_gateway.gateway.upstream_admin import RESTART_TOOL
 
 INFO_TOOL = "gateway_info"
-# How the gateway's admin policy begins its refusal (gateway/admin_policy.py).
-ADMIN_REFUSAL = "is an admin tool:"
 
 
 async def call_gateway_tool(
@@ -37,7 +36,7 @@ async def call_gateway_tool(
         raise UpstreamUnavailable(f"cannot reach the gateway at {url}: {exc}") from exc
     if result.is_error:
         said = " ".join(getattr(part, "text", "") for part in result.content)
-        if ADMIN_REFUSAL in said:
+        if f"{ADMIN_TOOL_REFUSED}:" in said:
             raise AuthRejected(said)
         raise Refused(said or f"{tool} failed")
     return dict(result.structured_content or {})

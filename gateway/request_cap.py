@@ -7,9 +7,9 @@ stream is bounded by the session cap instead (one per session)."""
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from archon_gateway.gateway.asgi_replies import send_jsonrpc_error, under
 
 SERVER_BUSY = -32000  # JSON-RPC implementation-defined server error
 
@@ -24,8 +24,7 @@ class McpRequestCap:
     def _counts(self, scope: Scope) -> bool:
         if scope["type"] != "http" or scope["method"] not in ("POST", "DELETE"):
             return False
-        path: str = scope["path"]
-        return any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.paths)
+        return under(scope["path"], self.paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._counts(scope):
@@ -47,17 +46,4 @@ class McpRequestCap:
 
 async def answer_busy(send: Send, request_id: object, text: str) -> None:
     """503 with a JSON-RPC error saying `text` (one line naming the limit)."""
-    payload = {"jsonrpc": "2.0", "id": request_id, "error": {"code": SERVER_BUSY, "message": text}}
-    data = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(data)).encode()),
-                (b"retry-after", b"1"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": data})
+    await send_jsonrpc_error(send, 503, SERVER_BUSY, text, request_id, [(b"retry-after", b"1")])

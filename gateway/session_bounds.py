@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from archon_gateway.core.sdk_compat import HttpSessionRegistry
+from archon_gateway.gateway.asgi_replies import under
 from archon_gateway.gateway.body_guard import PARSED_BODY
 from archon_gateway.gateway.request_cap import answer_busy
 from archon_gateway.gateway.session_activity import SessionActivity
@@ -51,7 +52,7 @@ class SessionBounds:
         self._admitting = anyio.Lock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _under(scope["path"], self._paths):
+        if scope["type"] != "http" or not under(scope["path"], self._paths):
             await self.app(scope, receive, send)
             return
         session_id = _header(scope, SESSION_HEADER)
@@ -165,10 +166,6 @@ def bound_sessions(
     )
     where = [i for i, m in enumerate(app.user_middleware) if m.cls is after]
     app.user_middleware.insert(where[0] + 1 if where else len(app.user_middleware), layer)
-
-
-def _under(path: str, paths: tuple[str, ...]) -> bool:
-    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in paths)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

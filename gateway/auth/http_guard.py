@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from archon_gateway.core.audit import AuditEvent, AuditSink
+from archon_gateway.gateway.asgi_replies import send_json
 from archon_gateway.gateway.auth.decisions import Authenticator, Decision
 
 SERVICE_HEADER = "x-service-auth"
@@ -154,16 +154,5 @@ def _client(scope: Scope) -> str:
 
 
 async def _unauthorized(send: Send, reason: str, challenge: str) -> None:
-    body = json.dumps({"error": _MESSAGES.get(reason, "unauthorized"), "reason": reason}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", challenge.encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    payload = {"error": _MESSAGES.get(reason, "unauthorized"), "reason": reason}
+    await send_json(send, 401, payload, [(b"www-authenticate", challenge.encode())])
