@@ -253,3 +253,42 @@ def load_script(path: Path) -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
     return module
+
+
+@asynccontextmanager
+async def served_over_http(server: Any, limits: Any = None) -> AsyncIterator[str]:
+    """`server` (a built gateway) served in process over real HTTP on 127.0.0.1, port 0
+    (the real one is chosen at bind), with `limits` (serve_loop.HttpLimits); yields its base
+    URL once /health answers, and stops it on exit."""
+    import httpx
+
+    from archon_gateway.gateway.serve_loop import bind_listener, http_url, serve
+
+    listener = bind_listener("127.0.0.1", 0)
+    base = http_url(listener, "")
+    stop = anyio.Event()
+
+    async def healthy(web: httpx.AsyncClient) -> bool:
+        try:
+            return (await web.get(base + "/health")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(
+            lambda: serve(
+                server,
+                stdio=False,
+                listener=listener,
+                shutdown_grace=0.2,
+                handle_signals=False,
+                stop=stop,
+                http_limits=limits,
+            )
+        )
+        try:
+            async with httpx.AsyncClient(timeout=10, trust_env=False) as web:
+                await wait_until(lambda: healthy(web), within=20)
+            yield base
+        finally:
+            stop.set()

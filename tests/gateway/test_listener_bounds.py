@@ -16,9 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from archon_gateway.gateway.app import build_gateway
 from archon_gateway.gateway.mcp_server import GatewayServer
-from archon_gateway.gateway.serve_loop import HttpLimits, bind_listener, http_url, serve
+from archon_gateway.gateway.serve_loop import HttpLimits
 from archon_gateway.gateway.settings import Settings
-from tests.support import INITIALIZE, wait_until
+from tests.support import INITIALIZE, served_over_http, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -32,34 +32,8 @@ async def serving(
 ) -> AsyncIterator[str]:
     """The gateway on a free port with `limits`; yields its base URL."""
     server = server or build_gateway(Settings(transport="http", data_dir=tmp_path))
-    listener = bind_listener("127.0.0.1", 0)
-    base = http_url(listener, "")
-    stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(
-            lambda: serve(
-                server,
-                stdio=False,
-                listener=listener,
-                shutdown_grace=0.2,
-                handle_signals=False,
-                stop=stop,
-                http_limits=limits,
-            )
-        )
-        async with httpx.AsyncClient(timeout=10) as web:
-            await wait_until(lambda: _answers(web, base), within=20)
-        try:
-            yield base
-        finally:
-            stop.set()
-
-
-async def _answers(web: httpx.AsyncClient, base: str) -> bool:
-    try:
-        return (await web.get(base + "/health")).status_code == 200
-    except httpx.TransportError:
-        return False
+    async with served_over_http(server, limits) as base:
+        yield base
 
 
 def closed_by_peer(sock: socket.socket) -> bool:

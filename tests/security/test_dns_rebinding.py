@@ -21,9 +21,8 @@ import pytest
 from archon_gateway.core.errors import SettingsInvalid
 from archon_gateway.gateway.app import build_gateway
 from archon_gateway.gateway.host_guard import HostRules, host_policy
-from archon_gateway.gateway.serve_loop import bind_listener, serve
 from archon_gateway.gateway.settings import Settings, load_settings
-from tests.support import gateway_command
+from tests.support import gateway_command, served_over_http
 
 pytestmark = pytest.mark.anyio
 
@@ -45,28 +44,11 @@ MCP_HEADERS = {"content-type": "application/json", "accept": "application/json, 
 async def serving(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, int]]:
     """The gateway served over HTTP on 127.0.0.1, port 0 (the real one is chosen at bind);
     yields a client for it and that port."""
-    server = build_gateway(settings)
-    listener = bind_listener("127.0.0.1", 0)
-    port: int = listener.getsockname()[1]
-    stop = anyio.Event()
     with anyio.fail_after(30):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(
-                lambda: serve(
-                    server,
-                    stdio=False,
-                    listener=listener,
-                    shutdown_grace=0.2,
-                    handle_signals=False,
-                    stop=stop,
-                )
-            )
-            try:
-                base = f"http://127.0.0.1:{port}"
-                async with httpx.AsyncClient(base_url=base, trust_env=False) as web:
-                    yield web, port
-            finally:
-                stop.set()
+        async with served_over_http(build_gateway(settings)) as base:
+            port = int(base.rsplit(":", 1)[1])
+            async with httpx.AsyncClient(base_url=base, trust_env=False) as web:
+                yield web, port
 
 
 async def initialize(web: httpx.AsyncClient, **headers: str) -> httpx.Response:
