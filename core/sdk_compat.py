@@ -327,14 +327,13 @@ def http_session_counter(app: Starlette) -> Callable[[], int]:
     # Why: neither package counts sessions publicly. fastmcp's MCP endpoint keeps the SDK's
     # StreamableHTTPSessionManager as an undocumented `session_manager` (set when the app
     # starts), and the manager keeps its sessions in the private `_server_instances`.
+    return HttpSessionRegistry(app).__len__
+
+
+def _mcp_endpoints(app: Starlette) -> list[Any]:
+    """The app's MCP endpoints: those carrying fastmcp's `session_manager` attribute."""
     endpoints = [getattr(route, "endpoint", None) for route in app.routes]
-    mcp_apps = [e for e in endpoints if hasattr(e, "session_manager")]
-
-    def count() -> int:
-        manager = getattr(mcp_apps[0], "session_manager", None) if mcp_apps else None
-        return len(getattr(manager, "_server_instances", ())) if manager is not None else 0
-
-    return count
+    return [e for e in endpoints if hasattr(e, "session_manager")]
 
 
 class HttpSessionRegistry:
@@ -346,8 +345,7 @@ class HttpSessionRegistry:
     # the manager's private `_server_instances`, and closing one so that its id answers
     # 404 at once is the manager's private `_discard_session` (forget, then terminate).
     def __init__(self, app: Starlette) -> None:
-        endpoints = [getattr(route, "endpoint", None) for route in app.routes]
-        self._endpoints = [e for e in endpoints if hasattr(e, "session_manager")]
+        self._endpoints = _mcp_endpoints(app)
 
     def _manager(self) -> Any:
         return getattr(self._endpoints[0], "session_manager", None) if self._endpoints else None
@@ -393,8 +391,7 @@ def lift_http_body_limit(app: Starlette, max_bytes: int) -> None:
     # without passing its `max_request_body_size`; the manager has already wrapped its
     # handler in a RequestBodyLimitMiddleware (its `asgi_app`, undocumented) whose
     # `max_body_size` is read on every request, so it is raised once the lifespan built it.
-    endpoints: list[Any] = [getattr(route, "endpoint", None) for route in app.routes]
-    mcp_apps = [e for e in endpoints if hasattr(e, "session_manager")]
+    mcp_apps = _mcp_endpoints(app)
     enter = app.router.lifespan_context
 
     @asynccontextmanager
